@@ -1,0 +1,86 @@
+#pragma once
+
+#include <cstddef>      // std::byte
+#include <cstdint>      // fixed-width integers
+#include <span>         // std::span
+#include <string_view>  // std::string_view
+
+#include "procpool/ring_writer.hpp"
+
+namespace procpool {
+
+// Frames are the messages of the runtime, one per ring record: a fixed 24-byte header followed by
+// the payload. docs/protocol.md describes every type, who sends it and what its payload holds.
+inline constexpr std::uint8_t kWireVersion = 1;
+
+enum class FrameType : std::uint8_t {
+  kReady = 1,      // worker -> supervisor: handlers registered; payload = handler names
+  kTask = 2,       // supervisor -> worker: run handler `handler_id` on the payload
+  kResult = 3,     // worker -> supervisor: task `task_id` succeeded; payload = result
+  kError = 4,      // worker -> supervisor: task `task_id` failed; payload = ErrorCode + message
+  kCancel = 5,     // supervisor -> worker: stop task `task_id` if it is queued or running
+  kHeartbeat = 6,  // either way: liveness when idle; no payload
+  kShutdown = 7,   // supervisor -> worker: finish the current task, then exit 0
+};
+inline constexpr std::uint8_t kMaxFrameType = 7;
+
+// Flag bits. Unknown bits are a protocol error: a newer peer must bump kWireVersion instead.
+enum FrameFlag : std::uint16_t {
+  kFramePayloadInArena = 1U << 0,  // payload is an ArenaRef, the bytes live in an arena slot
+};
+inline constexpr std::uint16_t kKnownFrameFlags = kFramePayloadInArena;
+
+// Error classes a worker can report in a kError frame (first 4 bytes of its payload).
+enum class WorkerErrorCode : std::uint32_t {
+  kHandlerFailed = 1,    // the handler threw; message = what()
+  kUnknownHandler = 2,   // no handler with that id
+  kCancelled = 3,        // stopped on a kCancel frame
+  kPayloadTooLarge = 4,  // the result does not fit the ring or the arena
+};
+
+struct FrameHeader {
+  std::uint8_t version = kWireVersion;
+  FrameType type = FrameType::kHeartbeat;
+  std::uint16_t flags = 0;
+  std::uint32_t handler_id = 0;  // kTask: index into the worker's kReady handler list
+  std::uint64_t task_id = 0;     // kTask/kResult/kError/kCancel: the supervisor's task id
+  std::uint32_t payload_size = 0;
+  std::uint32_t attempt = 0;  // kTask: 1-based dispatch attempt of this task
+};
+static_assert(sizeof(FrameHeader) == 24, "FrameHeader is part of the wire format");
+
+// A payload that lives in an arena slot instead of the ring (large payloads move without copies
+// through the ring; the supervisor tracks which side owns each slot).
+struct ArenaRef {
+  std::uint32_t slot;
+  std::uint32_t reserved;
+  std::uint64_t size;
+};
+static_assert(sizeof(ArenaRef) == 16, "ArenaRef is part of the wire format");
+
+enum class DecodeStatus : std::uint8_t {
+  kOk,
+  kTooShort,        // record shorter than a frame header
+  kBadVersion,      // version != kWireVersion
+  kBadType,         // type outside 1..kMaxFrameType
+  kBadFlags,        // unknown flag bits
+  kLengthMismatch,  // payload_size disagrees with the record's length
+};
+
+std::string_view to_string(DecodeStatus status) noexcept;
+
+// Decodes one ring record. Copies the header out of shared memory once, validates it, and points
+// `payload` at the bytes after it (still shared memory: copy before parsing).
+DecodeStatus decode_frame(std::span<const std::byte> record, FrameHeader& header,
+                          std::span<const std::byte>& payload) noexcept;
+
+// Writes one frame as one record (not yet published). `header.payload_size` is set from
+// `payload`. Returns the ring's status: kTooLarge if header + payload exceed the ring's maximum.
+WriteStatus write_frame(RingWriter& writer, FrameHeader header,
+                        std::span<const std::byte> payload) noexcept;
+
+inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
+  return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+}  // namespace procpool

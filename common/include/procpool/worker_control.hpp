@@ -1,0 +1,41 @@
+#pragma once
+
+#include <atomic>   // std::atomic
+#include <cstddef>  // offsetof
+#include <cstdint>  // std::uint32_t, std::uint64_t
+
+#include "procpool/cache_line.hpp"
+
+namespace procpool {
+
+// A worker's life as it reports it in its control block. Advisory: the supervisor decides what a
+// worker is from its own records and the process's exit, and uses this only as a hint.
+enum class WorkerState : std::uint32_t {
+  kStarting = 0,  // mapped the segment, registering handlers
+  kReady = 1,     // serving tasks
+  kStopping = 2,  // told to stop (SIGTERM or a shutdown frame), finishing its current task
+  kStopped = 3,   // about to exit normally
+};
+
+// The worker's control block in its segment: health the supervisor watches by PID without a
+// message round trip, and the few flags the supervisor raises for the worker.
+//
+// Every field the worker writes is untrusted: the supervisor loads each once, range-checks it, and
+// never lets a value drive a memory access (DESIGN-RULES 17).
+struct WorkerControl {
+  // Cache line 0 — written by the worker only.
+  alignas(kCacheLineSize) std::atomic<std::uint32_t> state{0};  // a WorkerState value
+  std::atomic<std::uint32_t> pid{0};                            // getpid() as the worker sees it
+  std::atomic<std::uint64_t> heartbeat_ms{0};  // CLOCK_MONOTONIC milliseconds, per interval
+  std::atomic<std::uint64_t> tasks_done{0};    // tasks answered with a result
+  std::atomic<std::uint64_t> tasks_failed{0};  // tasks answered with an error
+  // Cache line 1 — written by the supervisor only.
+  alignas(kCacheLineSize) std::atomic<std::uint32_t> stop_requested{0};  // 1: finish and exit
+  std::atomic<std::uint32_t> cancel_generation{0};  // bumped when a cancel frame is queued
+};
+
+static_assert(sizeof(WorkerControl) == 2 * kCacheLineSize, "WorkerControl is segment layout");
+static_assert(offsetof(WorkerControl, stop_requested) == kCacheLineSize,
+              "worker- and supervisor-written fields must not share a cache line");
+
+}  // namespace procpool

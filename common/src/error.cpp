@@ -1,0 +1,11 @@
+#include "procpool/error.hpp"
+
+#include <cstring>  // std::strerror
+
+namespace procpool {
+
+void throw_errno(int error, std::string_view what) {
+  throw Error(std::string(what) + ": " + std::strerror(error));
+}
+
+}  // namespace procpool
