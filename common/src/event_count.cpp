@@ -17,11 +17,13 @@ WaitResult EventCount::wait(Key key, std::chrono::nanoseconds timeout) noexcept 
       result = WaitResult::kTimedOut;
       break;
     }
-    if (detail::futex_wait(&epoch_, key, left) == detail::FutexResult::kTimedOut) {
+    const detail::FutexResult woke = detail::futex_wait(&epoch_, key, left);
+    if (woke == detail::FutexResult::kTimedOut) {
       result = epoch_.load(std::memory_order_acquire) == key ? WaitResult::kTimedOut
                                                              : WaitResult::kReady;
       break;
     }
+    if (woke == detail::FutexResult::kInterrupted) break;  // let the caller see its signal
   }
   waiters_.fetch_sub(1, std::memory_order_relaxed);
   return result;

@@ -39,6 +39,65 @@ DecodeStatus decode_frame(std::span<const std::byte> record, FrameHeader& header
   return DecodeStatus::kOk;
 }
 
+std::string encode_handler_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    const auto length = static_cast<std::uint32_t>(name.size());
+    out.append(reinterpret_cast<const char*>(&length), sizeof length);
+    out.append(name);
+  }
+  return out;
+}
+
+bool decode_handler_names(std::span<const std::byte> payload, std::vector<std::string>& names) {
+  names.clear();
+  while (!payload.empty()) {
+    std::uint32_t length = 0;
+    if (payload.size() < sizeof length) return false;
+    std::memcpy(&length, payload.data(), sizeof length);
+    payload = payload.subspan(sizeof length);
+    if (length == 0 || length > kMaxHandlerName || length > payload.size()) return false;
+    if (names.size() == kMaxHandlers) return false;
+    names.emplace_back(reinterpret_cast<const char*>(payload.data()), length);
+    payload = payload.subspan(length);
+  }
+  return true;
+}
+
+std::string encode_init(std::uint64_t max_payload, std::string_view worker_data) {
+  std::string out(reinterpret_cast<const char*>(&max_payload), sizeof max_payload);
+  out.append(worker_data);
+  return out;
+}
+
+bool decode_init(std::span<const std::byte> payload, std::uint64_t& max_payload,
+                 std::string_view& worker_data) {
+  if (payload.size() < sizeof max_payload) return false;
+  std::memcpy(&max_payload, payload.data(), sizeof max_payload);
+  worker_data =
+      std::string_view(reinterpret_cast<const char*>(payload.data()) + 8, payload.size() - 8);
+  return true;
+}
+
+std::string encode_error(WorkerErrorCode code, std::string_view message) {
+  const auto raw = static_cast<std::uint32_t>(code);
+  std::string out(reinterpret_cast<const char*>(&raw), sizeof raw);
+  out.append(message);
+  return out;
+}
+
+bool decode_error(std::span<const std::byte> payload, WorkerErrorCode& code,
+                  std::string_view& message) {
+  std::uint32_t raw = 0;
+  if (payload.size() < sizeof raw) return false;
+  std::memcpy(&raw, payload.data(), sizeof raw);
+  if (raw == 0 || raw > kMaxWorkerErrorCode) return false;
+  code = static_cast<WorkerErrorCode>(raw);
+  message = std::string_view(reinterpret_cast<const char*>(payload.data()) + sizeof raw,
+                             payload.size() - sizeof raw);
+  return true;
+}
+
 WriteStatus write_frame(RingWriter& writer, FrameHeader header,
                         std::span<const std::byte> payload) noexcept {
   if (payload.size() > writer.max_payload() - sizeof(FrameHeader)) return WriteStatus::kTooLarge;

@@ -26,9 +26,9 @@ using test::LocalRing;
 constexpr std::size_t kRingCapacity = 4096;
 constexpr std::size_t kHeaderSize = sizeof(FrameHeader);
 
-constexpr FrameType kAllTypes[] = {FrameType::kReady,   FrameType::kTask,   FrameType::kResult,
-                                   FrameType::kError,   FrameType::kCancel, FrameType::kHeartbeat,
-                                   FrameType::kShutdown};
+constexpr FrameType kAllTypes[] = {FrameType::kReady,    FrameType::kTask,   FrameType::kResult,
+                                   FrameType::kError,    FrameType::kCancel, FrameType::kHeartbeat,
+                                   FrameType::kShutdown, FrameType::kInit};
 static_assert(std::size(kAllTypes) == kMaxFrameType, "a new frame type needs a round-trip test");
 
 std::vector<std::byte> pattern(std::size_t size, std::uint8_t seed) {
@@ -101,7 +101,7 @@ TEST(WireFormat, EveryFrameTypeRoundTripsThroughARingWithHeaderAndPayload) {
     SCOPED_TRACE(testing::Message() << "frame type " << int{n});
     FrameHeader sent;
     sent.type = type;
-    sent.flags = n % 2 == 0 ? kFramePayloadInArena : 0;
+    sent.flags = n % 2 == 0 ? kFrameMore : 0;
     sent.handler_id = 0xA000'0000U + n;
     sent.task_id = 0x1122'3344'5566'7700ULL + n;
     sent.attempt = 3U * n;
@@ -268,8 +268,8 @@ TEST(WireFormat, DecodeRejectsOtherWireVersions) {
   }
 }
 
-TEST(WireFormat, DecodeRejectsFrameTypesOutsideOneToSeven) {
-  for (const int type : {0, 8, 9, 128, 255}) {
+TEST(WireFormat, DecodeRejectsFrameTypesOutsideOneToEight) {
+  for (const int type : {0, 9, 10, 128, 255}) {
     FrameHeader header = valid_header(4);
     header.type = static_cast<FrameType>(type);
     EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadType) << type;
@@ -286,7 +286,7 @@ TEST(WireFormat, DecodeRejectsEveryUnknownFlagBit) {
     EXPECT_EQ(decode(record_with(header, 4)), expected) << "bit " << bit;
   }
   FrameHeader header = valid_header(4);
-  header.flags = kFramePayloadInArena | 0x8000;  // a known bit does not excuse an unknown one
+  header.flags = kFrameMore | 0x8000;  // a known bit does not excuse an unknown one
   EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadFlags);
 }
 
@@ -391,6 +391,43 @@ TEST(WireFormat, RandomRecordsDecodeSafelyAndOnlyValidOnesAreAccepted) {
   }
   // With half the fields forced valid, about 1 in 16 full-length records should decode.
   EXPECT_GT(accepted, kRecords / 100);
+}
+
+TEST(WireFormat, HandlerNamesRoundTrip) {
+  const std::vector<std::string> names = {"fib", "main", std::string(kMaxHandlerName, 'n')};
+  const std::string payload = encode_handler_names(names);
+  std::vector<std::string> decoded;
+  ASSERT_TRUE(decode_handler_names(as_bytes(payload), decoded));
+  EXPECT_EQ(decoded, names);
+  ASSERT_TRUE(decode_handler_names({}, decoded));
+  EXPECT_TRUE(decoded.empty());
+}
+
+TEST(WireFormat, MalformedHandlerNamesAreRejected) {
+  std::vector<std::string> decoded;
+  const std::string good = encode_handler_names({"abc"});
+  // Truncated length, truncated name, zero-length name, over-long name.
+  EXPECT_FALSE(decode_handler_names(as_bytes(std::string_view(good).substr(0, 2)), decoded));
+  EXPECT_FALSE(decode_handler_names(as_bytes(std::string_view(good).substr(0, 5)), decoded));
+  EXPECT_FALSE(decode_handler_names(as_bytes(encode_handler_names({""})), decoded));
+  EXPECT_FALSE(decode_handler_names(
+      as_bytes(encode_handler_names({std::string(kMaxHandlerName + 1, 'x')})), decoded));
+  std::string huge_length(4, '\xff');
+  EXPECT_FALSE(decode_handler_names(as_bytes(huge_length), decoded));
+}
+
+TEST(WireFormat, ErrorPayloadRoundTripsAndRejectsUnknownCodes) {
+  const std::string payload = encode_error(WorkerErrorCode::kHandlerFailed, "boom");
+  WorkerErrorCode code{};
+  std::string_view message;
+  ASSERT_TRUE(decode_error(as_bytes(payload), code, message));
+  EXPECT_EQ(code, WorkerErrorCode::kHandlerFailed);
+  EXPECT_EQ(message, "boom");
+  EXPECT_FALSE(decode_error(as_bytes(std::string_view("ab")), code, message));
+  EXPECT_FALSE(
+      decode_error(as_bytes(encode_error(static_cast<WorkerErrorCode>(99), "x")), code, message));
+  EXPECT_FALSE(
+      decode_error(as_bytes(encode_error(static_cast<WorkerErrorCode>(0), "x")), code, message));
 }
 
 }  // namespace

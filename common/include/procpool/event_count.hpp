@@ -51,18 +51,23 @@ class EventCount {
 
   void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
 
-  // Sleeps until notify() moves the epoch past `key`, or `timeout` elapses. Removes the waiter
-  // announced by prepare_wait() in every case. Spurious returns are possible: re-check.
+  // Sleeps until notify() moves the epoch past `key`, a signal handler runs, or `timeout`
+  // elapses. Removes the waiter announced by prepare_wait() in every case. Spurious returns are
+  // possible (kReady after a signal, so a stop flag set by a handler is seen): re-check.
   WaitResult wait(Key key, std::chrono::nanoseconds timeout) noexcept;
 
   // Wakes every waiter if there is one. Costs one fence and one load when nobody sleeps.
-  void notify() noexcept {
+  // Returns true if a waiter was announced: a peer that waits through another channel (the
+  // supervisor sleeps in epoll, not on the futex) must then be signalled there too.
+  bool notify() noexcept {
     // SYNC POINT: orders the caller's publishing store before our read of waiters_; pairs with
     // the fence in prepare_wait().
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (waiters_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
       wake_all();
+      return true;
     }
+    return false;
   }
 
   // The number of announced waiters (for tests and diagnostics).

@@ -83,14 +83,29 @@ class RingReader {
   }
 
   // Hands every record read so far back to the producer, and wakes it if it waits for room.
-  // Views returned by try_read() are invalid afterwards.
-  void release() noexcept {
-    if (read_ == released_) return;
+  // Views returned by try_read() are invalid afterwards. Returns true if the producer had
+  // announced that it waits for room (see EventCount::notify).
+  bool release() noexcept {
+    if (read_ == released_) return false;
     // SYNC POINT: the release store orders our reads of the records before the producer's
     // reuse of their bytes; pairs with the producer's acquire load of read_pos.
     ring_->read_pos.store(read_, std::memory_order_release);
     released_ = read_;
-    ring_->writable.notify();
+    return ring_->writable.notify();
+  }
+
+  // The position after the last record read: pass it to release_to() to hand back everything
+  // up to and including that record while keeping later ones.
+  std::uint64_t position() const noexcept { return read_; }
+
+  // Hands back the bytes below `position` (a value position() returned, not below an earlier
+  // release). Records read after that position stay valid. Returns as release() does.
+  bool release_to(std::uint64_t position) noexcept {
+    if (position <= released_ || position > read_) return false;
+    // SYNC POINT: as in release().
+    ring_->read_pos.store(position, std::memory_order_release);
+    released_ = position;
+    return ring_->writable.notify();
   }
 
   // True if try_read() would not return kEmpty (re-reads the producer's position). A corrupt

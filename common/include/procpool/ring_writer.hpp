@@ -105,15 +105,16 @@ class RingWriter {
     return WriteStatus::kOk;
   }
 
-  // Makes every committed record visible to the consumer and wakes it if it sleeps.
-  void publish() noexcept {
-    if (write_ == published_) return;
+  // Makes every committed record visible to the consumer and wakes it if it sleeps. Returns
+  // true if the consumer had announced that it waits (see EventCount::notify).
+  bool publish() noexcept {
+    if (write_ == published_) return false;
     // SYNC POINT: the release store publishes every record byte and header written before it;
     // pairs with the consumer's acquire load of write_pos. A producer killed before this store
     // loses only the records after published_; none is ever half-visible.
     ring_->write_pos.store(write_, std::memory_order_release);
     published_ = write_;
-    ring_->readable.notify();
+    return ring_->readable.notify();
   }
 
   bool has_unpublished() const noexcept { return write_ != published_; }

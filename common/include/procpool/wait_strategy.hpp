@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sched.h>  // sched_yield
+
 #include <chrono>   // std::chrono::steady_clock
 #include <cstdint>  // std::uint32_t
 
@@ -14,6 +16,9 @@ namespace procpool {
 // than that wake cost keeps a busy conversation out of the kernel entirely; a 3 µs spin was
 // measured bimodal (p99 30 µs), 20 µs was not (WORKLOADS.md). Idle means asleep: once the budget
 // is spent the waiter sleeps and costs no CPU.
+// The part of the spin that never yields the CPU.
+inline constexpr std::chrono::nanoseconds kPureSpin = std::chrono::microseconds(5);
+
 struct WaitPolicy {
   static constexpr std::chrono::nanoseconds kDefaultSpin = std::chrono::microseconds(50);
   std::chrono::nanoseconds spin = kDefaultSpin;
@@ -45,11 +50,24 @@ WaitResult wait_until(EventCount& event, Ready&& ready, WaitPolicy policy,
   const auto start = Clock::now();
   const auto deadline = start + timeout;
   const auto spin_until = start + (policy.spin < timeout ? policy.spin : timeout);
+  const auto yield_after = start + kPureSpin;
   // Read the clock only every few iterations: a PAUSE is 10–140 cycles, a clock read ~20 ns.
+  // After the first few microseconds, yield between polls: with more runnable processes than
+  // CPUs (a supervisor and two workers on two cores), a pure spin would take the CPU from the
+  // very process we wait for; with a free CPU, sched_yield returns at once.
+  bool yielding = false;
   for (std::uint32_t i = 1;; ++i) {
     if (ready()) return WaitResult::kReady;
-    cpu_relax();
-    if ((i & 7U) == 0 && Clock::now() >= spin_until) break;
+    if (yielding) {
+      ::sched_yield();
+    } else {
+      cpu_relax();
+    }
+    if ((i & 7U) == 0) {
+      const auto now = Clock::now();
+      if (now >= spin_until) break;
+      yielding = now >= yield_after;
+    }
   }
   for (;;) {
     const EventCount::Key key = event.prepare_wait();

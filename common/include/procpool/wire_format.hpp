@@ -3,7 +3,9 @@
 #include <cstddef>      // std::byte
 #include <cstdint>      // fixed-width integers
 #include <span>         // std::span
+#include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <vector>       // std::vector
 
 #include "procpool/ring_writer.hpp"
 
@@ -18,25 +20,30 @@ enum class FrameType : std::uint8_t {
   kTask = 2,       // supervisor -> worker: run handler `handler_id` on the payload
   kResult = 3,     // worker -> supervisor: task `task_id` succeeded; payload = result
   kError = 4,      // worker -> supervisor: task `task_id` failed; payload = ErrorCode + message
-  kCancel = 5,     // supervisor -> worker: stop task `task_id` if it is queued or running
+  kCancel = 5,     // supervisor -> worker: drop task `task_id` if it has not started
   kHeartbeat = 6,  // either way: liveness when idle; no payload
   kShutdown = 7,   // supervisor -> worker: finish the current task, then exit 0
+  kInit = 8,       // supervisor -> worker, first frame: payload = the pool's worker data
 };
-inline constexpr std::uint8_t kMaxFrameType = 7;
+inline constexpr std::uint8_t kMaxFrameType = 8;
 
 // Flag bits. Unknown bits are a protocol error: a newer peer must bump kWireVersion instead.
 enum FrameFlag : std::uint16_t {
-  kFramePayloadInArena = 1U << 0,  // payload is an ArenaRef, the bytes live in an arena slot
+  // More fragments of this payload follow in the next frames of the same task. A payload larger
+  // than one record travels as consecutive fragments, all with the same type and task id, the
+  // last one without this flag; the receiver appends them in order.
+  kFrameMore = 1U << 0,
 };
-inline constexpr std::uint16_t kKnownFrameFlags = kFramePayloadInArena;
+inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore;
 
 // Error classes a worker can report in a kError frame (first 4 bytes of its payload).
 enum class WorkerErrorCode : std::uint32_t {
   kHandlerFailed = 1,    // the handler threw; message = what()
   kUnknownHandler = 2,   // no handler with that id
   kCancelled = 3,        // stopped on a kCancel frame
-  kPayloadTooLarge = 4,  // the result does not fit the ring or the arena
+  kPayloadTooLarge = 4,  // the result exceeds the pool's maximum payload
 };
+inline constexpr std::uint32_t kMaxWorkerErrorCode = 4;
 
 struct FrameHeader {
   std::uint8_t version = kWireVersion;
@@ -48,15 +55,6 @@ struct FrameHeader {
   std::uint32_t attempt = 0;  // kTask: 1-based dispatch attempt of this task
 };
 static_assert(sizeof(FrameHeader) == 24, "FrameHeader is part of the wire format");
-
-// A payload that lives in an arena slot instead of the ring (large payloads move without copies
-// through the ring; the supervisor tracks which side owns each slot).
-struct ArenaRef {
-  std::uint32_t slot;
-  std::uint32_t reserved;
-  std::uint64_t size;
-};
-static_assert(sizeof(ArenaRef) == 16, "ArenaRef is part of the wire format");
 
 enum class DecodeStatus : std::uint8_t {
   kOk,
@@ -82,5 +80,24 @@ WriteStatus write_frame(RingWriter& writer, FrameHeader header,
 inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
   return std::as_bytes(std::span<const char>(text.data(), text.size()));
 }
+
+// kReady payload: each handler name as u32 length + bytes. Names are at most kMaxHandlerName
+// bytes and a worker has at most kMaxHandlers; decoding enforces both.
+inline constexpr std::size_t kMaxHandlers = 4096;
+inline constexpr std::size_t kMaxHandlerName = 256;
+std::string encode_handler_names(const std::vector<std::string>& names);
+// Returns false (and leaves `names` unspecified) if the payload is malformed.
+bool decode_handler_names(std::span<const std::byte> payload, std::vector<std::string>& names);
+
+// kInit payload: u64 maximum payload size (either direction) + the pool's worker data.
+std::string encode_init(std::uint64_t max_payload, std::string_view worker_data);
+bool decode_init(std::span<const std::byte> payload, std::uint64_t& max_payload,
+                 std::string_view& worker_data);
+
+// kError payload: u32 WorkerErrorCode + message bytes.
+std::string encode_error(WorkerErrorCode code, std::string_view message);
+// Returns false if the payload is shorter than the code or the code is unknown.
+bool decode_error(std::span<const std::byte> payload, WorkerErrorCode& code,
+                  std::string_view& message);
 
 }  // namespace procpool

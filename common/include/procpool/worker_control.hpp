@@ -31,7 +31,11 @@ struct WorkerControl {
   std::atomic<std::uint64_t> tasks_failed{0};  // tasks answered with an error
   // Cache line 1 — written by the supervisor only.
   alignas(kCacheLineSize) std::atomic<std::uint32_t> stop_requested{0};  // 1: finish and exit
-  std::atomic<std::uint32_t> cancel_generation{0};  // bumped when a cancel frame is queued
+  std::atomic<std::uint32_t> reserved{0};
+  // The task the supervisor asks the worker to abandon while it runs (0: none). A running
+  // handler polls it through Task::cancelled(); the supervisor kills the worker after a grace
+  // period if the handler does not return.
+  std::atomic<std::uint64_t> cancel_task_id{0};
 };
 
 static_assert(sizeof(WorkerControl) == 2 * kCacheLineSize, "WorkerControl is segment layout");

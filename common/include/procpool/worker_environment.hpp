@@ -1,0 +1,14 @@
+#pragma once
+
+namespace procpool {
+
+// How a supervisor hands a worker its channel: environment variables naming inherited fds.
+// The fds are inherited at the same numbers (the launcher clears close-on-exec on exactly these).
+
+// The worker's segment (a sealed memfd; see Segment).
+inline constexpr const char* kSegmentFdEnv = "PROCPOOL_SEGMENT_FD";
+// An eventfd the worker writes 1 to after publishing, when the supervisor has announced that it
+// sleeps (the supervisor waits in epoll, never on a futex: DESIGN-RULES 7).
+inline constexpr const char* kDoorbellFdEnv = "PROCPOOL_DOORBELL_FD";
+
+}  // namespace procpool

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>  // std::uint64_t
+#include <string>   // std::string
+#include <vector>   // std::vector
+
+namespace procpool {
+
+// Health of one worker process, keyed by slot and incarnation (a pid is only valid between
+// spawn and reap).
+struct WorkerMetrics {
+  unsigned slot = 0;
+  std::uint64_t incarnation = 0;
+  int pid = 0;
+  std::string state;          // starting, ready, draining, stopping, backoff
+  double started_unix_s = 0;  // wall-clock start time
+  double uptime_s = 0;
+  double idle_s = 0;               // since the worker last finished or received a task
+  std::uint64_t tasks_done = 0;    // answered with a result (this incarnation)
+  std::uint64_t tasks_failed = 0;  // answered with an error (this incarnation)
+  unsigned inflight = 0;
+  std::uint64_t restarts = 0;   // times this slot's worker was replaced after dying
+  std::uint64_t rss_bytes = 0;  // from /proc/<pid>/statm
+  double cpu_s = 0;             // user + system, from /proc/<pid>/stat
+};
+
+// Percentiles of a latency, from a log-scale histogram (bucket resolution about 6%).
+struct LatencySummary {
+  std::uint64_t count = 0;
+  double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
+};
+
+struct PoolMetrics {
+  std::string state;  // running, failed, shutting_down, stopped
+  std::vector<WorkerMetrics> workers;
+  std::uint64_t queued = 0;     // waiting for a worker
+  std::uint64_t running = 0;    // dispatched, not yet resolved
+  std::uint64_t completed = 0;  // resolved with a result
+  std::uint64_t failed = 0;     // resolved with an error (any kind)
+  std::uint64_t retried = 0;    // dispatched again after a worker crash
+  std::uint64_t restarts = 0;   // workers replaced after dying
+  LatencySummary queue_wait;    // submit -> dispatch
+  LatencySummary run_time;      // dispatch -> result
+
+  // The same as a JSON object (Boost.JSON).
+  std::string to_json() const;
+};
+
+}  // namespace procpool

@@ -1,0 +1,100 @@
+#pragma once
+
+// procpool::Pool — a pool of worker processes running named handlers on byte payloads.
+//
+//   procpool::PoolOptions options;
+//   options.executable = "/path/to/worker";
+//   procpool::Pool pool(options);                  // spawns min_workers, waits until READY
+//   std::future<std::string> r = pool.submit("fib", "30");
+//   pool.submit("fib", "31", {}, [](const procpool::TaskOutcome& o) { ... });  // fast path
+//   pool.shutdown();                               // the destructor does the same
+//
+// Threads: every member function is thread-safe. Completion callbacks run on whichever pool
+// thread resolves the task (the pool's supervisor thread, or a thread waiting in get() or
+// wait_idle()); keep them short; they may submit more tasks.
+
+#include <future>       // std::future
+#include <memory>       // std::shared_ptr
+#include <span>         // std::span
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <vector>       // std::vector
+
+#include "procpool/cancel_source.hpp"
+#include "procpool/metrics.hpp"
+#include "procpool/pool_options.hpp"
+#include "procpool/task_error.hpp"
+#include "procpool/task_outcome.hpp"
+
+namespace procpool {
+
+class Pool {
+ public:
+  // Starts min_workers workers and waits until each is READY. Throws procpool::Error with a
+  // clear message on bad options, a missing or non-executable worker, or a worker that never
+  // became READY (its exit status and last stderr lines included).
+  explicit Pool(PoolOptions options);
+  // shutdown(), then stops the supervisor thread.
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Runs `handler` on `payload` in some worker. The future throws TaskError on failure.
+  //
+  // The future is std::launch::deferred: get() does the waiting itself, spinning briefly on the
+  // worker's result ring before it sleeps (a thread woken by another costs ~20 us here). So
+  // wait_for()/wait_until() on it report future_status::deferred; use get() or wait().
+  std::future<std::string> submit(std::string_view handler, std::string_view payload,
+                                  const TaskOptions& options = {});
+
+  // The fast path: `on_done(const TaskOutcome&)` is called once with the result or the error.
+  // No heap allocation per task (for callables up to 48 bytes) once the pool is warm.
+  template <class F>
+  void submit(std::string_view handler, std::string_view payload, const TaskOptions& options,
+              F&& on_done) {
+    submit_completion(handler, payload, options, detail::Completion(std::forward<F>(on_done)));
+  }
+
+  // Submits payloads.size() tasks under one lock; `on_done(std::size_t index, const
+  // TaskOutcome&)` is called once per task. The payload bytes are copied before it returns.
+  template <class F>
+  void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
+                    const TaskOptions& options, F&& on_done) {
+    auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(on_done));
+    submit_batch_completions(handler, payloads, options, [&shared](std::size_t index) {
+      return detail::Completion(
+          [fn = shared, index](const TaskOutcome& outcome) { (*fn)(index, outcome); });
+    });
+  }
+
+  // Blocks until no task is queued or running (helps resolve results meanwhile).
+  void wait_idle();
+
+  // Stops taking tasks (new ones fail with ShuttingDown), lets queued and running tasks finish
+  // within shutdown_grace, stops the workers (SIGTERM-equivalent shutdown frame, SIGKILL after
+  // stop_grace) and reaps them. Idempotent.
+  void shutdown();
+
+  PoolMetrics metrics() const;
+  // The handler names the workers announced.
+  std::vector<std::string> handlers() const;
+
+ private:
+  using CompletionFactory = detail::Completion (*)(void*, std::size_t);
+  void submit_completion(std::string_view handler, std::string_view payload,
+                         const TaskOptions& options, detail::Completion completion);
+  template <class Make>
+  void submit_batch_completions(std::string_view handler,
+                                std::span<const std::string_view> payloads,
+                                const TaskOptions& options, Make&& make) {
+    submit_batch_erased(handler, payloads, options, &make, [](void* context, std::size_t index) {
+      return (*static_cast<std::decay_t<Make>*>(context))(index);
+    });
+  }
+  void submit_batch_erased(std::string_view handler, std::span<const std::string_view> payloads,
+                           const TaskOptions& options, void* context, CompletionFactory make);
+
+  std::shared_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace procpool

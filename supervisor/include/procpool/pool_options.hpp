@@ -1,0 +1,92 @@
+#pragma once
+
+#include <chrono>   // durations
+#include <cstdint>  // std::uint64_t
+#include <memory>   // std::shared_ptr
+#include <string>   // std::string
+#include <utility>  // std::pair
+#include <vector>   // std::vector
+
+namespace procpool {
+
+enum class Priority : std::uint8_t { High = 0, Normal = 1, Low = 2 };
+
+class CancelSource;
+
+// Per-task options. Defaults come from the pool.
+struct TaskOptions {
+  Priority priority = Priority::Normal;
+  // Counted from dispatch to a worker; 0 = no timeout. On expiry the worker running the task is
+  // killed and replaced, and the task fails with Timeout (or is retried while attempts remain).
+  std::chrono::milliseconds timeout{0};
+  // Dispatches allowed when workers crash under the task; 0 = PoolOptions::max_attempts.
+  unsigned max_attempts = 0;
+  // When the queue is at max_queue: false = fail with QueueFull at once; true = block the
+  // submitting thread until there is room (backpressure).
+  bool wait_if_full = false;
+  // Cancels the task when its source is cancelled (Node's AbortSignal).
+  std::shared_ptr<CancelSource> cancel;
+};
+
+// How a slot's worker is restarted after it dies (docs/pool.md compares these defaults with
+// PM2, systemd and Erlang/OTP).
+struct RestartPolicy {
+  // A worker that was READY for at least this long proved itself: its death is not counted as
+  // a start-up failure and it is restarted at once.
+  std::chrono::milliseconds min_uptime{1000};
+  // Consecutive failures n = 1, 2, ... wait initial * 2^(n-1), capped, with +-20% jitter.
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{10000};
+  // This many consecutive failures of one slot put the pool in the failed state.
+  unsigned max_consecutive_failures = 5;
+};
+
+struct PoolOptions {
+  std::string executable;                                // the worker program (required)
+  std::vector<std::string> args;                         // its argv[1..]
+  std::vector<std::pair<std::string, std::string>> env;  // added to the supervisor's environment
+  std::string worker_data;                               // Worker::data() in every worker
+
+  unsigned min_workers = 0;  // 0 = number of CPUs
+  unsigned max_workers = 0;  // 0 = min_workers
+
+  // Tasks waiting for a worker; 0 = unbounded (Piscina's default).
+  std::size_t max_queue = 0;
+  // Tasks in flight on one worker at once (pipelined in its ring).
+  unsigned pipeline_depth = 32;
+  // Dispatches per task when workers crash under it (1 = no retry).
+  unsigned max_attempts = 1;
+  // Largest payload and result, bytes.
+  std::uint64_t max_payload = 64ULL * 1024 * 1024;
+
+  // A worker above min_workers idle this long is stopped.
+  std::chrono::milliseconds idle_timeout{10000};
+  // At most one new worker per this interval when scaling up.
+  std::chrono::milliseconds spawn_interval{50};
+  // Recycle a worker after this many tasks (0 = never), with up to +10% jitter so a pool does not
+  // recycle all its workers at once.
+  std::uint64_t max_tasks_per_worker = 0;
+
+  // A started worker must be READY within this.
+  std::chrono::milliseconds startup_timeout{10000};
+  // Worker heartbeat; a worker whose heartbeat is older than heartbeat_misses intervals is hung.
+  std::chrono::milliseconds heartbeat_interval{100};
+  unsigned heartbeat_misses = 5;
+  // A cancelled task still running this long after its cancellation gets its worker killed.
+  std::chrono::milliseconds cancel_grace{1000};
+  // shutdown(): in-flight and queued tasks get this long to finish; workers then get
+  // stop_grace to exit after the shutdown frame before SIGKILL.
+  std::chrono::milliseconds shutdown_grace{30000};
+  std::chrono::milliseconds stop_grace{5000};
+
+  RestartPolicy restart;
+
+  // Bytes of each worker->supervisor and supervisor->worker ring (a power of two). A payload up
+  // to half of it travels as one frame, read in place by the worker; larger ones in fragments.
+  // Shared memory is committed as the rings are used: up to 2 x this per worker.
+  std::uint64_t ring_capacity = 4 * 1024 * 1024;
+  // Copy each worker's stderr to ours (the last lines are kept for crash reports either way).
+  bool forward_stderr = true;
+};
+
+}  // namespace procpool

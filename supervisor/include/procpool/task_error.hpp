@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>      // std::uint8_t
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+
+#include "procpool/error.hpp"
+
+namespace procpool {
+
+// Why a task failed. Thrown by the future's get(), handed to completion callbacks.
+class TaskError : public Error {
+ public:
+  enum class Kind : std::uint8_t {
+    HandlerError,     // the handler threw; what() holds its message
+    WorkerCrashed,    // the worker died with the task on board (signal or exit code in what())
+    Timeout,          // the task's timeout elapsed; the worker running it was replaced
+    Cancelled,        // cancelled through its CancelSource
+    QueueFull,        // the pool's queue was at max_queue and the task asked not to wait
+    ShuttingDown,     // submitted after shutdown(), or still queued when the grace ran out
+    UnknownHandler,   // no worker handler has that name
+    PayloadTooLarge,  // the payload or the result exceeds PoolOptions::max_payload
+  };
+
+  TaskError(Kind kind, const std::string& message, int worker_pid = 0)
+      : Error(message), kind_(kind), worker_pid_(worker_pid) {}
+
+  Kind kind() const noexcept { return kind_; }
+  // The pid of the worker involved, or 0 if no worker was (queue full, unknown handler, ...).
+  int worker_pid() const noexcept { return worker_pid_; }
+
+ private:
+  Kind kind_;
+  int worker_pid_;
+};
+
+constexpr std::string_view to_string(TaskError::Kind kind) noexcept {
+  switch (kind) {
+    case TaskError::Kind::HandlerError:
+      return "HandlerError";
+    case TaskError::Kind::WorkerCrashed:
+      return "WorkerCrashed";
+    case TaskError::Kind::Timeout:
+      return "Timeout";
+    case TaskError::Kind::Cancelled:
+      return "Cancelled";
+    case TaskError::Kind::QueueFull:
+      return "QueueFull";
+    case TaskError::Kind::ShuttingDown:
+      return "ShuttingDown";
+    case TaskError::Kind::UnknownHandler:
+      return "UnknownHandler";
+    case TaskError::Kind::PayloadTooLarge:
+      return "PayloadTooLarge";
+  }
+  return "Unknown";
+}
+
+}  // namespace procpool

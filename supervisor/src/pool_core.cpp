@@ -1,0 +1,1240 @@
+#include "pool_core.hpp"
+
+#include <fcntl.h>        // pipe2, O_CLOEXEC
+#include <signal.h>       // SIGKILL
+#include <sys/epoll.h>    // epoll
+#include <sys/eventfd.h>  // eventfd
+#include <sys/syscall.h>  // SYS_pidfd_send_signal
+#include <sys/wait.h>     // waitpid
+#include <unistd.h>       // close, read
+
+#include <algorithm>  // std::min
+#include <cerrno>     // errno
+#include <chrono>     // durations
+#include <cstring>    // std::memcpy
+
+#include "process_status.hpp"
+#include "procpool/detail/launcher.hpp"
+#include "procpool/wait_strategy.hpp"
+#include "procpool/wire_format.hpp"
+#include "procpool/worker_environment.hpp"
+#include "restart_backoff.hpp"
+
+namespace procpool::detail {
+namespace {
+
+using std::chrono::milliseconds;
+using State = WorkerSlot::State;
+
+constexpr std::uint64_t kEpollDoorbell = 1ULL << 40;
+constexpr std::uint64_t kEpollKick = 2ULL << 40;
+constexpr std::uint64_t kEpollPidfd = 3ULL << 40;
+constexpr std::uint64_t kEpollStderr = 4ULL << 40;
+constexpr std::uint64_t kEpollKindMask = 0xFFULL << 40;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+double micros_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+double unix_now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+
+unsigned default_min_workers(const PoolOptions& o) {
+  if (o.min_workers != 0) return o.min_workers;
+  const unsigned cpus = std::thread::hardware_concurrency();
+  return cpus == 0 ? 1 : cpus;
+}
+
+// Rejects options a pool cannot run with, each with a message saying which and why.
+void validate(const PoolOptions& o, unsigned min_workers, unsigned max_workers) {
+  auto bad = [](const std::string& what) { throw Error("procpool::Pool: " + what); };
+  if (o.executable.empty()) bad("options.executable is empty");
+  if (max_workers < min_workers) {
+    bad("max_workers (" + std::to_string(max_workers) + ") is below min_workers (" +
+        std::to_string(min_workers) + ")");
+  }
+  if (max_workers > 1024) bad("max_workers above 1024");
+  if (o.pipeline_depth == 0) bad("pipeline_depth must be at least 1");
+  if (o.max_attempts == 0) bad("max_attempts must be at least 1");
+  if (o.max_payload == 0) bad("max_payload must be at least 1 byte");
+  if (!is_valid_ring_capacity(o.ring_capacity) || o.ring_capacity < 4096) {
+    bad("ring_capacity must be a power of two, at least 4096");
+  }
+  const std::uint64_t init_room = ring_max_payload(o.ring_capacity) - sizeof(FrameHeader) - 8;
+  if (o.worker_data.size() > init_room) {
+    bad("worker_data of " + std::to_string(o.worker_data.size()) + " bytes exceeds " +
+        std::to_string(init_room) + " (raise ring_capacity)");
+  }
+  if (o.heartbeat_interval.count() < 1) bad("heartbeat_interval must be at least 1 ms");
+  if (o.heartbeat_misses < 2) bad("heartbeat_misses must be at least 2");
+  if (o.startup_timeout.count() < 1) bad("startup_timeout must be at least 1 ms");
+  if (o.restart.max_consecutive_failures == 0) {
+    bad("restart.max_consecutive_failures must be at least 1");
+  }
+  if (o.restart.initial_backoff.count() < 0 || o.restart.max_backoff < o.restart.initial_backoff) {
+    bad("restart backoff: need 0 <= initial_backoff <= max_backoff");
+  }
+}
+
+int make_eventfd() {
+  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) throw_errno(errno, "procpool::Pool: eventfd");
+  return fd;
+}
+
+void epoll_add(int epoll_fd, int fd, std::uint64_t tag) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = tag;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+    throw_errno(errno, "procpool::Pool: epoll_ctl");
+  }
+}
+
+void drain_eventfd(int fd) {
+  eventfd_t value;
+  while (::eventfd_read(fd, &value) == 0) {
+  }
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Construction and teardown
+
+PoolCore::PoolCore(PoolOptions options)
+    : options_(std::move(options)),
+      min_workers_(default_min_workers(options_)),
+      max_workers_(options_.max_workers == 0 ? min_workers_ : options_.max_workers) {
+  validate(options_, min_workers_, max_workers_);
+  slots_.resize(max_workers_);
+  for (unsigned i = 0; i < max_workers_; ++i) slots_[i].index = i;
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno(errno, "procpool::Pool: epoll_create1");
+  doorbell_fd_ = make_eventfd();
+  kick_fd_ = make_eventfd();
+  epoll_add(epoll_fd_, doorbell_fd_, kEpollDoorbell);
+  epoll_add(epoll_fd_, kick_fd_, kEpollKick);
+  tasks_.reserve(1024);
+  deliveries_.reserve(256);
+}
+
+PoolCore::~PoolCore() {
+  shutdown();
+  close_fd(epoll_fd_);
+  close_fd(doorbell_fd_);
+  close_fd(kick_fd_);
+}
+
+void PoolCore::start() {
+  thread_ = std::thread([this] { run_loop(); });
+  std::unique_lock lock(mu_);
+  // The supervisor thread enforces every start-up bound (startup_timeout, the restart limit),
+  // so this wait ends; the outer bound only guards against a bug there.
+  const auto bound = options_.startup_timeout * (options_.restart.max_consecutive_failures + 1) +
+                     options_.restart.max_backoff * options_.restart.max_consecutive_failures +
+                     std::chrono::seconds(10);
+  const bool settled = changed_.wait_for(lock, bound, [&] {
+    if (failure_) return true;
+    std::size_t ready = 0;
+    for (const WorkerSlot& slot : slots_) ready += slot.state == State::kReady;
+    return ready >= min_workers_;
+  });
+  if (!failure_ && !settled) fail_pool_locked("workers did not become READY");
+  if (failure_) {
+    const std::string message = *failure_;
+    lock.unlock();
+    shutdown();
+    throw Error("procpool::Pool: " + message);
+  }
+}
+
+void PoolCore::shutdown() {
+  std::unique_lock lock(mu_);
+  if (!thread_.joinable()) return;
+  if (!stopping_) {
+    accepting_ = false;
+    stopping_ = true;
+    shutdown_deadline_ = Clock::now() + options_.shutdown_grace;
+    kick();
+  }
+  changed_.wait(lock, [&] { return stopped_; });
+  lock.unlock();
+  thread_.join();
+}
+
+void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_, 1); }
+
+// ---------------------------------------------------------------------------------------------
+// Submission
+
+bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view handler,
+                            std::string_view payload, const TaskOptions& options,
+                            Completion& completion, std::uint32_t& handler_id) {
+  auto reject = [&](TaskError::Kind kind, std::string message) {
+    deliveries_.push_back(Delivery{std::move(completion), {}, TaskError(kind, message)});
+    return false;
+  };
+  if (!accepting_) {
+    return reject(TaskError::Kind::ShuttingDown,
+                  failure_ ? "pool failed: " + *failure_ : "pool is shutting down");
+  }
+  if (!last_handler_.empty() && handler == last_handler_) {  // a run of tasks: no hash lookup
+    handler_id = last_handler_id_;
+  } else {
+    const auto found = handler_ids_.find(handler);
+    if (found == handler_ids_.end()) {
+      return reject(TaskError::Kind::UnknownHandler,
+                    "no worker handler named \"" + std::string(handler.substr(0, 256)) + "\"");
+    }
+    handler_id = found->second;
+    last_handler_.assign(handler);
+    last_handler_id_ = handler_id;
+  }
+  if (payload.size() > options_.max_payload) {
+    return reject(TaskError::Kind::PayloadTooLarge, "payload of " + std::to_string(payload.size()) +
+                                                        " bytes exceeds max_payload " +
+                                                        std::to_string(options_.max_payload));
+  }
+  if (options_.max_queue != 0 && queue_.size() >= options_.max_queue) {
+    if (!options.wait_if_full) {
+      return reject(TaskError::Kind::QueueFull,
+                    "queue full (max_queue " + std::to_string(options_.max_queue) + ")");
+    }
+    changed_.wait(lock, [&] { return !accepting_ || queue_.size() < options_.max_queue; });
+    if (!accepting_) return reject(TaskError::Kind::ShuttingDown, "pool is shutting down");
+  }
+  return true;
+}
+
+std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOptions& options,
+                                        Completion completion) {
+  std::uint32_t index;
+  if (free_tasks_.empty()) {
+    index = static_cast<std::uint32_t>(tasks_.size());
+    tasks_.emplace_back();
+  } else {
+    index = free_tasks_.back();
+    free_tasks_.pop_back();
+  }
+  TaskRecord& task = tasks_[index];
+  ++task.generation;
+  // The id names the record and its reuse: a stale id (an answer for an earlier occupant of the
+  // record) never matches.
+  task.id = (std::uint64_t{task.generation} << 32) | index;
+  task.handler = handler_id;
+  task.priority = options.priority;
+  task.attempts = 0;
+  task.max_attempts = options.max_attempts != 0 ? options.max_attempts : options_.max_attempts;
+  task.timeout = options.timeout;
+  task.submitted = Clock::now();
+  task.slot = -1;
+  task.abandoned = false;
+  task.completion = std::move(completion);
+  return index;
+}
+
+// Payloads of at least this size that need no retry go from the caller's buffer straight into
+// a free worker's ring, without a copy kept in the pool (the large-payload path: one copy end
+// to end). If that worker dies before starting the task, the task fails rather than being
+// dispatched again: set max_attempts >= 2 to keep a copy and have it re-dispatched.
+constexpr std::size_t kDirectPayloadMin = 64 * 1024;
+
+std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view payload,
+                                      const TaskOptions& options, Completion completion) {
+  const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion));
+  TaskRecord& task = tasks_[index];
+  if (payload.size() >= kDirectPayloadMin && task.max_attempts == 1 && queue_.empty()) {
+    if (WorkerSlot* slot = pick_slot_locked()) {
+      task.payload.clear();
+      task.payload_stored = false;
+      start_dispatch_locked(*slot, index, task.submitted);
+      if (!write_task_locked(*slot, &payload) && slot->partial_task == index) {
+        // Only part of it fits now: keep it all, the rest is written as the worker makes room.
+        tasks_[index].payload.assign(payload);
+        tasks_[index].payload_stored = true;
+      }
+      return index;
+    }
+  }
+  task.payload.assign(payload);
+  task.payload_stored = true;
+  queue_.push(task.priority, index);
+  return index;
+}
+
+void PoolCore::submit(std::string_view handler, std::string_view payload,
+                      const TaskOptions& options, Completion completion) {
+  std::unique_lock lock(mu_);
+  std::uint32_t handler_id = 0;
+  if (admit_locked(lock, handler, payload, options, completion, handler_id)) {
+    const std::uint64_t id =
+        tasks_[submit_locked(handler_id, payload, options, std::move(completion))].id;
+    dispatch_locked();
+    publish_all_locked();
+    if (options.cancel && !options.cancel->attach(weak_from_this(), id)) cancel_locked(id);
+    if (!queue_.empty() && live_slots_locked() < max_workers_) kick();  // may scale up
+  }
+  deliver(lock);
+}
+
+std::future<std::string> PoolCore::submit_future(std::string_view handler, std::string_view payload,
+                                                 const TaskOptions& options) {
+  auto state = std::make_shared<FutureState>();
+  submit(handler, payload, options, Completion([state](const TaskOutcome& outcome) {
+           if (outcome.ok()) {
+             state->value.assign(outcome.value());
+           } else {
+             state->error.emplace(*outcome.error());
+           }
+           state->done.store(1, std::memory_order_release);
+           state->done.notify_all();
+         }));
+  // Deferred: get() runs this in the caller's thread, which then waits on the result ring
+  // itself (DESIGN-RULES 21) instead of sleeping until another thread hands the result over.
+  return std::async(std::launch::deferred, [self = shared_from_this(), state]() -> std::string {
+    self->await(*state);
+    if (state->error) throw *state->error;
+    return std::move(state->value);
+  });
+}
+
+void PoolCore::submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
+                            const TaskOptions& options, void* context,
+                            Completion (*make)(void*, std::size_t)) {
+  std::unique_lock lock(mu_);
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    Completion completion = make(context, i);
+    std::uint32_t handler_id = 0;
+    if (!admit_locked(lock, handler, payloads[i], options, completion, handler_id)) continue;
+    const std::uint32_t index =
+        submit_locked(handler_id, payloads[i], options, std::move(completion));
+    if (options.cancel && !options.cancel->attach(weak_from_this(), tasks_[index].id)) {
+      cancel_locked(tasks_[index].id);
+    }
+    // Keep the workers busy while the batch is still being queued.
+    if ((i & 63) == 63) {
+      dispatch_locked();
+      publish_all_locked();
+    }
+  }
+  dispatch_locked();
+  publish_all_locked();
+  if (!queue_.empty() && live_slots_locked() < max_workers_) kick();
+  deliver(lock);
+}
+
+void PoolCore::cancel(std::uint64_t task_id) {
+  std::unique_lock lock(mu_);
+  cancel_locked(task_id);
+  deliver(lock);
+}
+
+void PoolCore::cancel_locked(std::uint64_t task_id) {
+  const auto index = static_cast<std::uint32_t>(task_id & 0xFFFFFFFFu);
+  if (index >= tasks_.size() || tasks_[index].id != task_id) return;  // already resolved
+  TaskRecord& task = tasks_[index];
+  if (task.abandoned) return;
+  if (task.slot < 0) {  // still queued
+    queue_.remove(task.priority, index);
+    resolve_locked(index, {}, TaskError(TaskError::Kind::Cancelled, "task cancelled"));
+    free_task_locked(index);
+    changed_.notify_all();
+    return;
+  }
+  WorkerSlot& slot = slots_[static_cast<std::size_t>(task.slot)];
+  const int pid = slot.pid;
+  resolve_locked(index, {}, TaskError(TaskError::Kind::Cancelled, "task cancelled", pid));
+  task.abandoned = true;
+  --running_;
+  // Not started yet: the worker drops it on the kCancel frame. Running: the handler sees
+  // Task::cancelled(); the worker is killed if it is still running after cancel_grace.
+  send_frame_locked(slot, FrameType::kCancel, task_id);
+  slot.segment->control().cancel_task_id.store(task_id, std::memory_order_release);
+  task.abandon_deadline = Clock::now() + options_.cancel_grace;
+  kick();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: least-loaded ready worker with room in its pipeline.
+
+WorkerSlot* PoolCore::pick_slot_locked() {
+  WorkerSlot* best = nullptr;
+  for (WorkerSlot& slot : slots_) {
+    if (slot.state != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
+    if (slot.inflight.size() >= options_.pipeline_depth) continue;
+    if (best == nullptr || slot.inflight.size() < best->inflight.size()) best = &slot;
+  }
+  return best;
+}
+
+void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now) {
+  TaskRecord& task = tasks_[index];
+  queue_wait_.record(micros_between(task.submitted, now));
+  task.dispatched = now;
+  task.slot = static_cast<int>(slot.index);
+  ++task.attempts;
+  if (task.attempts > 1) ++retried_;
+  ++running_;
+  slot.inflight.push_back(index);
+  slot.last_active = now;
+  ++slot.dispatched;
+  slot.partial_task = index;
+  slot.partial_offset = 0;
+  if (slot.recycle_after != 0 && slot.dispatched >= slot.recycle_after) {
+    slot.state = State::kDraining;  // recycled once its in-flight tasks are answered
+    kick();
+  }
+}
+
+void PoolCore::dispatch_locked() {
+  if (queue_.empty()) return;
+  const auto now = Clock::now();
+  while (!queue_.empty()) {
+    WorkerSlot* slot = pick_slot_locked();
+    if (slot == nullptr) break;
+    const std::uint32_t index = *queue_.pop();
+    start_dispatch_locked(*slot, index, now);
+    write_task_locked(*slot);
+  }
+  if (options_.max_queue != 0) changed_.notify_all();  // room in the queue
+}
+
+bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* source) {
+  if (slot.partial_task == WorkerSlot::kNoTask) return true;
+  TaskRecord& task = tasks_[slot.partial_task];
+  RingWriter& writer = *slot.writer;
+  const std::size_t chunk = writer.max_payload() - sizeof(FrameHeader);
+  FrameHeader header;
+  header.type = FrameType::kTask;
+  header.handler_id = task.handler;
+  header.task_id = task.id;
+  header.attempt = task.attempts;
+  const std::string_view payload = source != nullptr ? *source : std::string_view(task.payload);
+  do {
+    const std::size_t size = std::min(chunk, payload.size() - slot.partial_offset);
+    const bool last = slot.partial_offset + size == payload.size();
+    header.flags = last ? 0 : kFrameMore;
+    const WriteStatus status =
+        write_frame(writer, header, as_bytes(payload.substr(slot.partial_offset, size)));
+    if (status == WriteStatus::kFull) return false;  // continued when the worker makes room
+    if (status != WriteStatus::kOk) {
+      kill_locked(
+          slot, std::string("protocol violation: ") + std::string(to_string(writer.fault())), true);
+      return false;
+    }
+    slot.partial_offset += size;
+  } while (slot.partial_offset < payload.size());
+  slot.partial_task = WorkerSlot::kNoTask;
+  return true;
+}
+
+void PoolCore::publish_all_locked() {
+  for (WorkerSlot& slot : slots_) {
+    if (slot.writer && slot.live()) slot.writer->publish();
+  }
+}
+
+void PoolCore::send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id) {
+  if (!slot.writer || !slot.live()) return;
+  FrameHeader header;
+  header.type = type;
+  header.task_id = task_id;
+  // Control frames are tiny; if the ring is full of task fragments the worker is busy with
+  // them, and the control block / kill paths cover what the frame would have said.
+  if (slot.partial_task == WorkerSlot::kNoTask) write_frame(*slot.writer, header, {});
+  slot.writer->publish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+void PoolCore::drain_all_locked() {
+  for (WorkerSlot& slot : slots_) {
+    if (slot.reader && slot.live()) drain_slot_locked(slot);
+  }
+}
+
+void PoolCore::drain_slot_locked(WorkerSlot& slot) {
+  RingReader& reader = *slot.reader;
+  std::span<const std::byte> record;
+  ReadStatus status;
+  const std::uint64_t incarnation = slot.incarnation;
+  while ((status = reader.try_read(record)) == ReadStatus::kOk) {
+    FrameHeader header;
+    std::span<const std::byte> payload;
+    const DecodeStatus decoded = decode_frame(record, header, payload);
+    if (decoded != DecodeStatus::kOk) {
+      kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)), true);
+      return;
+    }
+    on_frame_locked(slot, header, payload);
+    if (slot.incarnation != incarnation || !slot.reader) return;  // killed meanwhile
+    if (slot.killed) break;
+  }
+  reader.release();
+  if (status == ReadStatus::kCorrupt) {
+    kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())), true);
+    return;
+  }
+  // Room the worker made may let a fragmented task continue.
+  if (slot.partial_task != WorkerSlot::kNoTask && write_task_locked(slot)) slot.writer->publish();
+}
+
+void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
+                               std::span<const std::byte> payload) {
+  switch (header.type) {
+    case FrameType::kReady: {
+      std::vector<std::string> names;
+      if (slot.state != State::kStarting || !decode_handler_names(payload, names)) {
+        kill_locked(slot, "protocol violation: unexpected or malformed READY", true);
+        return;
+      }
+      if (handler_names_.empty()) {
+        handler_names_ = names;
+        for (std::uint32_t i = 0; i < names.size(); ++i) handler_ids_.emplace(names[i], i);
+      } else if (names != handler_names_) {
+        kill_locked(slot, "announced different handlers than the pool's other workers", true);
+        return;
+      }
+      slot.state = State::kReady;
+      slot.ready_at = slot.last_active = Clock::now();
+      changed_.notify_all();
+      return;
+    }
+    case FrameType::kResult:
+    case FrameType::kError: {
+      if (slot.assembling && slot.assembly_task != header.task_id) {
+        kill_locked(slot, "protocol violation: result fragments interleaved", true);
+        return;
+      }
+      if ((header.flags & kFrameMore) != 0 || slot.assembling) {
+        if (!slot.assembling) {
+          slot.assembly.clear();
+          slot.assembly_task = header.task_id;
+          slot.assembling = true;
+        }
+        if (slot.assembly.size() + payload.size() > options_.max_payload + 64 * 1024) {
+          kill_locked(slot, "protocol violation: result above max_payload", true);
+          return;
+        }
+        slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+        if ((header.flags & kFrameMore) != 0) return;
+        slot.assembling = false;
+        complete_locked(slot, header.task_id, header.type == FrameType::kResult, slot.assembly);
+        return;
+      }
+      complete_locked(
+          slot, header.task_id, header.type == FrameType::kResult,
+          std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+      return;
+    }
+    case FrameType::kHeartbeat:
+      return;
+    default:
+      kill_locked(slot, "protocol violation: unexpected frame type from worker", true);
+      return;
+  }
+}
+
+void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
+                               std::string_view body) {
+  const auto index = static_cast<std::uint32_t>(task_id & 0xFFFFFFFFu);
+  auto on_board = std::find(slot.inflight.begin(), slot.inflight.end(), index);
+  if (index >= tasks_.size() || tasks_[index].id != task_id || on_board == slot.inflight.end()) {
+    kill_locked(slot,
+                "protocol violation: answer for task " + std::to_string(task_id) +
+                    ", which is not on board",
+                true);
+    return;
+  }
+  if (on_board == slot.inflight.begin()) {
+    slot.inflight.pop_front();  // the usual case: answers come in dispatch order
+  } else {
+    slot.inflight.erase(on_board);
+  }
+  const auto now = Clock::now();
+  slot.last_active = now;
+  TaskRecord& task = tasks_[index];
+  if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer
+    free_task_locked(index);
+    return;
+  }
+  --running_;
+  run_time_.record(micros_between(task.dispatched, now));
+  if (ok) {
+    ++slot.tasks_done;
+    resolve_locked(index, std::string(body), std::nullopt);
+  } else {
+    ++slot.tasks_failed;
+    WorkerErrorCode code{};
+    std::string_view message;
+    if (!decode_error(as_bytes(body), code, message)) {
+      resolve_locked(
+          index, {},
+          TaskError(TaskError::Kind::HandlerError, "malformed error from worker", slot.pid));
+      free_task_locked(index);
+      kill_locked(slot, "protocol violation: malformed error frame", true);
+      return;
+    }
+    TaskError::Kind kind = TaskError::Kind::HandlerError;
+    if (code == WorkerErrorCode::kUnknownHandler) kind = TaskError::Kind::UnknownHandler;
+    if (code == WorkerErrorCode::kCancelled) kind = TaskError::Kind::Cancelled;
+    if (code == WorkerErrorCode::kPayloadTooLarge) kind = TaskError::Kind::PayloadTooLarge;
+    resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid));
+  }
+  free_task_locked(index);
+}
+
+void PoolCore::resolve_locked(std::uint32_t index, std::string value,
+                              std::optional<TaskError> error) {
+  TaskRecord& task = tasks_[index];
+  if (error) {
+    ++failed_;
+  } else {
+    ++completed_;
+  }
+  deliveries_.push_back(Delivery{std::move(task.completion), std::move(value), std::move(error)});
+}
+
+void PoolCore::free_task_locked(std::uint32_t index) {
+  TaskRecord& task = tasks_[index];
+  task.id = 0;
+  task.slot = -1;
+  task.abandoned = false;
+  if (task.payload.capacity() > 64 * 1024) std::string().swap(task.payload);
+  free_tasks_.push_back(index);
+  if (running_ == 0 && queue_.empty()) changed_.notify_all();  // idle
+}
+
+void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
+  if (deliveries_.empty()) return;
+  std::vector<Delivery> batch;
+  if (!spare_batches_.empty()) {
+    batch = std::move(spare_batches_.back());
+    spare_batches_.pop_back();
+  }
+  batch.swap(deliveries_);
+  in_delivery_ += batch.size();
+  lock.unlock();
+  for (Delivery& d : batch) d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr));
+  const std::size_t delivered = batch.size();
+  batch.clear();
+  lock.lock();
+  spare_batches_.push_back(std::move(batch));
+  in_delivery_ -= delivered;
+  if (in_delivery_ == 0 && running_ == 0 && queue_.empty()) changed_.notify_all();
+}
+
+// A thread waiting for one future: spin on the result rings first (draining them itself), then
+// sleep until the supervisor thread resolves the task.
+void PoolCore::await(FutureState& state) {
+  if (state.done.load(std::memory_order_acquire) != 0) return;
+  pollers_.fetch_add(1, std::memory_order_acq_rel);
+  const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+  for (std::uint32_t i = 0; state.done.load(std::memory_order_acquire) == 0; ++i) {
+    if ((i & 3) == 0) {
+      std::unique_lock lock(mu_, std::try_to_lock);
+      if (lock.owns_lock()) {
+        drain_all_locked();
+        dispatch_locked();
+        publish_all_locked();
+        deliver(lock);
+        continue;
+      }
+    }
+    cpu_relax();
+    if ((i & 15) == 15 && Clock::now() >= spin_until) break;
+  }
+  pollers_.fetch_sub(1, std::memory_order_acq_rel);
+  if (state.done.load(std::memory_order_acquire) != 0) return;
+  kick();  // the supervisor thread takes over the announcing and the draining
+  while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
+}
+
+void PoolCore::wait_idle() {
+  std::unique_lock lock(mu_);
+  pollers_.fetch_add(1, std::memory_order_acq_rel);
+  const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+  auto idle = [&] {
+    return running_ == 0 && queue_.empty() && deliveries_.empty() && in_delivery_ == 0;
+  };
+  while (!idle() && Clock::now() < spin_until) {
+    drain_all_locked();
+    dispatch_locked();
+    publish_all_locked();
+    deliver(lock);
+    lock.unlock();
+    cpu_relax();
+    lock.lock();
+  }
+  pollers_.fetch_sub(1, std::memory_order_acq_rel);
+  kick();
+  deliver(lock);
+  changed_.wait(lock, [&] { return idle() || stopped_; });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The supervisor thread
+
+void PoolCore::run_loop() {
+  std::unique_lock lock(mu_);
+  for (unsigned i = 0; i < min_workers_; ++i) {
+    spawn_locked(slots_[i]);
+    if (failure_) break;
+  }
+  epoll_event events[64];
+  Clock::time_point spin_until{};
+  while (true) {
+    const auto now = Clock::now();
+    drain_all_locked();
+    const Clock::time_point next_timer = timers_locked(now);
+    autoscale_locked(now);
+    dispatch_locked();
+    publish_all_locked();
+    if (running_ == 0 && queue_.empty()) changed_.notify_all();
+    const bool had_deliveries = !deliveries_.empty();
+    deliver(lock);
+    if (stopping_ && live_slots_locked() == 0 && queue_.empty() && running_ == 0) {
+      bool backoff = false;
+      for (const WorkerSlot& slot : slots_) backoff |= slot.state == State::kBackoff;
+      if (!backoff) break;
+    }
+    if (had_deliveries) {
+      spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+      continue;
+    }
+
+    // Decide how to sleep. While tasks are on board and results are flowing, spin a little on
+    // the rings (cheaper than a doorbell and a wake-up per batch).
+    const bool busy = running_ != 0;
+    if (busy && Clock::now() < spin_until && pollers_.load(std::memory_order_acquire) == 0) {
+      lock.unlock();
+      for (int i = 0; i < 32; ++i) cpu_relax();
+      lock.lock();
+      continue;
+    }
+    auto timeout = std::chrono::duration_cast<milliseconds>(next_timer - Clock::now());
+    if (timeout.count() < 0) timeout = milliseconds(0);
+    // Announce that we sleep on every live worker's result ring (and on the task rings that
+    // wait for room), so a worker that publishes rings the doorbell; then re-check the rings,
+    // the announcement's other half (see EventCount).
+    const bool announce = pollers_.load(std::memory_order_acquire) == 0;
+    std::vector<EventCount*>& announced = announced_;
+    announced.clear();
+    if (announce) {
+      for (WorkerSlot& slot : slots_) {
+        if (!slot.live() || !slot.segment) continue;
+        slot.segment->to_supervisor().readable.prepare_wait();
+        announced.push_back(&slot.segment->to_supervisor().readable);
+        if (slot.partial_task != WorkerSlot::kNoTask) {
+          slot.segment->to_worker().writable.prepare_wait();
+          announced.push_back(&slot.segment->to_worker().writable);
+        }
+      }
+    } else {
+      // Pollers drain the rings; look again soon in case they stop.
+      timeout = std::min(timeout, milliseconds(1));
+    }
+    bool ready_now = false;
+    for (WorkerSlot& slot : slots_) {
+      if (!slot.live() || !slot.reader) continue;
+      if (slot.reader->poll()) ready_now = true;
+      if (slot.partial_task != WorkerSlot::kNoTask &&
+          slot.writer->can_reserve(static_cast<std::uint32_t>(sizeof(FrameHeader) + 1))) {
+        ready_now = true;
+      }
+    }
+    int count = 0;
+    if (!ready_now) {
+      lock.unlock();
+      count = ::epoll_wait(epoll_fd_, events, 64, static_cast<int>(timeout.count()));
+      lock.lock();
+    }
+    for (EventCount* event : announced) event->cancel_wait();
+    spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+    for (int i = 0; i < count; ++i) {
+      const std::uint64_t tag = events[i].data.u64;
+      const auto slot_index = static_cast<std::size_t>(tag & 0xFFFFFFFFu);
+      switch (tag & kEpollKindMask) {
+        case kEpollDoorbell:
+          drain_eventfd(doorbell_fd_);
+          break;
+        case kEpollKick:
+          drain_eventfd(kick_fd_);
+          break;
+        case kEpollStderr:
+          if (slot_index < slots_.size()) read_stderr_locked(slots_[slot_index]);
+          break;
+        case kEpollPidfd:
+          if (slot_index < slots_.size() && slots_[slot_index].pidfd >= 0) {
+            drain_all_locked();  // results published before the exit still count
+            reap(slots_[slot_index]);
+          }
+          break;
+      }
+    }
+  }
+  // Whatever is left (the grace ran out) fails; the workers are gone.
+  queue_.drain([&](std::uint32_t index) {
+    resolve_locked(index, {}, TaskError(TaskError::Kind::ShuttingDown, "pool shut down"));
+    free_task_locked(index);
+  });
+  stopped_ = true;
+  changed_.notify_all();
+  deliver(lock);
+}
+
+void PoolCore::spawn_locked(WorkerSlot& slot) {
+  const auto now = Clock::now();
+  last_spawn_ = now;
+  SegmentConfig config;
+  config.to_worker_capacity = options_.ring_capacity;
+  config.to_supervisor_capacity = options_.ring_capacity;
+  config.arena_slot_count = 0;
+  config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
+  int stderr_pipe[2] = {-1, -1};
+  try {
+    slot.segment.emplace(Segment::create(config, ++next_incarnation_));
+    slot.writer.emplace(slot.segment->supervisor_writer());
+    slot.reader.emplace(slot.segment->supervisor_reader());
+    FrameHeader init;
+    init.type = FrameType::kInit;
+    write_frame(*slot.writer, init,
+                as_bytes(encode_init(options_.max_payload, options_.worker_data)));
+    slot.writer->publish();
+    if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
+    LaunchSpec spec;
+    spec.executable = options_.executable;
+    spec.args = options_.args;
+    spec.env = options_.env;
+    spec.env.emplace_back(kSegmentFdEnv, std::to_string(slot.segment->fd()));
+    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(doorbell_fd_));
+    spec.inherit_fds = {slot.segment->fd(), doorbell_fd_};
+    spec.stderr_fd = stderr_pipe[1];
+    const LaunchedProcess process = launch(spec);
+    ::close(stderr_pipe[1]);
+    stderr_pipe[1] = -1;
+    slot.pid = process.pid;
+    slot.pidfd = process.pidfd;
+    slot.stderr_fd = std::exchange(stderr_pipe[0], -1);
+    ::fcntl(slot.stderr_fd, F_SETFL, O_NONBLOCK);
+    epoll_add(epoll_fd_, slot.pidfd, kEpollPidfd | slot.index);
+    epoll_add(epoll_fd_, slot.stderr_fd, kEpollStderr | slot.index);
+  } catch (const Error& e) {
+    close_fd(stderr_pipe[0]);
+    close_fd(stderr_pipe[1]);
+    slot.reader.reset();
+    slot.writer.reset();
+    slot.segment.reset();
+    if (slot.pidfd >= 0) {  // launched, then registering it failed: do not leave it running
+      ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
+      ::waitpid(slot.pid, nullptr, 0);
+      close_fd(slot.pidfd);
+      close_fd(slot.stderr_fd);
+      slot.pid = -1;
+    }
+    // A worker that cannot even be started (missing binary, exec failure) will not start on
+    // the next try either: fail the pool with the reason instead of backing off forever.
+    fail_pool_locked(std::string("cannot start worker: ") + e.what());
+    slot.state = State::kEmpty;
+    return;
+  }
+  slot.incarnation = next_incarnation_;
+  slot.state = State::kStarting;
+  slot.started = slot.last_active = now;
+  slot.started_unix_s = unix_now_s();
+  slot.deadline = now + options_.startup_timeout;
+  slot.dispatched = slot.tasks_done = slot.tasks_failed = 0;
+  slot.killed = false;
+  slot.kill_counts_as_failure = true;
+  slot.kill_reason.clear();
+  slot.timed_out_task = WorkerSlot::kNoTask;
+  slot.assembling = false;
+  slot.partial_task = WorkerSlot::kNoTask;
+  slot.stderr_tail = StderrTail();
+  slot.recycle_after = 0;
+  if (options_.max_tasks_per_worker != 0) {
+    const std::uint64_t base = options_.max_tasks_per_worker;
+    slot.recycle_after = base + rng_() % (base / 10 + 1);
+  }
+}
+
+void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, bool counts_as_failure) {
+  if (slot.pidfd < 0) return;
+  if (!slot.killed) {
+    slot.killed = true;
+    slot.kill_reason = std::move(reason);
+    slot.kill_counts_as_failure = counts_as_failure;
+  }
+  // Through the pidfd (the pid cannot have been reused: we have not reaped it), then the
+  // process group, for any children of the worker (PDEATHSIG does not reach them).
+  ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
+  ::kill(-slot.pid, SIGKILL);
+  if (slot.state == State::kReady) slot.state = State::kDraining;  // no new tasks meanwhile
+}
+
+void PoolCore::reap(WorkerSlot& slot) {
+  int status = 0;
+  const pid_t reaped = ::waitpid(slot.pid, &status, WNOHANG);
+  if (reaped == 0) return;  // pidfd readable means exited; be safe anyway
+  read_stderr_locked(slot);
+  ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.pidfd, nullptr);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.stderr_fd, nullptr);
+  close_fd(slot.pidfd);
+  close_fd(slot.stderr_fd);
+  on_exit_locked(slot, reaped == slot.pid ? status : 0);
+}
+
+void PoolCore::read_stderr_locked(WorkerSlot& slot) {
+  if (slot.stderr_fd < 0) return;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(slot.stderr_fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    const std::string_view bytes(buffer, static_cast<std::size_t>(n));
+    slot.stderr_tail.append(bytes);
+    if (options_.forward_stderr) (void)!::write(STDERR_FILENO, buffer, static_cast<std::size_t>(n));
+  }
+}
+
+std::string PoolCore::describe_slot(const WorkerSlot& slot) const {
+  return "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) + ")";
+}
+
+void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
+  const auto now = Clock::now();
+  const ExitStatus exit = ExitStatus::from_wait_status(wait_status);
+  const bool intended = slot.state == State::kStopping && !slot.killed && exit.clean();
+  const bool was_ready = slot.ready_at >= slot.started && slot.state != State::kStarting;
+  const int pid = slot.pid;
+  std::string what = describe_slot(slot) + " " + exit.describe() + " after " +
+                     std::to_string(seconds_between(slot.started, now)).substr(0, 5) + " s";
+  if (slot.killed) what = describe_slot(slot) + " was killed: " + slot.kill_reason;
+  if (!slot.stderr_tail.empty()) what += "; last stderr lines:\n" + slot.stderr_tail.text();
+
+  // Tasks on board: answers published before the exit were drained already. The first one not
+  // abandoned was running: it used up an attempt. The rest never started: they go back to the
+  // front of the queue as they were.
+  bool first = true;
+  std::vector<std::uint32_t> requeue;
+  for (const std::uint32_t index : slot.inflight) {
+    TaskRecord& task = tasks_[index];
+    if (task.abandoned) {
+      free_task_locked(index);
+      continue;
+    }
+    --running_;
+    task.slot = -1;
+    if (first && !intended) {
+      first = false;
+      const bool timed_out = slot.timed_out_task == index;
+      if (task.attempts >= task.max_attempts) {
+        const auto kind = timed_out ? TaskError::Kind::Timeout : TaskError::Kind::WorkerCrashed;
+        std::string message = what;
+        if (task.max_attempts > 1) {
+          message = "task failed on all " + std::to_string(task.attempts) +
+                    " attempts (poison); last: " + what;
+        }
+        resolve_locked(index, {}, TaskError(kind, message, pid));
+        free_task_locked(index);
+        continue;
+      }
+      requeue.push_back(index);  // retried: this attempt is spent
+      continue;
+    }
+    if (!task.payload_stored) {  // sent without a kept copy (large, max_attempts 1)
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::WorkerCrashed,
+                               "the worker died before starting the task, and its payload was not "
+                               "kept for a retry (max_attempts 1): " +
+                                   what,
+                               pid));
+      free_task_locked(index);
+      continue;
+    }
+    --task.attempts;  // never started: this dispatch does not count
+    requeue.push_back(index);
+  }
+  for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
+    queue_.push_front(tasks_[*it].priority, *it);
+  }
+  slot.inflight.clear();
+  slot.partial_task = WorkerSlot::kNoTask;
+  slot.assembling = false;
+  slot.reader.reset();
+  slot.writer.reset();
+  slot.segment.reset();
+  slot.pid = -1;
+
+  if (intended) {
+    // Recycled or scaled down: a recycled slot below the minimum comes back at once.
+    slot.state = State::kEmpty;
+    slot.consecutive_failures = 0;
+    return;
+  }
+  if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
+    slot.state = State::kEmpty;  // shutting down: no restart unless queued work still needs one
+    return;
+  }
+  ++restarts_;
+  ++slot.restarts;
+  const bool proven = was_ready && now - slot.ready_at >= options_.restart.min_uptime;
+  if (!slot.killed || slot.kill_counts_as_failure) {
+    slot.consecutive_failures = proven ? 1 : slot.consecutive_failures + 1;
+  } else {
+    slot.consecutive_failures = 0;  // we killed a healthy worker (task timeout, cancel)
+  }
+  if (slot.consecutive_failures >= options_.restart.max_consecutive_failures) {
+    slot.state = State::kEmpty;
+    fail_pool_locked(what + " (" + std::to_string(slot.consecutive_failures) +
+                     " failures in a row)");
+    return;
+  }
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  const auto delay =
+      proven || slot.consecutive_failures == 0
+          ? milliseconds(0)
+          : restart_backoff(options_.restart, slot.consecutive_failures, jitter(rng_));
+  slot.state = State::kBackoff;
+  slot.deadline = now + delay;
+}
+
+void PoolCore::fail_pool_locked(std::string message) {
+  if (failure_) return;
+  failure_ = std::move(message);
+  accepting_ = false;
+  stopping_ = true;
+  shutdown_deadline_ = Clock::now();
+  queue_.drain([&](std::uint32_t index) {
+    resolve_locked(index, {},
+                   TaskError(TaskError::Kind::WorkerCrashed, "pool failed: " + *failure_));
+    free_task_locked(index);
+  });
+  changed_.notify_all();
+}
+
+std::size_t PoolCore::live_slots_locked() const {
+  std::size_t live = 0;
+  for (const WorkerSlot& slot : slots_) live += slot.live();
+  return live;
+}
+
+void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
+  send_frame_locked(slot, FrameType::kShutdown, 0);
+  slot.segment->control().stop_requested.store(1, std::memory_order_release);
+  slot.state = State::kStopping;
+  slot.deadline = now + options_.stop_grace;
+}
+
+// Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
+// shutdown. Returns when it next needs to run.
+Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
+  Clock::time_point next = now + options_.heartbeat_interval;
+  auto soon = [&](Clock::time_point t) { next = std::min(next, t); };
+  const auto now_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
+  const auto hung_after = options_.heartbeat_interval * options_.heartbeat_misses;
+
+  if (stopping_ && now >= shutdown_deadline_) {
+    // Grace over: what is still queued fails; what is running is cut off by the stops below.
+    queue_.drain([&](std::uint32_t index) {
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::ShuttingDown,
+                               failure_ ? "pool failed: " + *failure_
+                                        : "pool shut down before the task could run"));
+      free_task_locked(index);
+    });
+  }
+
+  for (WorkerSlot& slot : slots_) {
+    switch (slot.state) {
+      case State::kEmpty:
+        break;
+      case State::kBackoff:
+        if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
+          slot.state = State::kEmpty;
+        } else if (now >= slot.deadline) {
+          spawn_locked(slot);
+        } else {
+          soon(slot.deadline);
+        }
+        break;
+      case State::kStarting:
+        if (now >= slot.deadline) {
+          kill_locked(slot,
+                      "did not become READY within " + milliseconds_text(options_.startup_timeout),
+                      true);
+        } else {
+          soon(slot.deadline);
+        }
+        break;
+      case State::kStopping:
+        if (now >= slot.deadline && !slot.killed) {
+          kill_locked(slot,
+                      "did not exit within stop_grace " + milliseconds_text(options_.stop_grace),
+                      false);
+        } else {
+          soon(slot.deadline);
+        }
+        break;
+      case State::kReady:
+      case State::kDraining: {
+        if (slot.killed) break;
+        const std::uint64_t beat =
+            slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
+        if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
+          kill_locked(slot,
+                      "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) +
+                          " (hung or stopped)",
+                      true);
+          break;
+        }
+        bool running_seen = false;
+        for (const std::uint32_t index : slot.inflight) {
+          TaskRecord& task = tasks_[index];
+          const bool running = !running_seen && !task.abandoned;
+          if (!task.abandoned) running_seen = true;
+          if (task.abandoned) {
+            // Cancelled or timed out while on board: kill the worker if it is still running
+            // it after the grace (only the first task on board can be running).
+            if (index == slot.inflight.front() && now >= task.abandon_deadline) {
+              kill_locked(
+                  slot,
+                  "cancelled task " + std::to_string(task.id) + " still running after cancel_grace",
+                  false);
+            } else if (index == slot.inflight.front()) {
+              soon(task.abandon_deadline);
+            }
+            continue;
+          }
+          if (task.timeout.count() == 0) continue;
+          const auto expires = task.dispatched + task.timeout;
+          if (now < expires) {
+            soon(expires);
+            continue;
+          }
+          if (running) {
+            slot.timed_out_task = index;
+            kill_locked(slot,
+                        "task " + std::to_string(task.id) + " timed out after " +
+                            milliseconds_text(task.timeout),
+                        false);
+            break;
+          }
+          // Timed out while still waiting in the worker's queue: resolve it now, and tell the
+          // worker to skip it.
+          resolve_locked(index, {},
+                         TaskError(TaskError::Kind::Timeout,
+                                   "task timed out after " + milliseconds_text(task.timeout) +
+                                       " waiting in " + describe_slot(slot),
+                                   slot.pid));
+          task.abandoned = true;
+          task.abandon_deadline = Clock::time_point::max();
+          --running_;
+          send_frame_locked(slot, FrameType::kCancel, task.id);
+        }
+        if (slot.killed) break;
+        if (slot.state == State::kDraining && slot.inflight.empty()) {
+          stop_slot_locked(slot, now);
+        } else if (stopping_ && slot.inflight.empty() && queue_.empty()) {
+          stop_slot_locked(slot, now);
+        } else if (stopping_ && now >= shutdown_deadline_) {
+          stop_slot_locked(slot, now);  // grace over: the worker finishes its current task
+        }
+        break;
+      }
+    }
+  }
+  if (stopping_ && !failure_) soon(shutdown_deadline_);
+  return next;
+}
+
+// Scale between min_workers and max_workers: up while tasks wait (at most one start per
+// spawn_interval), down after idle_timeout; refill slots emptied by recycling.
+void PoolCore::autoscale_locked(Clock::time_point now) {
+  if (stopping_) return;
+  std::size_t live = 0, starting = 0;
+  for (const WorkerSlot& slot : slots_) {
+    live += slot.live() || slot.state == State::kBackoff;
+    starting += slot.state == State::kStarting;
+  }
+  for (WorkerSlot& slot : slots_) {
+    if (slot.state != State::kEmpty) continue;
+    const bool below_min = live < min_workers_;
+    const bool pressure = !queue_.empty() && starting == 0 && live < max_workers_ &&
+                          now - last_spawn_ >= options_.spawn_interval;
+    if (!below_min && !pressure) break;
+    spawn_locked(slot);
+    if (failure_) return;
+    ++live;
+    ++starting;
+  }
+  if (live <= min_workers_) return;
+  for (WorkerSlot& slot : slots_) {
+    if (live <= min_workers_) break;
+    if (slot.state == State::kReady && slot.inflight.empty() && queue_.empty() &&
+        now - slot.last_active >= options_.idle_timeout) {
+      stop_slot_locked(slot, now);
+      --live;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Introspection
+
+PoolMetrics PoolCore::metrics() const {
+  std::lock_guard lock(mu_);
+  PoolMetrics m;
+  m.state = failure_ ? "failed" : stopped_ ? "stopped" : stopping_ ? "shutting_down" : "running";
+  const auto now = Clock::now();
+  for (const WorkerSlot& slot : slots_) {
+    if (slot.state == State::kEmpty) continue;
+    WorkerMetrics w;
+    w.slot = slot.index;
+    w.incarnation = slot.incarnation;
+    w.pid = slot.live() ? slot.pid : 0;
+    w.state = slot.state_name();
+    w.started_unix_s = slot.started_unix_s;
+    w.uptime_s = slot.live() ? seconds_between(slot.started, now) : 0;
+    w.idle_s = seconds_between(slot.last_active, now);
+    w.tasks_done = slot.tasks_done;
+    w.tasks_failed = slot.tasks_failed;
+    w.inflight = static_cast<unsigned>(slot.inflight.size());
+    w.restarts = slot.restarts;
+    if (w.pid > 0) {
+      const ProcessUsage usage = read_process_usage(w.pid);
+      w.rss_bytes = usage.rss_bytes;
+      w.cpu_s = usage.cpu_s;
+    }
+    m.workers.push_back(std::move(w));
+  }
+  m.queued = queue_.size();
+  m.running = running_;
+  m.completed = completed_;
+  m.failed = failed_;
+  m.retried = retried_;
+  m.restarts = restarts_;
+  m.queue_wait = queue_wait_.summary();
+  m.run_time = run_time_.summary();
+  return m;
+}
+
+std::vector<std::string> PoolCore::handlers() const {
+  std::lock_guard lock(mu_);
+  return handler_names_;
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,183 @@
+#pragma once
+
+#include <atomic>              // pollers
+#include <condition_variable>  // state changes
+#include <cstdint>             // ids
+#include <future>              // std::future
+#include <memory>              // std::enable_shared_from_this
+#include <mutex>               // std::mutex
+#include <optional>            // errors
+#include <random>              // jitter
+#include <string>              // payloads
+#include <thread>              // the supervisor thread
+#include <unordered_map>       // handler names
+#include <vector>              // slots, tasks
+
+#include "latency_histogram.hpp"
+#include "procpool/pool.hpp"
+#include "procpool/wire_format.hpp"
+#include "task_queue.hpp"
+#include "worker_slot.hpp"
+
+namespace procpool::detail {
+
+// The engine behind procpool::Pool.
+//
+// Threads: one supervisor thread (run_loop) spawns, watches (epoll over pidfds, stderr pipes and
+// the shared doorbell eventfd), reaps and restarts workers; it is the only thread that spawns
+// (PDEATHSIG follows the spawning thread, DESIGN-RULES 11). Submitting threads dispatch directly
+// into workers' rings, and threads waiting in get()/wait_idle() drain result rings themselves
+// while they spin, so a lone round trip never needs a thread wake-up. All of it under one
+// process-local mutex (never shared with a worker): every task and slot field is guarded by mu_.
+// Completion callbacks run outside mu_.
+class PoolCore : public std::enable_shared_from_this<PoolCore> {
+ public:
+  explicit PoolCore(PoolOptions options);
+  ~PoolCore();
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  // Starts the supervisor thread and waits until min_workers are READY. Throws Error.
+  void start();
+
+  std::future<std::string> submit_future(std::string_view handler, std::string_view payload,
+                                         const TaskOptions& options);
+  void submit(std::string_view handler, std::string_view payload, const TaskOptions& options,
+              Completion completion);
+  void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
+                    const TaskOptions& options, void* context,
+                    Completion (*make)(void*, std::size_t));
+  void cancel(std::uint64_t task_id);
+  void wait_idle();
+  void shutdown();
+  PoolMetrics metrics() const;
+  std::vector<std::string> handlers() const;
+
+ private:
+  struct TaskRecord {
+    std::uint64_t id = 0;  // 0 while the record is free
+    std::uint32_t generation = 0;
+    std::uint32_t handler = 0;
+    Priority priority = Priority::Normal;
+    std::uint32_t attempts = 0;  // dispatches so far
+    std::uint32_t max_attempts = 1;
+    std::chrono::milliseconds timeout{0};
+    std::string payload;         // keeps its capacity across reuse: no allocation once warm
+    bool payload_stored = true;  // false: sent straight from the caller's buffer, not kept
+    Clock::time_point submitted{};
+    Clock::time_point dispatched{};
+    int slot = -1;           // worker slot while in flight
+    bool abandoned = false;  // already resolved (cancelled, timed out) but still on a worker
+    Clock::time_point abandon_deadline{};
+    Completion completion;
+  };
+  // A resolution to deliver once mu_ is released.
+  struct Delivery {
+    Completion completion;
+    std::string value;
+    std::optional<TaskError> error;
+  };
+  struct FutureState {
+    std::atomic<std::uint32_t> done{0};
+    std::string value;
+    std::optional<TaskError> error;
+  };
+
+  // --- submission (callers, under mu_) ---
+  bool admit_locked(std::unique_lock<std::mutex>& lock, std::string_view handler,
+                    std::string_view payload, const TaskOptions& options, Completion& completion,
+                    std::uint32_t& handler_id);
+  std::uint32_t new_task_locked(std::uint32_t handler_id, const TaskOptions& options,
+                                Completion completion);
+  // Creates the task and dispatches or queues it; returns its record index.
+  std::uint32_t submit_locked(std::uint32_t handler_id, std::string_view payload,
+                              const TaskOptions& options, Completion completion);
+  void cancel_locked(std::uint64_t task_id);
+  WorkerSlot* pick_slot_locked();
+  void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
+  void dispatch_locked();
+  // Writes (more of) slot.partial_task, from `source` or else the task's stored payload; true
+  // when the whole task is in the ring.
+  bool write_task_locked(WorkerSlot& slot, const std::string_view* source = nullptr);
+  void publish_all_locked();
+
+  // --- results ---
+  void drain_all_locked();
+  void drain_slot_locked(WorkerSlot& slot);
+  void on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
+                       std::span<const std::byte> payload);
+  void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, std::string_view body);
+  void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error);
+  void free_task_locked(std::uint32_t index);
+  void deliver(std::unique_lock<std::mutex>& lock);  // runs deliveries_ with mu_ released
+  void await(FutureState& state);
+
+  // --- the supervisor thread ---
+  void run_loop();
+  void spawn_locked(WorkerSlot& slot);
+  void kill_locked(WorkerSlot& slot, std::string reason, bool counts_as_failure);
+  void reap(WorkerSlot& slot);
+  void on_exit_locked(WorkerSlot& slot, int wait_status);
+  void read_stderr_locked(WorkerSlot& slot);
+  Clock::time_point timers_locked(Clock::time_point now);
+  void autoscale_locked(Clock::time_point now);
+  void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
+  void fail_pool_locked(std::string message);
+  void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
+  void kick() const noexcept;
+  std::size_t live_slots_locked() const;
+  std::string describe_slot(const WorkerSlot& slot) const;
+
+  const PoolOptions options_;
+  const unsigned min_workers_;
+  const unsigned max_workers_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // READY, idle, queue room, stopped, failed
+
+  std::vector<TaskRecord> tasks_;
+  std::vector<std::uint32_t> free_tasks_;
+  TaskQueue queue_;
+  std::vector<WorkerSlot> slots_;
+  std::vector<Delivery> deliveries_;
+  // Emptied batches kept for reuse: deliver() swaps deliveries_ with one, so that threads
+  // delivering at the same time each own their batch and nothing is allocated once warm.
+  std::vector<std::vector<Delivery>> spare_batches_;
+  std::size_t in_delivery_ = 0;  // resolutions taken by deliver() and not yet run
+
+  std::vector<std::string> handler_names_;
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> handler_ids_;
+
+  std::string last_handler_;  // the last name looked up, and its id
+  std::uint32_t last_handler_id_ = 0;
+  std::uint64_t next_incarnation_ = 0;
+  std::size_t running_ = 0;
+  std::uint64_t completed_ = 0, failed_ = 0, retried_ = 0, restarts_ = 0;
+  LatencyHistogram queue_wait_, run_time_;
+  Clock::time_point last_spawn_{};
+  std::mt19937_64 rng_{std::random_device{}()};
+
+  bool accepting_ = true;
+  bool stopping_ = false;  // shutdown asked: drain, then stop the workers
+  Clock::time_point shutdown_deadline_{};
+  bool stopped_ = false;                // the supervisor thread is done
+  std::optional<std::string> failure_;  // the failed state's message
+
+  // Threads spinning on result rings (in get()/wait_idle()). While any does, the supervisor
+  // thread does not ask workers to ring the doorbell, so results are not announced twice.
+  std::atomic<int> pollers_{0};
+
+  std::vector<EventCount*> announced_;  // the supervisor thread's, reused per sleep
+  int epoll_fd_ = -1;
+  int doorbell_fd_ = -1;  // inherited by every worker; written after a publish we wait for
+  int kick_fd_ = -1;      // written by other threads to wake the supervisor thread
+  std::thread thread_;
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,101 @@
+#pragma once
+
+#include <chrono>    // time points
+#include <cstdint>   // std::uint64_t
+#include <deque>     // in-flight tasks
+#include <optional>  // segment and views exist only while a worker runs
+#include <string>    // result assembly
+
+#include "procpool/ring_reader.hpp"
+#include "procpool/ring_writer.hpp"
+#include "procpool/segment.hpp"
+#include "procpool/task_error.hpp"
+#include "stderr_tail.hpp"
+
+namespace procpool::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// One place for a worker process in the pool: the process that fills it now (if any), its
+// segment and ring views, the tasks on board, and the slot's restart history. Owned by PoolCore;
+// every field is guarded by PoolCore's mutex, and only the supervisor thread spawns, kills and
+// reaps.
+struct WorkerSlot {
+  enum class State {
+    kEmpty,     // no process, none wanted (below the current scale)
+    kStarting,  // spawned, READY not seen yet
+    kReady,     // serving
+    kDraining,  // serving its in-flight tasks, no new ones (recycling)
+    kStopping,  // shutdown frame sent, waiting for the exit
+    kBackoff,   // its worker died; restarts at restart_at
+  };
+
+  unsigned index = 0;
+  State state = State::kEmpty;
+
+  // The current process (valid from spawn to reap).
+  std::uint64_t incarnation = 0;
+  int pid = -1;
+  int pidfd = -1;
+  int stderr_fd = -1;
+  std::optional<Segment> segment;
+  std::optional<RingWriter> writer;  // supervisor -> worker
+  std::optional<RingReader> reader;  // worker -> supervisor
+
+  // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves in
+  // order, so the first one not abandoned is the one running.
+  std::deque<std::uint32_t> inflight;
+  // A task whose payload is only partly written (fragments wait for ring room).
+  static constexpr std::uint32_t kNoTask = ~std::uint32_t{0};
+  std::uint32_t partial_task = kNoTask;
+  std::size_t partial_offset = 0;
+  // A result arriving in fragments.
+  std::string assembly;
+  std::uint64_t assembly_task = 0;
+  bool assembling = false;
+
+  Clock::time_point started{};
+  Clock::time_point ready_at{};
+  Clock::time_point last_active{};
+  Clock::time_point deadline{};  // kStarting: READY by; kStopping: SIGKILL at; kBackoff: restart at
+  double started_unix_s = 0;
+  std::uint64_t dispatched = 0;     // tasks sent to this incarnation
+  std::uint64_t recycle_after = 0;  // 0 = never
+  std::uint64_t tasks_done = 0;
+  std::uint64_t tasks_failed = 0;
+
+  // Why the supervisor killed it, if it did (the exit then reports this, not just SIGKILL).
+  bool killed = false;
+  bool kill_counts_as_failure = true;
+  std::string kill_reason;
+  std::uint32_t timed_out_task = kNoTask;
+
+  // Restart history, kept across incarnations.
+  std::uint64_t restarts = 0;
+  unsigned consecutive_failures = 0;
+  StderrTail stderr_tail;
+
+  bool live() const noexcept {
+    return state == State::kStarting || state == State::kReady || state == State::kDraining ||
+           state == State::kStopping;
+  }
+  const char* state_name() const noexcept {
+    switch (state) {
+      case State::kEmpty:
+        return "empty";
+      case State::kStarting:
+        return "starting";
+      case State::kReady:
+        return "ready";
+      case State::kDraining:
+        return "draining";
+      case State::kStopping:
+        return "stopping";
+      case State::kBackoff:
+        return "backoff";
+    }
+    return "unknown";
+  }
+};
+
+}  // namespace procpool::detail

@@ -1,0 +1,332 @@
+// scripts/bench.sh pool: procpool's pool through its public API, WORKLOADS.md L1, T1, B1, C1,
+// S1, R1 and I1 (M1 is timed by bench.sh around the procpool binary). Each figure is measured
+// `rounds` times, rounds interleaving the workloads, and reported as the median with its spread.
+//
+// Usage: procpool-bench-pool WORKER_DIR [rounds] [--quick]
+
+#include <signal.h>        // SIGKILL
+#include <sys/resource.h>  // getrusage
+
+#include <atomic>     // completion counters
+#include <cstdio>     // std::printf
+#include <cstring>    // std::memcpy
+#include <deque>      // windows of futures
+#include <exception>  // std::exception
+#include <map>        // figures by name
+#include <string>     // payloads
+#include <thread>     // std::this_thread::sleep_for (I1's idle period)
+#include <vector>     // samples
+
+#include "bench_stats.hpp"
+#include "procpool/pool.hpp"
+
+namespace {
+
+using namespace procpool;
+using namespace procpool::bench;
+using Figures = std::map<std::string, std::vector<double>>;  // "L1 p50 us" -> per-round values
+
+std::string worker_dir;
+
+PoolOptions pool_of(const std::string& worker, unsigned workers) {
+  PoolOptions options;
+  options.executable = worker_dir + "/procpool-worker-" + worker;
+  options.min_workers = workers;
+  options.max_workers = workers;
+  options.forward_stderr = true;
+  if (const char* depth = std::getenv("PROCPOOL_BENCH_DEPTH"))
+    options.pipeline_depth = static_cast<unsigned>(std::atoi(depth));
+  if (const char* ring = std::getenv("PROCPOOL_BENCH_RING"))
+    options.ring_capacity = std::strtoull(ring, nullptr, 10);
+  return options;
+}
+
+[[noreturn]] void wrong(const std::string& what) {
+  std::fprintf(stderr, "procpool-bench-pool: wrong result: %s\n", what.c_str());
+  std::exit(3);
+}
+
+void record(Figures& f, const std::string& key, double value) { f[key].push_back(value); }
+
+// L1: one task at a time through submit(...).get().
+void l1(Figures& f) {
+  Pool pool(pool_of("increment", 1));
+  std::vector<double> samples;
+  samples.reserve(20'000);
+  for (int i = 0; i < 21'000; ++i) {
+    const std::uint64_t x = 1'000'000 + static_cast<std::uint64_t>(i);
+    const std::string input = std::to_string(x);
+    const std::uint64_t start = now_ns();
+    const std::string result = pool.submit("increment", input).get();
+    const std::uint64_t end = now_ns();
+    if (result != std::to_string(x + 1)) wrong("L1 " + input + " -> " + result);
+    if (i >= 1'000) samples.push_back(static_cast<double>(end - start) / 1e3);
+  }
+  record(f, "L1 p50 us", percentile_nearest_rank(samples, 0.50));
+  record(f, "L1 p99 us", percentile_nearest_rank(samples, 0.99));
+}
+
+// T1: 200,000 increments on two workers.
+void t1(Figures& f) {
+  constexpr std::size_t kTasks = 200'000;
+  std::vector<std::string> inputs(kTasks);
+  std::vector<std::string_view> views(kTasks);
+  for (std::size_t i = 0; i < kTasks; ++i) {
+    inputs[i] = std::to_string(i);
+    views[i] = inputs[i];
+  }
+  Pool pool(pool_of("increment", 2));
+  for (int i = 0; i < 2'000; ++i) pool.submit("increment", inputs[i % 100]).get();  // warm up
+
+  {  // futures, window 1024: the default one-message-per-task way
+    std::deque<std::pair<std::size_t, std::future<std::string>>> window;
+    const std::uint64_t start = now_ns();
+    for (std::size_t i = 0; i < kTasks; ++i) {
+      if (window.size() == 1024) {
+        auto [index, future] = std::move(window.front());
+        window.pop_front();
+        if (future.get() != std::to_string(index + 1)) wrong("T1 futures");
+      }
+      window.emplace_back(i, pool.submit("increment", views[i]));
+    }
+    for (auto& [index, future] : window) {
+      if (future.get() != std::to_string(index + 1)) wrong("T1 futures");
+    }
+    const std::uint64_t end = now_ns();
+    record(f, "T1 tput_2w_futures_window1024 tasks/s",
+           kTasks * 1e9 / static_cast<double>(end - start));
+  }
+
+  auto check = [&](std::size_t index, const TaskOutcome& outcome) {
+    char expected[24];
+    const auto n = std::snprintf(expected, sizeof expected, "%zu", index + 1);
+    if (!outcome.ok() ||
+        outcome.value() != std::string_view(expected, static_cast<std::size_t>(n))) {
+      wrong("T1 callback index " + std::to_string(index));
+    }
+  };
+  {  // fast path, window 1024: callbacks, submitted in batches of 256 while < 1024 outstanding
+    std::atomic<std::size_t> done{0};
+    const std::uint64_t start = now_ns();
+    std::size_t submitted = 0;
+    while (submitted < kTasks) {
+      while (submitted - done.load(std::memory_order_acquire) > 1024 - 256) cpu_relax();
+      const std::size_t n = std::min<std::size_t>(256, kTasks - submitted);
+      const std::size_t base = submitted;
+      pool.submit_batch("increment", std::span(views).subspan(base, n), {},
+                        [&, base](std::size_t i, const TaskOutcome& outcome) {
+                          check(base + i, outcome);
+                          done.fetch_add(1, std::memory_order_release);
+                        });
+      submitted += n;
+    }
+    while (done.load(std::memory_order_acquire) < kTasks) cpu_relax();
+    const std::uint64_t end = now_ns();
+    record(f, "T1 tput_2w_batch_window1024 tasks/s",
+           kTasks * 1e9 / static_cast<double>(end - start));
+  }
+  {  // fast path, submit all then wait
+    std::atomic<std::size_t> done{0};
+    const std::uint64_t start = now_ns();
+    pool.submit_batch("increment", std::span(views), {},
+                      [&](std::size_t i, const TaskOutcome& outcome) {
+                        check(i, outcome);
+                        done.fetch_add(1, std::memory_order_relaxed);
+                      });
+    pool.wait_idle();
+    const std::uint64_t end = now_ns();
+    if (done.load() != kTasks) wrong("T1 submitall count");
+    record(f, "T1 tput_2w_batch_submitall tasks/s",
+           kTasks * 1e9 / static_cast<double>(end - start));
+  }
+}
+
+// B1: 1 MiB checksums, at most 4 in flight, one worker.
+void b1(Figures& f) {
+  constexpr std::size_t kSize = 1 << 20;
+  constexpr int kTasks = 2'000;
+  std::vector<std::string> buffers(8, std::string(kSize, '\0'));
+  std::vector<std::string> expected(8);
+  for (std::size_t b = 0; b < 8; ++b) {
+    for (std::size_t j = 0; j < kSize; ++j) buffers[b][j] = static_cast<char>((7 * j + b) % 256);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < kSize; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, buffers[b].data() + i, 8);
+      sum += word;
+    }
+    expected[b] = std::to_string(sum);
+  }
+  PoolOptions options = pool_of("checksum", 1);
+  Pool pool(options);
+  for (int b = 0; b < 8; ++b) {
+    if (pool.submit("checksum", buffers[b]).get() != expected[b]) wrong("B1 warm-up");
+  }
+  std::deque<std::pair<int, std::future<std::string>>> window;
+  const std::uint64_t start = now_ns();
+  for (int k = 0; k < kTasks; ++k) {
+    if (window.size() == 4) {
+      auto [index, future] = std::move(window.front());
+      window.pop_front();
+      if (future.get() != expected[index % 8]) wrong("B1");
+    }
+    window.emplace_back(k, pool.submit("checksum", buffers[k % 8]));
+  }
+  for (auto& [index, future] : window) {
+    if (future.get() != expected[index % 8]) wrong("B1");
+  }
+  const double seconds = static_cast<double>(now_ns() - start) / 1e9;
+  record(f, "B1 us_per_task_copy us", seconds * 1e6 / kTasks);
+  record(f, "B1 MiB_per_s_copy MiB/s", kTasks / seconds);
+  // Context: the checksum alone, in this process.
+  const std::uint64_t t0 = now_ns();
+  std::uint64_t sink = 0;
+  for (int r = 0; r < 200; ++r) {
+    const std::string& buffer = buffers[static_cast<std::size_t>(r % 8)];
+    for (std::size_t i = 0; i < kSize; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, buffer.data() + i, 8);
+      sink += word;
+    }
+  }
+  if (sink == 42) std::printf("#\n");
+  record(f, "B1 checksum_us_per_MiB_inproc us", static_cast<double>(now_ns() - t0) / 1e3 / 200);
+}
+
+std::uint64_t fib(std::uint64_t n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+
+// C1: 64 fib(27) on two workers against the same 64 in this process, alternated 5 times.
+void c1(Figures& f) {
+  Pool pool(pool_of("fib", 2));
+  for (int i = 0; i < 4; ++i) pool.submit("fib", "27").get();
+  std::vector<double> serial, parallel;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::uint64_t start = now_ns();
+    std::uint64_t sum = 0;
+    for (int i = 0; i < 64; ++i) sum += fib(27);
+    if (sum != 64 * 196418ULL) wrong("C1 serial");
+    serial.push_back(static_cast<double>(now_ns() - start) / 1e6);
+    start = now_ns();
+    std::vector<std::future<std::string>> futures;
+    futures.reserve(64);
+    for (int i = 0; i < 64; ++i) futures.push_back(pool.submit("fib", "27"));
+    for (auto& future : futures) {
+      if (future.get() != "196418") wrong("C1 parallel");
+    }
+    parallel.push_back(static_cast<double>(now_ns() - start) / 1e6);
+  }
+  const double s = median(serial), p = median(parallel);
+  record(f, "C1 serial_ms ms", s);
+  record(f, "C1 wall_ms ms", p);
+  record(f, "C1 efficiency_pct %", 100.0 * s / (2 * p));
+}
+
+// S1: from asking for a pool of one worker to that worker's first answer.
+void s1(Figures& f) {
+  std::vector<double> samples;
+  for (int i = 0; i < 52; ++i) {
+    const std::uint64_t start = now_ns();
+    Pool pool(pool_of("increment", 1));
+    if (pool.submit("increment", "41").get() != "42") wrong("S1");
+    const std::uint64_t end = now_ns();
+    if (i >= 2) samples.push_back(static_cast<double>(end - start) / 1e6);
+  }
+  record(f, "S1 p50_ms ms", percentile_nearest_rank(samples, 0.50));
+}
+
+// R1: SIGKILL the worker; time from the kill to the first result from its replacement.
+void r1(Figures& f) {
+  PoolOptions options = pool_of("increment", 1);
+  options.max_attempts = 3;  // a task that lands on the dying worker is retried
+  // The default min_uptime (1 s) treats a worker that dies younger as failing at start-up and
+  // backs off; kills here come faster than that, so R1 measures the plain restart path.
+  options.restart.min_uptime = std::chrono::milliseconds(0);
+  Pool pool(options);
+  pool.submit("increment", "1").get();
+  std::vector<double> samples;
+  for (int i = 0; i < 20; ++i) {
+    const int pid = pool.metrics().workers.at(0).pid;
+    const std::uint64_t start = now_ns();
+    ::kill(pid, SIGKILL);
+    for (;;) {
+      TaskOptions retry;
+      retry.max_attempts = 3;
+      try {
+        if (pool.submit("increment", "41", retry).get() != "42") wrong("R1");
+      } catch (const TaskError&) {
+        continue;  // landed on the dying worker more than twice; try again
+      }
+      if (pool.metrics().workers.at(0).pid != pid) break;
+    }
+    samples.push_back(static_cast<double>(now_ns() - start) / 1e6);
+  }
+  record(f, "R1 p50_ms ms", percentile_nearest_rank(samples, 0.50));
+}
+
+double cpu_seconds_self() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// I1: two warmed-up workers idle for `seconds`: CPU of the supervisor and the workers.
+void i1(Figures& f, int seconds) {
+  Pool pool(pool_of("increment", 2));
+  for (int i = 0; i < 1000; ++i) pool.submit("increment", "1").get();
+  auto worker_cpu = [&] {
+    double total = 0;
+    for (const WorkerMetrics& w : pool.metrics().workers) total += w.cpu_s;
+    return total;
+  };
+  const double self0 = cpu_seconds_self(), workers0 = worker_cpu();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));  // the workload is to idle
+  const double used = (cpu_seconds_self() - self0) + (worker_cpu() - workers0);
+  record(f, "I1 cpu_pct %", 100.0 * used / seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: procpool-bench-pool WORKER_DIR [rounds] [--quick]\n");
+    return 2;
+  }
+  worker_dir = argv[1];
+  int rounds = 3;
+  bool quick = false;
+  for (int i = 2; i < argc; ++i) {
+    if (std::string(argv[i]) == "--quick") {
+      quick = true;
+    } else {
+      rounds = std::atoi(argv[i]);
+    }
+  }
+  try {
+    Figures figures;
+    for (int round = 1; round <= rounds; ++round) {
+      // PROCPOOL_BENCH_ONLY=T1 (say) runs one workload, for profiling.
+      const char* only = std::getenv("PROCPOOL_BENCH_ONLY");
+      auto want = [&](const char* name) { return only == nullptr || std::string(only) == name; };
+      if (want("L1")) l1(figures);
+      if (want("T1")) t1(figures);
+      if (want("B1")) b1(figures);
+      if (want("C1")) c1(figures);
+      if (want("S1")) s1(figures);
+      if (want("R1")) r1(figures);
+      if (want("I1")) i1(figures, quick ? 2 : 10);
+      std::fprintf(stderr, "round %d/%d done\n", round, rounds);
+    }
+    for (const auto& [key, values] : figures) {
+      // key = "WORKLOAD FIGURE UNIT"
+      const auto first = key.find(' ');
+      const auto last = key.rfind(' ');
+      print_figure(key.substr(0, first), "procpool", key.substr(first + 1, last - first - 1),
+                   spread(values), key.substr(last + 1), values.size());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "procpool-bench-pool: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,76 @@
+// crashy: misbehaves on request, for tests and for trying out the supervisor.
+//
+// Start-up options (argv):
+//   --exit-before-ready CODE   exit with CODE before announcing handlers (a broken deployment)
+//   --hang-before-ready        never announce handlers
+// Handlers (input = argument):
+//   "echo"        answer the input              "segfault"  SIGSEGV
+//   "abort"       SIGABRT (std::abort)          "exit"      exit with the decimal code in input
+//   "hang"        spin forever (a stuck handler)
+//   "sleep"       sleep the input's milliseconds, then answer "slept"; polls Task::cancelled()
+//   "throw"       throw std::runtime_error(input)
+//   "stderr"      write the input to stderr, then answer "ok"
+//   "attempt"     answer the dispatch attempt number
+//   "crash_on_first_attempt"  SIGKILL itself on attempt 1, answer the input afterwards
+//   "pid"         answer the worker's pid
+#include <signal.h>  // raise
+#include <unistd.h>  // getpid
+#include <procpool/worker.hpp>
+
+#include <atomic>     // std::atomic (hang)
+#include <chrono>     // sleep
+#include <cstdio>     // std::fwrite
+#include <cstdlib>    // std::abort, std::exit
+#include <cstring>    // std::strcmp
+#include <stdexcept>  // std::runtime_error
+#include <string>     // std::stoi
+#include <thread>     // std::this_thread::sleep_for
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--exit-before-ready") == 0 && i + 1 < argc) {
+      std::fprintf(stderr, "crashy: exiting before ready as asked\n");
+      return std::atoi(argv[i + 1]);
+    }
+  }
+  procpool::Worker worker(argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--hang-before-ready") == 0) {
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  worker.on("echo", [](procpool::Task& task) { task.reply(task.input()); });
+  worker.on("segfault", [](procpool::Task&) {
+    volatile int* null = nullptr;
+    *null = 1;
+  });
+  worker.on("abort", [](procpool::Task&) { std::abort(); });
+  worker.on("exit", [](procpool::Task& task) { std::exit(std::stoi(std::string(task.input()))); });
+  worker.on("hang", [](procpool::Task&) {
+    std::atomic<std::uint64_t> spins{0};  // a side effect the compiler cannot remove
+    for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+  });
+  worker.on("sleep", [](procpool::Task& task) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(std::stoll(std::string(task.input())));
+    while (std::chrono::steady_clock::now() < until) {
+      if (task.cancelled()) throw std::runtime_error("cancelled");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    task.reply("slept");
+  });
+  worker.on("throw",
+            [](procpool::Task& task) { throw std::runtime_error(std::string(task.input())); });
+  worker.on("stderr", [](procpool::Task& task) {
+    std::fwrite(task.input().data(), 1, task.input().size(), stderr);
+    std::fflush(stderr);
+    task.reply("ok");
+  });
+  worker.on("attempt", [](procpool::Task& task) { task.reply(std::to_string(task.attempt())); });
+  worker.on("crash_on_first_attempt", [](procpool::Task& task) {
+    if (task.attempt() == 1) ::raise(SIGKILL);
+    task.reply(task.input());
+  });
+  worker.on("pid", [](procpool::Task& task) { task.reply(std::to_string(::getpid())); });
+  return worker.run();
+}

@@ -1,0 +1,88 @@
+#pragma once
+
+// The worker SDK: what a worker executable links (procpool::worker). It pulls in only
+// procpool::common and the standard library — no Asio, no Boost.
+//
+//   int main(int argc, char** argv) {
+//     procpool::Worker worker(argc, argv);          // attaches to the supervisor's segment
+//     worker.on("fib", [](procpool::Task& task) {
+//       task.reply(std::to_string(fib(std::stoll(std::string(task.input())))));
+//     });                                            // a thrown std::exception fails the task
+//     return worker.run();                           // serves until told to stop
+//   }
+
+#include <cstdint>      // std::uint64_t
+#include <functional>   // std::function
+#include <memory>       // std::unique_ptr
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+
+namespace procpool {
+
+class Worker;
+namespace detail {
+class WorkerRuntime;
+}
+
+// One task being run by a handler. Valid only during the handler call.
+class Task {
+ public:
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  // The task's payload. A copy in the worker's own memory: safe to parse.
+  std::string_view input() const noexcept { return input_; }
+
+  // Sends the result. At most once per task; a handler that returns without replying answers
+  // with an empty result. Throws procpool::Error on a second reply.
+  void reply(std::string_view result);
+
+  // True once the supervisor asked to cancel this task. Long handlers poll it and return early;
+  // a handler that does not is killed with its worker after the pool's cancel grace period.
+  bool cancelled() const noexcept;
+
+  std::uint64_t id() const noexcept { return id_; }
+  // 1 on the first dispatch, 2 on the first retry after a worker crash, ...
+  std::uint32_t attempt() const noexcept { return attempt_; }
+
+ private:
+  friend class detail::WorkerRuntime;
+  Task(detail::WorkerRuntime& runtime, std::uint64_t id, std::uint32_t attempt,
+       std::string_view input) noexcept
+      : runtime_(runtime), id_(id), attempt_(attempt), input_(input) {}
+
+  detail::WorkerRuntime& runtime_;
+  std::uint64_t id_;
+  std::uint32_t attempt_;
+  std::string_view input_;
+  bool replied_ = false;
+};
+
+class Worker {
+ public:
+  using Handler = std::function<void(Task&)>;
+
+  // Attaches to the segment the supervisor passed (PROCPOOL_SEGMENT_FD) and reads the pool's
+  // worker data. Started outside a supervisor, prints one line saying so and exits with code 2.
+  Worker(int argc, char** argv);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Registers a handler. Names are 1..256 bytes and unique; register all before run().
+  // Throws procpool::Error otherwise.
+  void on(std::string name, Handler handler);
+
+  // The pool's worker data (Node's `workerData`), as given in PoolOptions::worker_data.
+  std::string_view data() const noexcept;
+
+  // Announces the handlers (READY), then serves tasks until the supervisor says stop or SIGTERM
+  // arrives; either way the current task finishes first. Returns the exit code for main: 0 after
+  // a requested stop, non-zero if the channel to the supervisor broke.
+  int run();
+
+ private:
+  std::unique_ptr<detail::WorkerRuntime> runtime_;
+};
+
+}  // namespace procpool

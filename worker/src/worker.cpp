@@ -1,0 +1,422 @@
+#include "procpool/worker.hpp"
+
+#include <signal.h>       // sigaction, SIGTERM
+#include <sys/eventfd.h>  // eventfd_write
+#include <unistd.h>       // getpid
+
+#include <atomic>              // std::atomic
+#include <chrono>              // heartbeat interval
+#include <condition_variable>  // heartbeat thread
+#include <cstdio>              // std::fprintf
+#include <cstdlib>             // std::getenv, std::exit
+#include <cstring>             // std::strrchr
+#include <deque>               // pending tasks
+#include <mutex>               // heartbeat thread
+#include <thread>              // heartbeat thread
+#include <unordered_set>       // cancelled ids
+#include <vector>              // handlers
+
+#include "procpool/error.hpp"
+#include "procpool/segment.hpp"
+#include "procpool/wait_strategy.hpp"
+#include "procpool/wire_format.hpp"
+#include "procpool/worker_environment.hpp"
+
+namespace procpool {
+namespace detail {
+namespace {
+
+// Set by SIGTERM; read by the serving loop between tasks. A lock-free atomic is
+// async-signal-safe to store.
+std::atomic<bool> g_stop_signal{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void on_stop_signal(int) { g_stop_signal.store(true, std::memory_order_relaxed); }
+
+std::uint64_t monotonic_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+[[noreturn]] void die(const char* program, const std::string& message) {
+  std::fprintf(stderr, "%s: procpool worker: %s\n", program, message.c_str());
+  std::exit(2);
+}
+
+int parse_fd(const char* program, const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) {
+    die(program, std::string("not started by a procpool supervisor (") + name +
+                     " is not set); run it through procpool::Pool or `procpool map -- " + program +
+                     "`");
+  }
+  char* end = nullptr;
+  const long fd = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || fd < 0 || fd > 1'000'000) {
+    die(program, std::string(name) + "='" + value + "' is not a file descriptor");
+  }
+  return static_cast<int>(fd);
+}
+
+constexpr auto kChannelBound = std::chrono::seconds(10);
+constexpr std::uint32_t kMaxUnflushedResults = 32;
+
+}  // namespace
+
+// Everything behind procpool::Worker: the channel to the supervisor and the serving loop.
+class WorkerRuntime {
+ public:
+  WorkerRuntime(int argc, char** argv)
+      : program_(argc > 0 && argv[0] != nullptr ? argv[0] : "worker"),
+        segment_(attach(program_.c_str())),
+        in_(segment_.worker_reader()),
+        out_(segment_.worker_writer()),
+        doorbell_fd_(parse_fd(program_.c_str(), kDoorbellFdEnv)) {
+    WorkerControl& control = segment_.control();
+    control.pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+    control.heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+    control.state.store(static_cast<std::uint32_t>(WorkerState::kStarting),
+                        std::memory_order_release);
+    read_init();
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: a sleeping wait returns and sees the flag
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
+    heartbeat_ = std::thread([this] { beat(); });
+  }
+
+  ~WorkerRuntime() {
+    {
+      std::lock_guard lock(heartbeat_mutex_);
+      heartbeat_stop_ = true;
+    }
+    heartbeat_wake_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+  }
+
+  void on(std::string name, Worker::Handler handler) {
+    if (running_) throw Error("Worker::on(\"" + name + "\"): register handlers before run()");
+    if (name.empty() || name.size() > kMaxHandlerName) {
+      throw Error("Worker::on: handler names are 1.." + std::to_string(kMaxHandlerName) + " bytes");
+    }
+    for (const std::string& existing : names_) {
+      if (existing == name) throw Error("Worker::on: handler \"" + name + "\" registered twice");
+    }
+    if (names_.size() == kMaxHandlers) throw Error("Worker::on: too many handlers");
+    if (!handler) throw Error("Worker::on(\"" + name + "\"): empty handler");
+    names_.push_back(std::move(name));
+    handlers_.push_back(std::move(handler));
+  }
+
+  std::string_view data() const noexcept { return data_; }
+
+  int run() {
+    running_ = true;
+    if (!send(FrameType::kReady, 0, encode_handler_names(names_))) return 3;
+    flush();
+    set_state(WorkerState::kReady);
+    std::uint32_t unflushed = 0;
+    while (!g_stop_signal.load(std::memory_order_relaxed) && !shutdown_) {
+      if (pending_.empty()) {
+        if (!read_frames()) return 3;
+        if (pending_.empty()) {
+          flush();
+          unflushed = 0;
+          if (!shutdown_) wait_for_frames();
+          continue;
+        }
+      }
+      Pending& task = pending_.front();
+      if (!serve(task)) return 3;
+      const std::uint64_t end = task.end;
+      recycle(std::move(task.owned));
+      pending_.pop_front();
+      if (in_.release_to(end)) ring_doorbell();
+      // Publish results in batches while more work is already here; at once otherwise, so a
+      // lone task's latency is not traded for throughput.
+      if (++unflushed >= kMaxUnflushedResults || (pending_.empty() && !in_.poll())) {
+        flush();
+        unflushed = 0;
+      }
+    }
+    flush();
+    set_state(WorkerState::kStopped);
+    return 0;
+  }
+
+  void reply(Task& task, std::string_view result) {
+    if (task.replied_)
+      throw Error("Task::reply: task " + std::to_string(task.id_) + " replied twice");
+    task.replied_ = true;
+    if (result.size() > max_payload_) {
+      send_error(task.id_, WorkerErrorCode::kPayloadTooLarge,
+                 "result of " + std::to_string(result.size()) + " bytes exceeds max_payload " +
+                     std::to_string(max_payload_));
+      return;
+    }
+    if (!send(FrameType::kResult, task.id_, result)) broken_ = true;
+  }
+
+  bool cancelled(std::uint64_t id) const noexcept {
+    return segment_.control().cancel_task_id.load(std::memory_order_acquire) == id;
+  }
+
+ private:
+  // A task read from the ring and not yet served. Its input is read in place in the ring (the
+  // supervisor is trusted; its bytes stay ours until release_to(end)), except for a payload that
+  // came in fragments, which is assembled into `owned`.
+  struct Pending {
+    std::uint64_t id = 0;
+    std::uint32_t handler = 0;
+    std::uint32_t attempt = 0;
+    std::string_view input;
+    std::string owned;
+    std::uint64_t end = 0;  // ring position after the task's last frame
+  };
+
+  static Segment attach(const char* program) {
+    const int fd = parse_fd(program, kSegmentFdEnv);
+    try {
+      return Segment::attach(fd);
+    } catch (const Error& e) {
+      die(program, e.what());
+    }
+  }
+
+  void set_state(WorkerState state) {
+    segment_.control().state.store(static_cast<std::uint32_t>(state), std::memory_order_release);
+  }
+
+  // The first frame is kInit: the pool's limits and worker data.
+  void read_init() {
+    const auto deadline = std::chrono::steady_clock::now() + kChannelBound;
+    std::span<const std::byte> record;
+    for (;;) {
+      const ReadStatus status = in_.try_read(record);
+      if (status == ReadStatus::kOk) break;
+      if (status == ReadStatus::kCorrupt || std::chrono::steady_clock::now() >= deadline) {
+        die(program_.c_str(), "no init frame from the supervisor");
+      }
+      wait_until(
+          segment_.to_worker().readable, [&] { return in_.poll(); }, WaitPolicy{}, kChannelBound);
+    }
+    FrameHeader header;
+    std::span<const std::byte> payload;
+    std::string_view data;
+    if (decode_frame(record, header, payload) != DecodeStatus::kOk ||
+        header.type != FrameType::kInit || !decode_init(payload, max_payload_, data)) {
+      die(program_.c_str(), "malformed init frame from the supervisor");
+    }
+    data_.assign(data);
+    in_.release();
+  }
+
+  void beat() {
+    const auto interval = std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms);
+    std::unique_lock lock(heartbeat_mutex_);
+    while (!heartbeat_stop_) {
+      segment_.control().heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+      heartbeat_wake_.wait_for(lock, interval);
+    }
+  }
+
+  void wait_for_frames() {
+    wait_until(
+        segment_.to_worker().readable,
+        [&] { return in_.poll() || g_stop_signal.load(std::memory_order_relaxed); }, WaitPolicy{},
+        std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms));
+  }
+
+  // Moves every complete frame in the ring into pending_ (copying payloads out of shared
+  // memory) and hands the ring's bytes back. Returns false on a protocol violation.
+  bool read_frames() {
+    std::span<const std::byte> record;
+    ReadStatus status;
+    while ((status = in_.try_read(record)) == ReadStatus::kOk) {
+      FrameHeader header;
+      std::span<const std::byte> payload;
+      if (decode_frame(record, header, payload) != DecodeStatus::kOk)
+        return protocol_error("bad frame");
+      switch (header.type) {
+        case FrameType::kTask:
+          if (!assemble(header, payload)) return false;
+          break;
+        case FrameType::kCancel:
+          cancelled_.insert(header.task_id);
+          break;
+        case FrameType::kShutdown:
+          shutdown_ = true;
+          break;
+        case FrameType::kHeartbeat:
+          break;
+        default:
+          return protocol_error("unexpected frame type");
+      }
+    }
+    // With no task left to serve, hand everything back; otherwise bytes go back task by task.
+    // (Fragments of a task being assembled were copied out: their bytes can go back too.)
+    if (pending_.empty() && in_.release()) ring_doorbell();
+    if (status == ReadStatus::kCorrupt) return protocol_error(to_string(in_.fault()));
+    return true;
+  }
+
+  bool assemble(const FrameHeader& header, std::span<const std::byte> payload) {
+    const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+    if (!assembling_ && (header.flags & kFrameMore) == 0) {  // the common case: one frame
+      Pending& task = pending_.emplace_back();
+      task.id = header.task_id;
+      task.handler = header.handler_id;
+      task.attempt = header.attempt;
+      task.input = bytes;
+      task.end = in_.position();
+      return true;
+    }
+    if (!assembling_) {
+      current_.id = header.task_id;
+      current_.handler = header.handler_id;
+      current_.attempt = header.attempt;
+      current_.owned = take_buffer();
+      assembling_ = true;
+    } else if (header.task_id != current_.id) {
+      return protocol_error("fragments of two tasks interleaved");
+    }
+    if (current_.owned.size() + bytes.size() > max_payload_) {
+      return protocol_error("task payload above max_payload");
+    }
+    current_.owned.append(bytes);
+    if ((header.flags & kFrameMore) == 0) {
+      assembling_ = false;
+      Pending& task = pending_.emplace_back(std::move(current_));
+      task.input = task.owned;
+      task.end = in_.position();
+      current_ = Pending();
+    }
+    return true;
+  }
+
+  bool serve(Pending& pending) {
+    WorkerControl& control = segment_.control();
+    if (cancelled_.erase(pending.id) != 0 || cancelled(pending.id)) {
+      return send_error(pending.id, WorkerErrorCode::kCancelled, "cancelled before it started");
+    }
+    if (pending.handler >= handlers_.size()) {
+      return send_error(pending.id, WorkerErrorCode::kUnknownHandler,
+                        "no handler with id " + std::to_string(pending.handler));
+    }
+    Task task(*this, pending.id, pending.attempt, pending.input);
+    bool failed = false;
+    try {
+      handlers_[pending.handler](task);
+      if (!task.replied_) reply(task, {});
+    } catch (const std::exception& e) {
+      failed = !task.replied_;
+      if (failed) send_error(pending.id, WorkerErrorCode::kHandlerFailed, e.what());
+    } catch (...) {
+      failed = !task.replied_;
+      if (failed) send_error(pending.id, WorkerErrorCode::kHandlerFailed, "unknown exception");
+    }
+    (failed ? control.tasks_failed : control.tasks_done).fetch_add(1, std::memory_order_relaxed);
+    return !broken_;
+  }
+
+  bool send_error(std::uint64_t id, WorkerErrorCode code, std::string_view message) {
+    if (!send(FrameType::kError, id, encode_error(code, message.substr(0, 64 * 1024)))) {
+      broken_ = true;
+    }
+    return !broken_;
+  }
+
+  // Writes `payload` as one frame, or as fragments when it exceeds one record. Waits (bounded,
+  // repeatedly) for room while the supervisor drains the ring.
+  bool send(FrameType type, std::uint64_t task_id, std::string_view payload) {
+    const std::size_t chunk = out_.max_payload() - sizeof(FrameHeader);
+    FrameHeader header;
+    header.type = type;
+    header.task_id = task_id;
+    do {
+      const std::size_t size = std::min(chunk, payload.size());
+      header.flags = size < payload.size() ? kFrameMore : 0;
+      for (;;) {
+        const WriteStatus status = write_frame(out_, header, as_bytes(payload.substr(0, size)));
+        if (status == WriteStatus::kOk) break;
+        if (status != WriteStatus::kFull) return false;
+        flush();
+        const auto needed = static_cast<std::uint32_t>(size + sizeof(FrameHeader));
+        const WaitResult waited = wait_until(
+            segment_.to_supervisor().writable, [&] { return out_.can_reserve(needed); },
+            WaitPolicy{}, kChannelBound);
+        // A supervisor that has not drained for this long is gone or stuck; PDEATHSIG ends us
+        // if it died, otherwise keep waiting: it kills us itself if we are in the way.
+        (void)waited;
+      }
+      payload.remove_prefix(size);
+    } while (!payload.empty());
+    return true;
+  }
+
+  void flush() {
+    if (out_.publish()) ring_doorbell();
+  }
+
+  void ring_doorbell() const noexcept { ::eventfd_write(doorbell_fd_, 1); }
+
+  bool protocol_error(std::string_view what) {
+    std::fprintf(stderr, "%s: procpool worker: protocol error from the supervisor: %.*s\n",
+                 program_.c_str(), static_cast<int>(what.size()), what.data());
+    return false;
+  }
+
+  std::string take_buffer() {
+    if (free_buffers_.empty()) return {};
+    std::string buffer = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
+    buffer.clear();
+    return buffer;
+  }
+  void recycle(std::string buffer) {
+    if (free_buffers_.size() < 64 && buffer.capacity() <= 1024 * 1024) {
+      free_buffers_.push_back(std::move(buffer));
+    }
+  }
+
+  std::string program_;
+  Segment segment_;
+  RingReader in_;
+  RingWriter out_;
+  int doorbell_fd_;
+  std::uint64_t max_payload_ = 0;
+  std::string data_;
+  std::vector<std::string> names_;
+  std::vector<Worker::Handler> handlers_;
+  std::deque<Pending> pending_;
+  Pending current_;
+  bool assembling_ = false;
+  std::unordered_set<std::uint64_t> cancelled_;
+  std::vector<std::string> free_buffers_;
+  bool running_ = false;
+  bool shutdown_ = false;
+  bool broken_ = false;
+  std::thread heartbeat_;
+  std::mutex heartbeat_mutex_;
+  std::condition_variable heartbeat_wake_;
+  bool heartbeat_stop_ = false;
+};
+
+}  // namespace detail
+
+void Task::reply(std::string_view result) { runtime_.reply(*this, result); }
+bool Task::cancelled() const noexcept { return runtime_.cancelled(id_); }
+
+Worker::Worker(int argc, char** argv)
+    : runtime_(std::make_unique<detail::WorkerRuntime>(argc, argv)) {}
+Worker::~Worker() = default;
+void Worker::on(std::string name, Handler handler) {
+  runtime_->on(std::move(name), std::move(handler));
+}
+std::string_view Worker::data() const noexcept { return runtime_->data(); }
+int Worker::run() { return runtime_->run(); }
+
+}  // namespace procpool
