@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures, builds and tests procpool with the `dev` and `asan` presets
-# (see CMakePresets.json), then prints "N passed, N failed" summed over them
-# (", N skipped" is appended when ctest skipped any).
+# (see CMakePresets.json), tests the installed CMake package from an outside
+# project (scripts/test-package.sh), then prints "N passed, N failed" summed
+# over all of it (", N skipped" is appended when ctest skipped any).
 #
 # Usage: scripts/test.sh [--quick]
 #   --quick   only the dev preset (no sanitizer build)
@@ -67,6 +68,16 @@ for preset in "${presets[@]}"; do
     status=1
   fi
 done
+
+# The installed package, used from an outside project (find_package(procpool CONFIG)).
+stage "package"
+if bash scripts/test-package.sh; then
+  total_passed=$((total_passed + 1))
+else
+  echo "test.sh: the package test failed" >&2
+  total_failed=$((total_failed + 1))
+  status=1
+fi
 
 stage "summary"
 if [ "$total_skipped" -gt 0 ]; then

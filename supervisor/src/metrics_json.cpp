@@ -29,6 +29,7 @@ std::string PoolMetrics::to_json() const {
         {"tasks_done", w.tasks_done},
         {"tasks_failed", w.tasks_failed},
         {"inflight", w.inflight},
+        {"pipeline_depth", w.pipeline_depth},
         {"restarts", w.restarts},
         {"rss_bytes", w.rss_bytes},
         {"cpu_s", w.cpu_s},

@@ -59,7 +59,9 @@ void validate(const PoolOptions& o, unsigned min_workers, unsigned max_workers) 
         std::to_string(min_workers) + ")");
   }
   if (max_workers > 1024) bad("max_workers above 1024");
-  if (o.pipeline_depth == 0) bad("pipeline_depth must be at least 1");
+  if (o.pipeline_depth > PoolCore::kMaxPipelineDepth) {
+    bad("pipeline_depth above " + std::to_string(PoolCore::kMaxPipelineDepth));
+  }
   if (o.max_attempts == 0) bad("max_attempts must be at least 1");
   if (o.max_payload == 0) bad("max_payload must be at least 1 byte");
   if (!is_valid_ring_capacity(o.ring_capacity) || o.ring_capacity < 4096) {
@@ -182,6 +184,7 @@ bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view
                             std::string_view payload, const TaskOptions& options,
                             Completion& completion, std::uint32_t& handler_id) {
   auto reject = [&](TaskError::Kind kind, std::string message) {
+    ++failed_;  // refused at submission: the caller sees a failed task, and so do the metrics
     deliveries_.push_back(Delivery{std::move(completion), {}, TaskError(kind, message)});
     return false;
   };
@@ -372,7 +375,8 @@ WorkerSlot* PoolCore::pick_slot_locked() {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
     if (slot.state != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
-    if (slot.inflight.size() >= options_.pipeline_depth) continue;
+    const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
+    if (slot.inflight.size() >= depth) continue;
     if (best == nullptr || slot.inflight.size() < best->inflight.size()) best = &slot;
   }
   return best;
@@ -566,6 +570,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   const auto now = Clock::now();
   slot.last_active = now;
   TaskRecord& task = tasks_[index];
+  if (options_.pipeline_depth == 0) adapt_depth_locked(slot, task, now);
   if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer
     free_task_locked(index);
     return;
@@ -594,6 +599,22 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid));
   }
   free_task_locked(index);
+}
+
+// The adaptive pipeline: the worker was busy with this task since the later of its dispatch and
+// the previous answer; an EWMA (1/16) of that is its time per task, and the depth keeps about
+// kPipelineWork of work queued behind the task it runs.
+void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now) {
+  const Clock::time_point began = std::max(slot.last_answer, task.dispatched);
+  slot.last_answer = now;
+  const std::int64_t sample = std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
+  slot.service_ns =
+      slot.service_ns == 0 ? sample : slot.service_ns + (sample - slot.service_ns) / 16;
+  const std::int64_t queued =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(kPipelineWork).count() /
+      std::max<std::int64_t>(1, slot.service_ns);
+  slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, kMaxAdaptiveDepth));
 }
 
 void PoolCore::resolve_locked(std::uint32_t index, std::string value,
@@ -860,6 +881,8 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.kill_counts_as_failure = true;
   slot.kill_reason.clear();
   slot.timed_out_task = WorkerSlot::kNoTask;
+  slot.service_ns = 0;
+  slot.depth = 2;
   slot.assembling = false;
   slot.partial_task = WorkerSlot::kNoTask;
   slot.stderr_tail = StderrTail();
@@ -924,10 +947,13 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   if (slot.killed) what = describe_slot(slot) + " was killed: " + slot.kill_reason;
   if (!slot.stderr_tail.empty()) what += "; last stderr lines:\n" + slot.stderr_tail.text();
 
-  // Tasks on board: answers published before the exit were drained already. The first one not
-  // abandoned was running: it used up an attempt. The rest never started: they go back to the
-  // front of the queue as they were.
-  bool first = true;
+  // Tasks on board: answers published before the exit were drained already. The one task that
+  // was running spent an attempt: the one we killed for its timeout, or else the one the worker
+  // named in its control block (untrusted: only compared with our own ids). The rest never
+  // started, or finished with the answer unpublished: they go back to the front of the queue as
+  // they were.
+  const std::uint64_t running_id =
+      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
   std::vector<std::uint32_t> requeue;
   for (const std::uint32_t index : slot.inflight) {
     TaskRecord& task = tasks_[index];
@@ -937,9 +963,10 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     }
     --running_;
     task.slot = -1;
-    if (first && !intended) {
-      first = false;
-      const bool timed_out = slot.timed_out_task == index;
+    const bool timed_out = slot.timed_out_task == index;
+    const bool charged = !intended && (timed_out || (slot.timed_out_task == WorkerSlot::kNoTask &&
+                                                     running_id != 0 && task.id == running_id));
+    if (charged) {
       if (task.attempts >= task.max_attempts) {
         const auto kind = timed_out ? TaskError::Kind::Timeout : TaskError::Kind::WorkerCrashed;
         std::string message = what;
@@ -1101,22 +1128,23 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
                       true);
           break;
         }
-        bool running_seen = false;
+        // The task whose handler runs now, as the worker says (untrusted: only compared).
+        const std::uint64_t running_id =
+            slot.segment->control().current_task_id.load(std::memory_order_relaxed);
         for (const std::uint32_t index : slot.inflight) {
           TaskRecord& task = tasks_[index];
-          const bool running = !running_seen && !task.abandoned;
-          if (!task.abandoned) running_seen = true;
+          const bool running = running_id != 0 && task.id == running_id;
           if (task.abandoned) {
             // Cancelled or timed out while on board: kill the worker if it is still running
-            // it after the grace (only the first task on board can be running).
-            if (index == slot.inflight.front() && now >= task.abandon_deadline) {
+            // it after the grace.
+            if (running && now >= task.abandon_deadline) {
               kill_locked(
                   slot,
                   "cancelled task " + std::to_string(task.id) + " still running after cancel_grace",
                   false);
-            } else if (index == slot.inflight.front()) {
-              soon(task.abandon_deadline);
+              break;
             }
+            if (running) soon(task.abandon_deadline);
             continue;
           }
           if (task.timeout.count() == 0) continue;
@@ -1165,29 +1193,34 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
 // spawn_interval), down after idle_timeout; refill slots emptied by recycling.
 void PoolCore::autoscale_locked(Clock::time_point now) {
   if (stopping_) return;
-  std::size_t live = 0, starting = 0;
+  // `serving`: workers that are or will be taking tasks (a stopping or draining one is on its way
+  // out and does not count towards min_workers). `processes`: every slot with a process or a
+  // pending restart, bounded by max_workers.
+  std::size_t serving = 0, processes = 0, starting = 0;
   for (const WorkerSlot& slot : slots_) {
-    live += slot.live() || slot.state == State::kBackoff;
+    const bool pending_restart = slot.state == State::kBackoff;
+    serving += slot.state == State::kStarting || slot.state == State::kReady || pending_restart;
+    processes += slot.live() || pending_restart;
     starting += slot.state == State::kStarting;
   }
   for (WorkerSlot& slot : slots_) {
     if (slot.state != State::kEmpty) continue;
-    const bool below_min = live < min_workers_;
-    const bool pressure = !queue_.empty() && starting == 0 && live < max_workers_ &&
+    const bool below_min = serving < min_workers_;
+    const bool pressure = !queue_.empty() && starting == 0 && processes < max_workers_ &&
                           now - last_spawn_ >= options_.spawn_interval;
     if (!below_min && !pressure) break;
     spawn_locked(slot);
     if (failure_) return;
-    ++live;
+    ++serving;
+    ++processes;
     ++starting;
   }
-  if (live <= min_workers_) return;
   for (WorkerSlot& slot : slots_) {
-    if (live <= min_workers_) break;
+    if (serving <= min_workers_) break;
     if (slot.state == State::kReady && slot.inflight.empty() && queue_.empty() &&
         now - slot.last_active >= options_.idle_timeout) {
       stop_slot_locked(slot, now);
-      --live;
+      --serving;
     }
   }
 }
@@ -1213,6 +1246,7 @@ PoolMetrics PoolCore::metrics() const {
     w.tasks_done = slot.tasks_done;
     w.tasks_failed = slot.tasks_failed;
     w.inflight = static_cast<unsigned>(slot.inflight.size());
+    w.pipeline_depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
     w.restarts = slot.restarts;
     if (w.pid > 0) {
       const ProcessUsage usage = read_process_usage(w.pid);

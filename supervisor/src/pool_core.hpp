@@ -32,6 +32,11 @@ namespace procpool::detail {
 // Completion callbacks run outside mu_.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
+  // PoolOptions::pipeline_depth: the largest fixed depth, and the adaptive depth's bounds.
+  static constexpr unsigned kMaxPipelineDepth = 65536;
+  static constexpr std::int64_t kMaxAdaptiveDepth = 1024;
+  static constexpr std::chrono::microseconds kPipelineWork{1000};
+
   explicit PoolCore(PoolOptions options);
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
@@ -107,6 +112,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
                        std::span<const std::byte> payload);
   void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, std::string_view body);
+  void adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now);
   void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error);
   void free_task_locked(std::uint32_t index);
   void deliver(std::unique_lock<std::mutex>& lock);  // runs deliveries_ with mu_ released

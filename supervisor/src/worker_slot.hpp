@@ -42,8 +42,8 @@ struct WorkerSlot {
   std::optional<RingWriter> writer;  // supervisor -> worker
   std::optional<RingReader> reader;  // worker -> supervisor
 
-  // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves in
-  // order, so the first one not abandoned is the one running.
+  // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves them
+  // in order; WorkerControl::current_task_id says which one runs.
   std::deque<std::uint32_t> inflight;
   // A task whose payload is only partly written (fragments wait for ring room).
   static constexpr std::uint32_t kNoTask = ~std::uint32_t{0};
@@ -53,6 +53,12 @@ struct WorkerSlot {
   std::string assembly;
   std::uint64_t assembly_task = 0;
   bool assembling = false;
+
+  // Adaptive pipeline (PoolOptions::pipeline_depth 0): the worker's time per task (EWMA of the
+  // time between answers while it is busy), and the depth it gives.
+  std::int64_t service_ns = 0;  // 0 = not measured yet
+  Clock::time_point last_answer{};
+  unsigned depth = 2;
 
   Clock::time_point started{};
   Clock::time_point ready_at{};

@@ -584,7 +584,8 @@ TEST(Segment, AttachRejectsEachCorruptedHeaderField) {
   const Corruption corruptions[] = {
       {"magic one bit off", [](SegmentHeader& h, std::uint64_t) { h.magic ^= 1; }, "magic"},
       {"magic zero", [](SegmentHeader& h, std::uint64_t) { h.magic = 0; }, "magic"},
-      {"layout version 2", [](SegmentHeader& h, std::uint64_t) { h.layout_version = 2; },
+      {"next layout version",
+       [](SegmentHeader& h, std::uint64_t) { h.layout_version = kSegmentLayoutVersion + 1; },
        "version"},
       {"layout version 0", [](SegmentHeader& h, std::uint64_t) { h.layout_version = 0; },
        "version"},

@@ -13,8 +13,9 @@
 //   "attempt"     answer the dispatch attempt number
 //   "crash_on_first_attempt"  SIGKILL itself on attempt 1, answer the input afterwards
 //   "pid"         answer the worker's pid
-#include <signal.h>  // raise
-#include <unistd.h>  // getpid
+#include <signal.h>    // raise
+#include <sys/mman.h>  // mmap (an inaccessible page to fault on)
+#include <unistd.h>    // getpid
 #include <procpool/worker.hpp>
 
 #include <atomic>     // std::atomic (hang)
@@ -25,6 +26,23 @@
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::stoi
 #include <thread>     // std::this_thread::sleep_for
+
+// In sanitizer builds, let a crash be the crash it is: AddressSanitizer would otherwise catch the
+// SIGSEGV and exit 1 with a report. (Only a sanitizer runtime calls this.)
+extern "C" const char* __asan_default_options() { return "handle_segv=0:handle_abort=0"; }
+
+namespace {
+
+// A real SIGSEGV: a store to a mapped page without access rights (not a null store, which
+// UndefinedBehaviorSanitizer would report and exit 1 instead).
+[[noreturn]] void segfault() {
+  void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page != MAP_FAILED) *static_cast<volatile int*>(page) = 1;
+  ::raise(SIGSEGV);  // no page to fault on: the same signal, sent
+  std::abort();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -40,10 +58,7 @@ int main(int argc, char** argv) {
     }
   }
   worker.on("echo", [](procpool::Task& task) { task.reply(task.input()); });
-  worker.on("segfault", [](procpool::Task&) {
-    volatile int* null = nullptr;
-    *null = 1;
-  });
+  worker.on("segfault", [](procpool::Task&) { segfault(); });
   worker.on("abort", [](procpool::Task&) { std::abort(); });
   worker.on("exit", [](procpool::Task& task) { std::exit(std::stoi(std::string(task.input()))); });
   worker.on("hang", [](procpool::Task&) {

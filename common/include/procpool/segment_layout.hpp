@@ -9,7 +9,7 @@
 namespace procpool {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x4C4F4F50'434F5250;  // "PROCPOOL" little-endian
-inline constexpr std::uint32_t kSegmentLayoutVersion = 1;
+inline constexpr std::uint32_t kSegmentLayoutVersion = 2;
 
 // What a supervisor asks for when it creates a worker's segment.
 struct SegmentConfig {

@@ -29,6 +29,10 @@ struct WorkerControl {
   std::atomic<std::uint64_t> heartbeat_ms{0};  // CLOCK_MONOTONIC milliseconds, per interval
   std::atomic<std::uint64_t> tasks_done{0};    // tasks answered with a result
   std::atomic<std::uint64_t> tasks_failed{0};  // tasks answered with an error
+  // The id of the task whose handler is running (0: none). Stored before the handler is called
+  // and cleared after its answer is written, so when the worker dies the supervisor knows which
+  // task on board it was running: that one spends an attempt, the others never started.
+  std::atomic<std::uint64_t> current_task_id{0};
   // Cache line 1 — written by the supervisor only.
   alignas(kCacheLineSize) std::atomic<std::uint32_t> stop_requested{0};  // 1: finish and exit
   std::atomic<std::uint32_t> reserved{0};

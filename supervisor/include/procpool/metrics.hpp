@@ -19,6 +19,7 @@ struct WorkerMetrics {
   std::uint64_t tasks_done = 0;    // answered with a result (this incarnation)
   std::uint64_t tasks_failed = 0;  // answered with an error (this incarnation)
   unsigned inflight = 0;
+  unsigned pipeline_depth = 0;  // tasks it may have on board now (fixed, or adaptive)
   std::uint64_t restarts = 0;   // times this slot's worker was replaced after dying
   std::uint64_t rss_bytes = 0;  // from /proc/<pid>/statm
   double cpu_s = 0;             // user + system, from /proc/<pid>/stat

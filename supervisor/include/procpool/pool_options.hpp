@@ -52,8 +52,10 @@ struct PoolOptions {
 
   // Tasks waiting for a worker; 0 = unbounded (Piscina's default).
   std::size_t max_queue = 0;
-  // Tasks in flight on one worker at once (pipelined in its ring).
-  unsigned pipeline_depth = 32;
+  // Tasks in flight on one worker at once (pipelined in its ring). 0 = adaptive: from each
+  // worker's measured time per task, the one it runs plus about 1 ms of work queued behind it
+  // (2 until measured, at most 1024): deep for tiny tasks, one or two for long ones.
+  unsigned pipeline_depth = 0;
   // Dispatches per task when workers crash under it (1 = no retry).
   unsigned max_attempts = 1;
   // Largest payload and result, bytes.

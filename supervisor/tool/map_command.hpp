@@ -1,0 +1,28 @@
+#pragma once
+
+// `procpool map`: runs one handler of a worker program on every line of standard input in a
+// pool of worker processes, and writes the results to standard output.
+//
+//   seq 1 1000000 | procpool map --workers 2 -- procpool-worker-increment
+//
+// Streams in bounded memory: at most kWindow lines are in flight (submitted and not yet written),
+// and input is read only as results are written. See map_help() for the options and the
+// exit statuses.
+
+#include <span>         // std::span
+#include <string_view>  // std::string_view
+
+namespace procpool::tool {
+
+// Exit statuses of every procpool command.
+inline constexpr int kExitOk = 0;      // every task succeeded
+inline constexpr int kExitFailed = 1;  // some task failed, or input/output failed
+inline constexpr int kExitUsage = 2;   // bad command line, or the pool could not start
+
+// `args` are the arguments after "map" (argv[2..]). Returns the exit status.
+int run_map_command(std::span<char* const> args);
+
+// The text `procpool map --help` prints.
+std::string_view map_help();
+
+}  // namespace procpool::tool

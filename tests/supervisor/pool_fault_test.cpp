@@ -1,0 +1,729 @@
+// Fault tests of procpool::Pool with real worker processes (the crashy example worker, and echo):
+// restarts after SIGKILL / SIGSEGV / SIGABRT / exit, crash reports with the last stderr lines,
+// start-up backoff and the failed state, retries and poison tasks, tasks on board of a crashed
+// worker, timeouts, cancellation (queued, cooperative, and past cancel_grace), the heartbeat,
+// process hygiene (no zombie, no leaked fd, the worker's own fds) and shutdown.
+//
+// Every fault is produced by a real cause (a signal sent from here, a crashing or hanging
+// handler, a worker that exits before READY) and every wait is bounded:
+//   - the pool's futures are std::launch::deferred (wait_for() reports `deferred`), so get() runs
+//     on a std::async thread that is waited for with a bound;
+//   - callbacks are awaited on a condition variable with a bound;
+//   - a state the pool reaches by itself (a worker replaced, a process stopped) is polled with a
+//     bound (poll_until), never assumed after a sleep;
+//   - a per-test watchdog aborts the process if anything else (a destructor) hangs.
+// Sleeping inside a worker handler ("sleep") is part of a scenario, not synchronisation.
+
+#include <gtest/gtest.h>
+#include <signal.h>        // kill, SIGKILL, SIGSTOP, SIGCONT
+#include <sys/resource.h>  // setrlimit (no core files from crashing workers)
+#include <sys/syscall.h>   // SYS_clock_nanosleep, SYS_nanosleep
+#include <unistd.h>        // readlink
+
+#include <algorithm>  // std::all_of
+#include <chrono>     // durations
+#include <fstream>    // std::ifstream
+#include <future>     // std::async
+#include <memory>     // std::make_shared
+#include <optional>   // std::optional
+#include <set>        // std::set
+#include <sstream>    // std::istringstream
+#include <string>     // std::string
+#include <vector>     // std::vector
+
+#include "pool_test_support.hpp"  // bounded waits, Callbacks, poll_until, /proc readings, watchdog
+#include "procpool/error.hpp"
+#include "procpool/pool.hpp"
+#include "test_workers.hpp"
+
+namespace procpool::test {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+using Kind = TaskError::Kind;
+
+constexpr milliseconds kTestBound = 90s;  // the whole test, destructors included
+
+int pid_of(Pool& pool, const TaskOptions& options = {}) {
+  auto future = pool.submit("pid", "", options);
+  const std::string text = value_of(future);
+  return text.empty() ? 0 : std::stoi(text);
+}
+
+std::optional<WorkerMetrics> slot_metrics(const Pool& pool, unsigned slot = 0) {
+  for (const WorkerMetrics& w : pool.metrics().workers) {
+    if (w.slot == slot) return w;
+  }
+  return std::nullopt;
+}
+
+// The single-worker pool's slot 0 is READY with an incarnation above `incarnation`.
+bool replaced_since(const Pool& pool, std::uint64_t incarnation) {
+  const auto w = slot_metrics(pool);
+  return w && w->incarnation > incarnation && w->state == "ready";
+}
+
+// --- /proc helpers ---
+
+char process_state(int pid) {
+  char state = '?';
+  long ppid = 0;
+  return read_state_and_ppid(std::to_string(pid), state, ppid) ? state : '?';
+}
+
+std::string fd_target(const std::string& fd_dir, const std::string& fd) {
+  char buffer[4096];
+  const ssize_t n = ::readlink((fd_dir + "/" + fd).c_str(), buffer, sizeof buffer - 1);
+  return n < 0 ? std::string("?") : std::string(buffer, static_cast<std::size_t>(n));
+}
+
+std::string describe_fds(const std::string& fd_dir) {
+  std::string out;
+  for (const std::string& fd : directory_entries(fd_dir)) {
+    out += "  " + fd + " -> " + fd_target(fd_dir, fd) + "\n";
+  }
+  return out;
+}
+
+// The syscall a process's main thread is in (from /proc/<pid>/syscall), -1 if running or unknown.
+long current_syscall(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+  long number = -1;
+  if (!(in >> number)) return -1;
+  return number;
+}
+
+// CPU time (user + system, clock ticks) a process has used, from /proc/<pid>/stat; -1 if gone.
+long long cpu_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 0; i < 11; ++i) rest >> field;  // state .. cmajflt
+  if (!(rest >> utime >> stime)) return -1;
+  return utime + stime;
+}
+
+// Waits (bounded) until the worker's spinning "hang" handler is observably running: the process
+// burns CPU continuously (an idle worker spins at most ~50 us per wait, then sleeps).
+bool wait_until_spinning(int pid) {
+  const long long start = cpu_ticks(pid);
+  return start >= 0 && poll_until([&] { return cpu_ticks(pid) >= start + 3; });
+}
+
+// --- the fixture ---
+
+class PoolFault : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Crashing workers inherit this: no core files (and no core-dump delay) from them.
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_CORE, &limit) == 0) {
+      limit.rlim_cur = 0;
+      ::setrlimit(RLIMIT_CORE, &limit);
+    }
+  }
+
+  static PoolOptions crashy(unsigned workers = 1) { return small_pool("crashy", workers); }
+
+  Watchdog watchdog_{kTestBound};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Restarts
+
+TEST_F(PoolFault, SigkilledWorkerIsReplacedAndPoolKeepsServing) {
+  Pool pool(crashy());
+  const int victim = pid_of(pool);
+  ASSERT_GT(victim, 0);
+  const auto before = slot_metrics(pool);
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->pid, victim);
+
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  // The pool notices through the worker's pidfd and refills the slot.
+  ASSERT_TRUE(poll_until([&] { return replaced_since(pool, before->incarnation); }))
+      << "slot 0 was not refilled after SIGKILL";
+
+  const int successor = pid_of(pool);
+  EXPECT_GT(successor, 0);
+  EXPECT_NE(successor, victim);
+  const PoolMetrics m = pool.metrics();
+  EXPECT_GE(m.restarts, 1u);
+  ASSERT_EQ(m.workers.size(), 1u);
+  EXPECT_GT(m.workers[0].incarnation, before->incarnation);
+  EXPECT_EQ(m.workers[0].restarts, 1u);
+  EXPECT_EQ(m.workers[0].pid, successor);
+  EXPECT_EQ(m.state, "running");
+}
+
+// A crashing handler: the task fails WorkerCrashed naming the worker's pid and its fate, and the
+// next task runs on a fresh worker.
+void expect_crash_then_recovery(const std::string& handler, const std::string& input,
+                                const std::vector<std::string>& mentions) {
+  Pool pool(small_pool("crashy", 1));
+  const int victim = pid_of(pool);
+  ASSERT_GT(victim, 0);
+  const std::uint64_t incarnation = slot_metrics(pool)->incarnation;
+
+  auto crash = pool.submit(handler, input);
+  const auto error = error_of(crash);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::WorkerCrashed) << error->what();
+  EXPECT_EQ(error->worker_pid(), victim);
+  const std::string what = error->what();
+  for (const std::string& mention : mentions) {
+    EXPECT_NE(what.find(mention), std::string::npos) << "\"" << mention << "\" not in: " << what;
+  }
+  EXPECT_NE(what.find(std::to_string(victim)), std::string::npos) << what;
+
+  auto next = pool.submit("echo", "still here");
+  EXPECT_EQ(value_of(next), "still here");
+  const int successor = pid_of(pool);
+  EXPECT_NE(successor, victim);
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.restarts, 1u);
+  ASSERT_EQ(m.workers.size(), 1u);
+  EXPECT_GT(m.workers[0].incarnation, incarnation);
+}
+
+TEST_F(PoolFault, SegfaultFailsTaskWithSignalAndRestartsWorker) {
+  expect_crash_then_recovery("segfault", "", {"signal 11", "SIGSEGV"});
+}
+
+TEST_F(PoolFault, AbortFailsTaskWithSigabrtAndRestartsWorker) {
+  expect_crash_then_recovery("abort", "", {"signal 6", "SIGABRT"});
+}
+
+TEST_F(PoolFault, ExitFailsTaskWithExitCodeAndRestartsWorker) {
+  expect_crash_then_recovery("exit", "7", {"exit code 7"});
+}
+
+TEST_F(PoolFault, CrashReportIncludesLastStderrLines) {
+  Pool pool(crashy());
+  auto words = pool.submit("stderr", "last words\n");
+  ASSERT_EQ(value_of(words), "ok");
+  auto crash = pool.submit("segfault", "");
+  const auto error = error_of(crash);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::WorkerCrashed);
+  const std::string what = error->what();
+  EXPECT_NE(what.find("last words"), std::string::npos) << what;
+  EXPECT_NE(what.find("SIGSEGV"), std::string::npos) << what;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up failures, backoff and the failed state
+
+TEST_F(PoolFault, WorkerDyingAtStartBacksOffThenConstructorThrows) {
+  PoolOptions options = crashy();
+  options.args = {"--exit-before-ready", "1"};
+  options.restart.max_consecutive_failures = 3;
+  options.restart.initial_backoff = 20ms;
+  options.restart.max_backoff = 1000ms;
+
+  struct Attempt {
+    std::optional<std::string> error;
+    milliseconds elapsed{0};
+  };
+  const Attempt attempt = bounded("Pool construction", [options] {
+    Attempt out;
+    const auto start = Clock::now();
+    try {
+      Pool pool(options);
+    } catch (const TaskError& e) {
+      out.error = std::string("unexpected TaskError: ") + e.what();
+    } catch (const Error& e) {
+      out.error = e.what();
+    }
+    out.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    return out;
+  });
+  ASSERT_TRUE(attempt.error) << "the constructor did not throw";
+  const std::string& what = *attempt.error;
+  EXPECT_NE(what.find("3 failures in a row"), std::string::npos) << what;
+  EXPECT_NE(what.find("exit code 1"), std::string::npos) << what;
+  EXPECT_NE(what.find("crashy: exiting before ready as asked"), std::string::npos) << what;
+
+  // Failures 1 and 2 were each followed by a backoff of initial * 2^(n-1) before the next start:
+  // 20 ms + 40 ms, each scaled by the documented jitter in [0.8, 1.2]. So at least
+  // 0.8 * 20 ms * (1 + 2) = 48 ms went by (a lower bound; the spawns add to it).
+  const auto floor = milliseconds(static_cast<long long>(0.8 * 20 * (1 + 2)));
+  EXPECT_GE(attempt.elapsed, floor) << "the constructor gave up after " << attempt.elapsed.count()
+                                    << " ms: no backoff between the restarts";
+  EXPECT_TRUE(child_processes().empty());  // every start was reaped
+}
+
+// A worker that became READY but then keeps crashing right away: the pool gives up after
+// max_consecutive_failures and enters the failed state.
+TEST_F(PoolFault, PoolFailsAfterStartWhenWorkersKeepCrashing) {
+  PoolOptions options = crashy();
+  options.restart.max_consecutive_failures = 3;
+  options.restart.min_uptime = 60s;  // no worker proves itself during the test
+  Pool pool(options);
+  ASSERT_EQ(pool.metrics().state, "running");
+
+  // One worker runs them in order: each segfault kills an incarnation; the echo never starts.
+  auto s1 = pool.submit("segfault", "");
+  auto s2 = pool.submit("segfault", "");
+  auto s3 = pool.submit("segfault", "");
+  auto echo = pool.submit("echo", "never");
+  for (auto* f : {&s1, &s2, &s3}) {
+    const auto e = error_of(*f);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->kind(), Kind::WorkerCrashed) << e->what();
+    EXPECT_NE(std::string(e->what()).find("SIGSEGV"), std::string::npos) << e->what();
+  }
+  const auto queued = error_of(echo);
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->kind(), Kind::WorkerCrashed) << queued->what();
+  EXPECT_NE(std::string(queued->what()).find("pool failed"), std::string::npos) << queued->what();
+  EXPECT_NE(std::string(queued->what()).find("3 failures in a row"), std::string::npos)
+      << queued->what();
+
+  EXPECT_EQ(pool.metrics().state, "failed");
+  auto late = pool.submit("echo", "late");
+  const auto rejected = error_of(late);
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->kind(), Kind::ShuttingDown) << rejected->what();
+  EXPECT_NE(std::string(rejected->what()).find("pool failed"), std::string::npos)
+      << rejected->what();
+  EXPECT_NE(std::string(rejected->what()).find("SIGSEGV"), std::string::npos) << rejected->what();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries and poison
+
+TEST_F(PoolFault, TaskIsRetriedAfterItsWorkerCrashesWhenAttemptsRemain) {
+  PoolOptions options = crashy();
+  options.max_attempts = 2;
+  Pool pool(options);
+
+  auto first = pool.submit("attempt", "");
+  EXPECT_EQ(value_of(first), "1");
+  EXPECT_EQ(pool.metrics().retried, 0u);
+
+  auto retried = pool.submit("crash_on_first_attempt", "survivor");
+  EXPECT_EQ(value_of(retried), "survivor");
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.retried, 1u);
+  EXPECT_EQ(m.restarts, 1u);
+  EXPECT_EQ(m.failed, 0u);
+}
+
+TEST_F(PoolFault, PoisonTaskFailsAfterExactlyMaxAttemptsAndPoolStillServes) {
+  Pool pool(crashy());
+  const PoolMetrics before = pool.metrics();
+
+  TaskOptions three;
+  three.max_attempts = 3;
+  auto poison = pool.submit("segfault", "", three);
+  const auto error = error_of(poison);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::WorkerCrashed) << error->what();
+  const std::string what = error->what();
+  EXPECT_NE(what.find("poison"), std::string::npos) << what;
+  EXPECT_NE(what.find("all 3 attempts"), std::string::npos) << what;
+  EXPECT_NE(what.find("SIGSEGV"), std::string::npos) << what;
+
+  const PoolMetrics after = pool.metrics();
+  EXPECT_EQ(after.restarts - before.restarts, 3u);
+  EXPECT_EQ(after.retried - before.retried, 2u);
+  EXPECT_EQ(after.failed - before.failed, 1u);
+
+  auto next = pool.submit("echo", "after the poison");
+  EXPECT_EQ(value_of(next), "after the poison");
+  EXPECT_EQ(pool.metrics().state, "running");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks on board of a crashed worker
+
+TEST_F(PoolFault, TasksQueuedBehindACrashAreNeitherLostNorRunTwice) {
+  PoolOptions options = crashy();
+  options.pipeline_depth = 8;
+  Pool pool(options);
+  Callbacks callbacks;
+
+  // All six go into the one worker's pipeline at once; the segfault runs first.
+  pool.submit("segfault", "", {},
+              [&callbacks](const TaskOutcome& o) { callbacks.record("segfault", o); });
+  for (int i = 0; i < 5; ++i) {
+    const std::string key = "echo-" + std::to_string(i);
+    pool.submit("echo", key, {},
+                [&callbacks, key](const TaskOutcome& o) { callbacks.record(key, o); });
+  }
+  callbacks.wait_for(6);
+  bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+
+  EXPECT_EQ(callbacks.total(), 6u);
+  EXPECT_EQ(callbacks.calls("segfault"), 1);
+  const auto crash = callbacks.error("segfault");
+  ASSERT_TRUE(crash);
+  EXPECT_EQ(crash->kind(), Kind::WorkerCrashed) << crash->what();
+  for (int i = 0; i < 5; ++i) {
+    const std::string key = "echo-" + std::to_string(i);
+    EXPECT_EQ(callbacks.calls(key), 1) << key;
+    EXPECT_EQ(callbacks.value(key).value_or("<failed>"), key);
+  }
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.completed, 5u);
+  EXPECT_EQ(m.failed, 1u);
+  EXPECT_EQ(m.restarts, 1u);
+  EXPECT_EQ(m.retried, 0u);  // tasks that never started spend no attempt
+}
+
+TEST_F(PoolFault, TasksBehindACrashRunLaterAsTheirFirstAttempt) {
+  PoolOptions options = crashy();
+  options.pipeline_depth = 8;
+  Pool pool(options);
+  auto crash = pool.submit("segfault", "");
+  std::vector<std::future<std::string>> behind;
+  for (int i = 0; i < 3; ++i) behind.push_back(pool.submit("attempt", ""));
+  EXPECT_EQ(kind_of(crash), Kind::WorkerCrashed);
+  for (auto& f : behind) EXPECT_EQ(value_of(f), "1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts
+
+TEST_F(PoolFault, TimeoutKillsHungWorkerAndFailsTaskWithTimeout) {
+  Pool pool(crashy());
+  const int victim = pid_of(pool);
+  TaskOptions timeout;
+  timeout.timeout = 200ms;
+  const auto submitted = Clock::now();
+  auto hang = pool.submit("hang", "", timeout);
+  const Outcome out = outcome_of(hang);
+  ASSERT_TRUE(out.error) << out.describe();
+  EXPECT_EQ(out.error->kind(), Kind::Timeout) << out.error->what();
+  EXPECT_EQ(out.error->worker_pid(), victim);
+  const std::string what = out.error->what();
+  EXPECT_NE(what.find("timed out after 200 ms"), std::string::npos) << what;
+  EXPECT_GE(Clock::now() - submitted, 200ms);
+
+  const int successor = pid_of(pool);
+  EXPECT_GT(successor, 0);
+  EXPECT_NE(successor, victim);
+  EXPECT_EQ(pool.metrics().restarts, 1u);
+}
+
+TEST_F(PoolFault, TimeoutWithTwoAttemptsRetriesOnceThenFailsTimeout) {
+  Pool pool(crashy());
+  const PoolMetrics before = pool.metrics();
+  TaskOptions options;
+  options.timeout = 200ms;
+  options.max_attempts = 2;
+  const auto submitted = Clock::now();
+  auto hang = pool.submit("hang", "", options);
+  const Outcome out = outcome_of(hang);
+  ASSERT_TRUE(out.error) << out.describe();
+  EXPECT_EQ(out.error->kind(), Kind::Timeout) << out.error->what();
+  const std::string what = out.error->what();
+  EXPECT_NE(what.find("all 2 attempts"), std::string::npos) << what;
+  EXPECT_NE(what.find("timed out after 200 ms"), std::string::npos) << what;
+  EXPECT_GE(Clock::now() - submitted, 400ms);  // two dispatches, each cut off at 200 ms
+
+  const PoolMetrics after = pool.metrics();
+  EXPECT_EQ(after.retried - before.retried, 1u);
+  EXPECT_EQ(after.restarts - before.restarts, 2u);
+  auto next = pool.submit("echo", "next");
+  EXPECT_EQ(value_of(next), "next");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation
+
+TEST_F(PoolFault, CancelledQueuedTaskFailsCancelledAndNeverRuns) {
+  PoolOptions options = crashy();
+  options.pipeline_depth = 1;  // the second task has to wait in the pool's queue
+  Pool pool(options);
+  auto busy = pool.submit("sleep", "500");
+
+  auto cancel = std::make_shared<CancelSource>();
+  auto queued = pool.submit("stderr", "the cancelled task ran\n", cancellable_by(cancel));
+  EXPECT_EQ(pool.metrics().queued, 1u);
+  cancel->cancel();
+  const auto error = error_of(queued);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::Cancelled) << error->what();
+  EXPECT_EQ(error->worker_pid(), 0);  // no worker was involved
+  EXPECT_EQ(value_of(busy), "slept");
+
+  // Never dispatched: two dispatches in all (the sleep and this one).
+  auto after = pool.submit("echo", "after");
+  EXPECT_EQ(value_of(after), "after");
+  EXPECT_EQ(pool.metrics().queue_wait.count, 2u);
+  // Never ran: the worker's stderr (shown in a crash report) does not have its line.
+  auto crash = pool.submit("segfault", "");
+  const auto crash_error = error_of(crash);
+  ASSERT_TRUE(crash_error);
+  const std::string report = crash_error->what();
+  EXPECT_EQ(report.find("the cancelled task ran"), std::string::npos) << report;
+}
+
+TEST_F(PoolFault, CancelledCooperativeRunningTaskResolvesPromptlyAndKeepsWorker) {
+  PoolOptions options = crashy();
+  options.cancel_grace = 60s;  // only the handler's own return can free the worker in time
+  Pool pool(options);
+  const int worker = pid_of(pool);
+
+  auto cancel = std::make_shared<CancelSource>();
+  auto sleeping = pool.submit("sleep", "10000", cancellable_by(cancel));
+  // Running: the worker's main thread is in the handler's sleep (an idle worker waits on a
+  // futex or yields instead).
+  ASSERT_TRUE(poll_until([&] {
+    const long call = current_syscall(worker);
+    return call == SYS_clock_nanosleep || call == SYS_nanosleep;
+  })) << "the sleep handler did not start";
+
+  const auto cancelled_at = Clock::now();
+  cancel->cancel();
+  const Outcome out = outcome_of(sleeping);
+  ASSERT_TRUE(out.error) << out.describe();
+  EXPECT_EQ(out.error->kind(), Kind::Cancelled) << out.error->what();
+  EXPECT_EQ(out.error->worker_pid(), worker);
+  EXPECT_LT(Clock::now() - cancelled_at, 1s);
+
+  // The handler saw Task::cancelled() and returned: the same worker serves the next task, long
+  // before the sleep's 10 s or cancel_grace.
+  const int next = pid_of(pool);
+  EXPECT_EQ(next, worker);
+  EXPECT_LT(Clock::now() - cancelled_at, 3s);
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.restarts, 0u);
+  EXPECT_EQ(m.workers.at(0).pid, worker);
+}
+
+TEST_F(PoolFault, CancelledHungTaskResolvesAtOnceAndWorkerIsReplacedAfterGrace) {
+  PoolOptions options = crashy();
+  options.cancel_grace = 200ms;
+  Pool pool(options);
+  const int worker = pid_of(pool);
+  const std::uint64_t incarnation = slot_metrics(pool)->incarnation;
+
+  auto cancel = std::make_shared<CancelSource>();
+  Callbacks callbacks;
+  pool.submit("hang", "", cancellable_by(cancel),
+              [&callbacks](const TaskOutcome& o) { callbacks.record("hang", o); });
+  ASSERT_TRUE(wait_until_spinning(worker)) << "the hang handler did not start";
+  const auto cancelled_at = Clock::now();
+  cancel->cancel();
+  // At once: resolved by the time cancel() returns, not after the grace.
+  EXPECT_EQ(callbacks.total(), 1u);
+  callbacks.wait_for(1);
+  const auto error = callbacks.error("hang");
+  ASSERT_TRUE(error) << "the cancelled task succeeded";
+  EXPECT_EQ(error->kind(), Kind::Cancelled) << error->what();
+  EXPECT_EQ(error->worker_pid(), worker);
+
+  // "hang" never looks at Task::cancelled(): after cancel_grace the worker is killed.
+  ASSERT_TRUE(poll_until([&] { return replaced_since(pool, incarnation); }))
+      << "the hung worker was not replaced";
+  EXPECT_GE(Clock::now() - cancelled_at, 200ms);
+  const int successor = pid_of(pool);
+  EXPECT_NE(successor, worker);
+  EXPECT_EQ(pool.metrics().restarts, 1u);
+}
+
+// A task dispatched behind a cancelled task that hangs never starts; when the worker is killed
+// after cancel_grace, that task must go back to the queue (like any task that never started,
+// docs/pool.md "Tasks on board"), not be failed as if it had been running.
+TEST_F(PoolFault, TaskBehindCancelledHungTaskSurvivesTheGraceKill) {
+  PoolOptions options = crashy();
+  options.cancel_grace = 200ms;
+  Pool pool(options);
+  const int worker = pid_of(pool);
+
+  auto cancel = std::make_shared<CancelSource>();
+  auto hang = pool.submit("hang", "", cancellable_by(cancel));
+  ASSERT_TRUE(wait_until_spinning(worker)) << "the hang handler did not start";
+  cancel->cancel();
+  EXPECT_EQ(kind_of(hang), Kind::Cancelled);
+
+  // Dispatched at once onto the same (busy, hung) worker's pipeline.
+  auto behind = pool.submit("pid", "");
+  const Outcome out = outcome_of(behind);
+  ASSERT_TRUE(out.value) << "the task behind the cancelled one failed: " << out.describe();
+  EXPECT_NE(std::stoi(*out.value), worker);
+}
+
+// The worker publishes answers in batches while more tasks wait, but never holds one back while a
+// handler runs that has not proved fast: the echo's answer arrives while the sleep behind it on
+// the same worker is still running.
+TEST_F(PoolFault, AnswerIsNotHeldBackBySlowTaskBehindIt) {
+  PoolOptions options = crashy();
+  options.pipeline_depth = 2;  // both on board whatever the adaptive depth measured
+  Pool pool(options);
+  const int worker = pid_of(pool);
+  struct Thaw {
+    int pid;
+    ~Thaw() { ::kill(pid, SIGCONT); }
+  } thaw{worker};
+  // Stopped, so that both tasks are on board when it reads its ring again.
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  ASSERT_TRUE(poll_until([&] { return process_state(worker) == 'T'; }));
+  auto cancel = std::make_shared<CancelSource>();
+  auto quick = pool.submit("echo", "quick");
+  auto slow = pool.submit("sleep", "60000", cancellable_by(cancel));
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 2; }));
+  ASSERT_EQ(::kill(worker, SIGCONT), 0);
+
+  const Outcome out = outcome_of(quick);
+  ASSERT_TRUE(out.value) << out.describe();
+  EXPECT_EQ(*out.value, "quick");
+  EXPECT_EQ(pool.metrics().running, 1u) << "the sleep is no longer running";
+  cancel->cancel();
+  EXPECT_EQ(kind_of(slow), Kind::Cancelled);
+  EXPECT_EQ(pool.metrics().restarts, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heartbeat
+
+TEST_F(PoolFault, StoppedWorkerMissesHeartbeatsAndIsReplaced) {
+  PoolOptions options = crashy();
+  options.heartbeat_interval = 20ms;
+  options.heartbeat_misses = 5;
+  Pool pool(options);
+  const int frozen = pid_of(pool);
+  ASSERT_GT(frozen, 0);
+
+  struct Thaw {  // if the test stops early while the pool still has it, let the worker go
+    Pool& pool;
+    int pid;
+    ~Thaw() {
+      for (const WorkerMetrics& w : pool.metrics().workers) {
+        if (w.pid == pid) ::kill(pid, SIGCONT);
+      }
+    }
+  } thaw{pool, frozen};
+
+  ASSERT_EQ(::kill(frozen, SIGSTOP), 0);
+  ASSERT_TRUE(poll_until([&] { return process_state(frozen) == 'T'; }))
+      << "the worker did not stop";
+
+  // Dispatched onto the stopped worker, which cannot start it: docs/pool.md ("Tasks on board")
+  // dispatches it again without spending an attempt, so the default max_attempts of 1 is enough.
+  const auto submitted = Clock::now();
+  auto task = pool.submit("pid", "");
+  const Outcome out = outcome_of(task, 5s);
+  ASSERT_TRUE(out.value) << out.describe();
+  EXPECT_NE(std::stoi(*out.value), frozen);
+  EXPECT_LT(Clock::now() - submitted, 2s);
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.restarts, 1u);
+  EXPECT_EQ(m.retried, 0u);  // never started on the stopped worker: not a retry
+  EXPECT_EQ(m.failed, 0u);
+  EXPECT_NE(process_state(frozen), 'T');  // reaped (gone), not still stopped
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process hygiene (DESIGN-RULES 22)
+
+TEST_F(PoolFault, NoZombiesNoLeakedFdsAfterPoolWithCrashesIsDestroyed) {
+  { Pool warm_up(crashy()); }  // one-time process state (if any) is not a per-pool leak
+  ASSERT_TRUE(child_processes().empty());
+  const std::size_t fds_before = directory_entries("/proc/self/fd").size();
+  const std::string fds_before_text = describe_fds("/proc/self/fd");
+  const std::set<std::string> shm_before = directory_entries("/dev/shm");
+
+  {
+    PoolOptions options = crashy(2);
+    options.cancel_grace = 100ms;
+    Pool pool(options);
+    auto segv = pool.submit("segfault", "");
+    EXPECT_EQ(kind_of(segv), Kind::WorkerCrashed);
+    auto abort = pool.submit("abort", "");
+    EXPECT_EQ(kind_of(abort), Kind::WorkerCrashed);
+    const int victim = pid_of(pool);
+    const std::uint64_t restarts = pool.metrics().restarts;
+    ASSERT_EQ(::kill(victim, SIGKILL), 0);
+    ASSERT_TRUE(poll_until([&] {
+      const PoolMetrics m = pool.metrics();
+      return m.restarts > restarts &&
+             std::all_of(m.workers.begin(), m.workers.end(),
+                         [](const WorkerMetrics& w) { return w.state == "ready"; });
+    })) << "the SIGKILLed worker was not replaced";
+    TaskOptions timeout;
+    timeout.timeout = 100ms;
+    auto hang = pool.submit("hang", "", timeout);
+    EXPECT_EQ(kind_of(hang), Kind::Timeout);
+    auto cancel = std::make_shared<CancelSource>();
+    auto hang2 = pool.submit("hang", "", cancellable_by(cancel));
+    int spinner = 0;  // the worker running hang2 (the least loaded one took it)
+    for (const WorkerMetrics& w : pool.metrics().workers) {
+      if (w.inflight == 1) spinner = w.pid;
+    }
+    ASSERT_GT(spinner, 0);
+    ASSERT_TRUE(wait_until_spinning(spinner));
+    cancel->cancel();  // then killed after cancel_grace
+    EXPECT_EQ(kind_of(hang2), Kind::Cancelled);
+    EXPECT_FALSE(child_processes().empty());  // the pool has workers now
+    bounded("Pool destruction", [&pool] { pool.shutdown(); });
+  }
+
+  const std::vector<std::string> children = child_processes();
+  EXPECT_TRUE(children.empty()) << "children left: " << ::testing::PrintToString(children);
+  EXPECT_EQ(directory_entries("/proc/self/fd").size(), fds_before) << "before:\n"
+                                                                   << fds_before_text << "after:\n"
+                                                                   << describe_fds("/proc/self/fd");
+  EXPECT_EQ(directory_entries("/dev/shm"), shm_before);
+}
+
+TEST_F(PoolFault, WorkerHasOnlyStdioSegmentAndDoorbellFds) {
+  PoolOptions options = small_pool("echo", 2);
+  Pool pool(options);
+  const PoolMetrics m = pool.metrics();
+  ASSERT_EQ(m.workers.size(), 2u);
+  for (const WorkerMetrics& w : m.workers) {
+    ASSERT_GT(w.pid, 0);
+    const std::string dir = "/proc/" + std::to_string(w.pid) + "/fd";
+    const std::set<std::string> fds = directory_entries(dir);
+    const std::string listing = describe_fds(dir);
+    EXPECT_EQ(fds.size(), 5u) << "worker " << w.pid << ":\n" << listing;
+    EXPECT_TRUE(fds.count("0") && fds.count("1") && fds.count("2")) << listing;
+    int memfds = 0, eventfds = 0;
+    for (const std::string& fd : fds) {
+      if (fd == "0" || fd == "1" || fd == "2") continue;
+      const std::string target = fd_target(dir, fd);
+      if (target.find("memfd:procpool-segment") != std::string::npos) {
+        ++memfds;
+      } else if (target == "anon_inode:[eventfd]") {
+        ++eventfds;
+      } else {
+        ADD_FAILURE() << "unexpected fd " << fd << " -> " << target << " in worker " << w.pid;
+      }
+    }
+    EXPECT_EQ(memfds, 1) << listing;
+    EXPECT_EQ(eventfds, 1) << listing;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+TEST_F(PoolFault, ShutdownLetsRunningTaskFinish) {
+  Pool pool(crashy());
+  auto sleeping = pool.submit("sleep", "300");
+  auto stopper = std::async(std::launch::async, [&pool] { pool.shutdown(); });
+  const Outcome out = outcome_of(sleeping);
+  EXPECT_TRUE(out.value) << out.describe();
+  EXPECT_EQ(out.value.value_or(""), "slept");
+  if (stopper.wait_for(kBound) != std::future_status::ready) overran("shutdown()", kBound);
+  stopper.get();
+
+  auto late = pool.submit("echo", "late");
+  EXPECT_EQ(kind_of(late), Kind::ShuttingDown);
+  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_TRUE(child_processes().empty());
+}
+
+}  // namespace
+}  // namespace procpool::test

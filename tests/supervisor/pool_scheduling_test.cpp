@@ -1,0 +1,432 @@
+// Tests of how procpool::Pool schedules: priorities (FIFO within a level, High before Normal
+// before Low, and the bound on how long Low can be passed over), per-task timeouts (running vs
+// waiting in a worker's pipeline, counted from dispatch), autoscaling between min_workers and
+// max_workers, recycling after max_tasks_per_worker, and least-loaded dispatch.
+//
+// Ordering tests are made deterministic with a "blocker": a long crashy "sleep" task that
+// occupies the only worker (pipeline_depth 1) while the test queues tasks, and that the test
+// ends by cancelling it, so nothing depends on how long the test thread takes to submit.
+//
+// Every wait is bounded: pool futures are std::launch::deferred, so get() runs on a std::async
+// thread waited for with a bound; callbacks are awaited on a condition variable with a bound; a
+// state the pool reaches by itself (a worker started or stopped) is polled through metrics()
+// with a deadline. Overrunning a bound aborts the process with a message (CTest runs each TEST
+// in its own process). Nothing sleeps to wait for an event.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>           // std::find
+#include <chrono>              // durations
+#include <condition_variable>  // std::condition_variable
+#include <future>              // std::async
+#include <map>                 // std::map
+#include <memory>              // std::make_shared
+#include <mutex>               // std::mutex
+#include <optional>            // std::optional
+#include <set>                 // std::set
+#include <string>              // std::string
+#include <vector>              // std::vector
+
+#include "pool_test_support.hpp"  // bounded waits, Callbacks, BlockedPool, the watchdog
+#include "procpool/pool.hpp"
+#include "task_queue.hpp"  // detail::TaskQueue::kMaxBypass
+#include "test_workers.hpp"
+
+namespace procpool::test {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+TaskOptions with_priority(Priority priority) {
+  TaskOptions options;
+  options.priority = priority;
+  return options;
+}
+
+// Live workers (spawned and not yet reaped) in a metrics snapshot.
+std::size_t live_workers(const PoolMetrics& m) {
+  std::size_t live = 0;
+  for (const WorkerMetrics& w : m.workers) live += w.pid > 0;
+  return live;
+}
+std::size_t ready_workers(const PoolMetrics& m) {
+  std::size_t ready = 0;
+  for (const WorkerMetrics& w : m.workers) ready += w.state == "ready";
+  return ready;
+}
+
+class PoolScheduling : public ::testing::Test {
+ protected:
+  Watchdog watchdog_{50s};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Priorities
+
+TEST_F(PoolScheduling, QueuedTasksRunHighThenNormalThenLowAndFifoWithinALevel) {
+  BlockedPool blocked;
+  Pool& pool = blocked.pool();
+  Callbacks log;
+  // Submitted lowest first, interleaved, so neither submission order nor level order alone
+  // explains the result.
+  const std::vector<std::pair<std::string, Priority>> tasks = {
+      {"low-1", Priority::Low},       {"normal-1", Priority::Normal}, {"high-1", Priority::High},
+      {"low-2", Priority::Low},       {"normal-2", Priority::Normal}, {"high-2", Priority::High},
+      {"normal-3", Priority::Normal}, {"high-3", Priority::High},
+  };
+  for (const auto& [label, priority] : tasks) {
+    pool.submit("echo", label, with_priority(priority), log.recorder(label));
+  }
+  ASSERT_EQ(pool.metrics().queued, tasks.size()) << "the blocker did not hold the queue";
+  blocked.release();
+  EXPECT_EQ(log.wait_for(tasks.size()),
+            (std::vector<std::string>{"high-1", "high-2", "high-3", "normal-1", "normal-2",
+                                      "normal-3", "low-1", "low-2"}));
+}
+
+TEST_F(PoolScheduling, LowPriorityTaskIsServedWithinKMaxBypassPlusOneDispatchesUnderHighLoad) {
+  static_assert(detail::TaskQueue::kMaxBypass == 7, "the test's expectation below assumes 7");
+  BlockedPool blocked;
+  Pool& pool = blocked.pool();
+  Callbacks log;
+  pool.submit("echo", "low", with_priority(Priority::Low), log.recorder("low"));
+  constexpr int kHigh = 20;
+  for (int i = 0; i < kHigh; ++i) {
+    const std::string label = "high-" + std::to_string(i);
+    pool.submit("echo", label, with_priority(Priority::High), log.recorder(label));
+  }
+  ASSERT_EQ(pool.metrics().queued, static_cast<std::uint64_t>(kHigh + 1));
+  blocked.release();
+  const std::vector<std::string> order = log.wait_for(kHigh + 1);
+  const auto low = std::find(order.begin(), order.end(), "low");
+  ASSERT_NE(low, order.end()) << "the Low task never completed";
+  const auto position = low - order.begin();
+  EXPECT_LE(position, static_cast<long>(detail::TaskQueue::kMaxBypass))
+      << "Low waited behind " << position << " High tasks (bound: kMaxBypass = 7)";
+  // It is passed over exactly kMaxBypass times: High still goes first while allowed.
+  EXPECT_EQ(position, static_cast<long>(detail::TaskQueue::kMaxBypass));
+  // The High tasks kept their FIFO order around it.
+  std::vector<std::string> highs;
+  for (const std::string& label : order) {
+    if (label != "low") highs.push_back(label);
+  }
+  std::vector<std::string> expected_highs;
+  for (int i = 0; i < kHigh; ++i) expected_highs.push_back("high-" + std::to_string(i));
+  EXPECT_EQ(highs, expected_highs);
+}
+
+TEST_F(PoolScheduling, NormalPriorityIsNotStarvedByAStreamOfHighEither) {
+  BlockedPool blocked;
+  Pool& pool = blocked.pool();
+  Callbacks log;
+  for (int i = 0; i < 10; ++i) {
+    const std::string label = "high-" + std::to_string(i);
+    pool.submit("echo", label, with_priority(Priority::High), log.recorder(label));
+  }
+  pool.submit("echo", "normal", with_priority(Priority::Normal), log.recorder("normal"));
+  blocked.release();
+  const std::vector<std::string> order = log.wait_for(11);
+  const auto position = std::find(order.begin(), order.end(), "normal") - order.begin();
+  EXPECT_LE(position, static_cast<long>(detail::TaskQueue::kMaxBypass));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts
+
+// One worker with a pipeline of 3: a running task that overruns its timeout gets its worker
+// killed and replaced; a task waiting behind it in that worker's pipeline whose own timeout
+// expires first is failed without killing anything; a task behind both, with no timeout, runs
+// on the replacement worker.
+TEST_F(PoolScheduling, TimeoutKillsTheWorkerOfARunningTaskButOnlyFailsATaskWaitingInItsPipeline) {
+  PoolOptions options = small_pool("crashy", 1);
+  options.pipeline_depth = 3;
+  Pool pool(options);
+  auto first_pid = pool.submit("pid", "");
+  const int pid = std::stoi(value_of(first_pid));
+
+  TaskOptions running_options;
+  running_options.timeout = 400ms;
+  auto running = pool.submit("sleep", "20000", running_options);
+  TaskOptions waiting_options;
+  waiting_options.timeout = 100ms;
+  auto waiting = pool.submit("echo", "waiting", waiting_options);
+  auto survivor = pool.submit("echo", "survivor");
+  {
+    const PoolMetrics m = pool.metrics();
+    ASSERT_EQ(m.workers.size(), 1u);
+    ASSERT_EQ(m.workers[0].inflight, 3u) << "all three should be in the worker's pipeline";
+  }
+
+  const auto waiting_error = error_of(waiting);
+  ASSERT_TRUE(waiting_error);
+  EXPECT_EQ(waiting_error->kind(), TaskError::Kind::Timeout) << waiting_error->what();
+  EXPECT_EQ(waiting_error->worker_pid(), pid);
+  EXPECT_NE(std::string(waiting_error->what()).find("waiting in"), std::string::npos)
+      << waiting_error->what();
+
+  const auto running_error = error_of(running);
+  ASSERT_TRUE(running_error);
+  EXPECT_EQ(running_error->kind(), TaskError::Kind::Timeout) << running_error->what();
+  EXPECT_EQ(running_error->worker_pid(), pid);
+  EXPECT_NE(std::string(running_error->what()).find("timed out after 400 ms"), std::string::npos)
+      << running_error->what();
+
+  EXPECT_EQ(value_of(survivor), "survivor");
+  auto after = pool.submit("pid", "");
+  const int replacement = std::stoi(value_of(after));
+  EXPECT_NE(replacement, pid) << "the worker running the timed-out task was not replaced";
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.state, "running");
+  EXPECT_EQ(m.completed, 3u);  // pid, survivor, pid
+  EXPECT_EQ(m.failed, 2u);     // the two timeouts
+}
+
+TEST_F(PoolScheduling, TimeoutIsCountedFromDispatchNotFromSubmission) {
+  PoolOptions options = small_pool("crashy", 1);
+  options.pipeline_depth = 1;
+  Pool pool(options);
+  // The worker is busy for 1 s; the task waits that long in the pool's queue, far beyond its
+  // 300 ms timeout, but its clock starts only when it is dispatched.
+  auto busy = pool.submit("sleep", "1000");
+  TaskOptions timed;
+  timed.timeout = 300ms;
+  auto queued = pool.submit("echo", "made it", timed);
+  ASSERT_EQ(pool.metrics().queued, 1u);
+  EXPECT_EQ(value_of(queued), "made it");
+  EXPECT_EQ(value_of(busy), "slept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaling and recycling
+
+TEST_F(PoolScheduling, BurstScalesUpToMaxWorkersAndIdleScalesBackToMinWorkers) {
+  PoolOptions options = small_pool("crashy", 1);
+  options.min_workers = 1;
+  options.max_workers = 2;
+  options.pipeline_depth = 1;  // otherwise the first worker's pipeline absorbs the burst
+  options.idle_timeout = 300ms;
+  options.spawn_interval = 10ms;
+  Pool pool(options);
+  ASSERT_EQ(live_workers(pool.metrics()), 1u);
+
+  constexpr std::size_t kBurst = 6;
+  Callbacks log;
+  for (std::size_t i = 0; i < kBurst; ++i) pool.submit("sleep", "300", {}, log.recorder("slept"));
+
+  std::set<int> pids_under_load;
+  EXPECT_TRUE(poll_until([&] {
+    const PoolMetrics m = pool.metrics();
+    if (ready_workers(m) < 2) return false;
+    for (const WorkerMetrics& w : m.workers) pids_under_load.insert(w.pid);
+    return true;
+  })) << "the pool did not grow to 2 ready workers under a burst";
+  EXPECT_LE(live_workers(pool.metrics()), 2u) << "more workers than max_workers";
+
+  const std::vector<std::string> results = log.wait_for(kBurst);
+  EXPECT_EQ(results, std::vector<std::string>(kBurst, "slept"));
+
+  EXPECT_TRUE(poll_until([&] {
+    const PoolMetrics now = pool.metrics();
+    return live_workers(now) == 1 && ready_workers(now) == 1;
+  })) << "the pool did not shrink back to min_workers after idle_timeout";
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.workers.size(), 1u);
+  EXPECT_EQ(m.restarts, 0u) << "scaling down is not a crash";
+  // The pool still serves, with the remaining worker.
+  auto after = pool.submit("pid", "");
+  const int pid = std::stoi(value_of(after));
+  std::string seen;
+  for (const int p : pids_under_load) seen += std::to_string(p) + " ";
+  EXPECT_EQ(pids_under_load.count(pid), 1u)
+      << "pid " << pid << " was not among the workers under load: " << seen
+      << "; metrics after shrinking: " << m.to_json() << "; now: " << pool.metrics().to_json();
+}
+
+// Two workers that go idle at the same moment: scaling down stops one of them and must keep
+// the other (min_workers = 1), however long the stopped one takes to exit. The check is the
+// worker pids: a pool that stopped both would have to start a new worker to get back to
+// min_workers, and the next task would run on a pid never seen before.
+TEST_F(PoolScheduling, ScalingDownTwoWorkersIdleAtOnceKeepsMinWorkersRunning) {
+  PoolOptions options = small_pool("crashy", 1);
+  options.min_workers = 1;
+  options.max_workers = 2;
+  options.pipeline_depth = 1;
+  options.idle_timeout = 200ms;
+  options.spawn_interval = 1ms;
+  // The supervisor thread wakes at least once per heartbeat interval: at 1 ms it looks at the
+  // pool again while a stopped worker is still exiting (a worker is hung only after 1000 misses).
+  options.heartbeat_interval = 1ms;
+  options.heartbeat_misses = 1000;
+  Pool pool(options);
+  constexpr int kCycles = 4;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    // Grow to two workers: a task per worker, the second one queued until the pool scales up.
+    Callbacks grow;
+    pool.submit("sleep", "50", {}, grow.recorder("slept"));
+    pool.submit("sleep", "50", {}, grow.recorder("slept"));
+    ASSERT_TRUE(poll_until([&] { return ready_workers(pool.metrics()) == 2; }))
+        << "cycle " << cycle << ": the pool did not grow to 2 workers";
+    ASSERT_EQ(grow.wait_for(2), std::vector<std::string>(2, "slept"));
+
+    // Make both finish together: one short task each, in one batch (least-loaded dispatch
+    // gives each idle worker one), so they go idle within a millisecond of each other.
+    std::set<int> pids;
+    for (const WorkerMetrics& w : pool.metrics().workers) pids.insert(w.pid);
+    ASSERT_EQ(pids.size(), 2u);
+    const std::vector<std::string_view> payloads = {"20", "20"};
+    std::mutex mutex;
+    std::vector<std::string> results;
+    pool.submit_batch("sleep", payloads, {}, [&](std::size_t, const TaskOutcome& o) {
+      std::lock_guard lock(mutex);
+      results.push_back(o.ok() ? std::string(o.value()) : std::string(o.error()->what()));
+    });
+    bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+    {
+      std::lock_guard lock(mutex);
+      EXPECT_EQ(results, std::vector<std::string>(2, "slept"));
+    }
+
+    // Back to one worker, one of the two seen: not zero, and no replacement started.
+    const auto settled = [&] {
+      const PoolMetrics now = pool.metrics();
+      return now.workers.size() == 1 && now.workers[0].state == "ready";
+    };
+    ASSERT_TRUE(poll_until(settled))
+        << "cycle " << cycle << ": the pool did not settle at 1 worker";
+    const PoolMetrics m = pool.metrics();
+    EXPECT_EQ(pids.count(m.workers[0].pid), 1u)
+        << "cycle " << cycle << ": both idle workers were stopped and a new one (pid "
+        << m.workers[0].pid << ") started to get back to min_workers; metrics " << m.to_json();
+    EXPECT_EQ(m.restarts, 0u);
+  }
+}
+
+TEST_F(PoolScheduling, WorkerIsRecycledAfterMaxTasksPerWorkerAndEveryTaskStillSucceeds) {
+  PoolOptions options = small_pool("crashy", 1);
+  options.max_tasks_per_worker = 5;  // jitter is up to +10%: 5 + 0
+  Pool pool(options);
+  std::vector<int> pids;
+  for (int i = 0; i < 30; ++i) {
+    auto f = pool.submit("pid", "");
+    pids.push_back(std::stoi(value_of(f)));
+  }
+  std::map<int, int> served;
+  for (const int pid : pids) ++served[pid];
+  EXPECT_GE(served.size(), 2u) << "the worker was never recycled";
+  EXPECT_GE(served.size(), 6u) << "30 tasks at 5 per worker need 6 workers";
+  for (const auto& [pid, count] : served) {
+    EXPECT_LE(count, 5) << "worker " << pid << " served more than max_tasks_per_worker";
+  }
+  // A recycled worker never comes back: each pid serves one contiguous run.
+  for (std::size_t i = 1; i < pids.size(); ++i) {
+    if (pids[i] != pids[i - 1]) {
+      EXPECT_EQ(std::find(pids.begin(), pids.begin() + static_cast<long>(i), pids[i]),
+                pids.begin() + static_cast<long>(i))
+          << "pid " << pids[i] << " served again after it was replaced";
+    }
+  }
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.completed, 30u);
+  EXPECT_EQ(m.failed, 0u);
+  EXPECT_EQ(m.restarts, 0u) << "recycling is not a crash";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+TEST_F(PoolScheduling, TwoLongTasksSubmittedTogetherRunOnDifferentWorkers) {
+  Pool pool(small_pool("crashy", 2));  // default pipeline_depth: both could fit one worker
+  auto cancel = std::make_shared<CancelSource>();
+  const TaskOptions options = cancellable_by(cancel);
+  auto first = pool.submit("sleep", "30000", options);
+  auto second = pool.submit("sleep", "30000", options);
+
+  // Both are on board for 30 s: the snapshot is stable.
+  const PoolMetrics m = pool.metrics();
+  ASSERT_EQ(m.workers.size(), 2u);
+  for (const WorkerMetrics& w : m.workers) {
+    EXPECT_EQ(w.inflight, 1u) << "worker " << w.slot << " (pid " << w.pid << ")";
+  }
+
+  cancel->cancel();
+  const auto first_error = error_of(first);
+  const auto second_error = error_of(second);
+  ASSERT_TRUE(first_error);
+  ASSERT_TRUE(second_error);
+  EXPECT_EQ(first_error->kind(), TaskError::Kind::Cancelled);
+  EXPECT_EQ(second_error->kind(), TaskError::Kind::Cancelled);
+  EXPECT_GT(first_error->worker_pid(), 0);
+  EXPECT_GT(second_error->worker_pid(), 0);
+  EXPECT_NE(first_error->worker_pid(), second_error->worker_pid())
+      << "both long tasks were given to the same worker";
+}
+
+TEST_F(PoolScheduling, ShortTaskGoesToTheIdleWorkerNotBehindALongOne) {
+  Pool pool(small_pool("crashy", 2));
+  auto cancel = std::make_shared<CancelSource>();
+  auto long_task = pool.submit("sleep", "30000", cancellable_by(cancel));
+  int busy_pid = 0;
+  for (const WorkerMetrics& w : pool.metrics().workers) {
+    if (w.inflight == 1) busy_pid = w.pid;
+  }
+  ASSERT_GT(busy_pid, 0) << "the long task is on no worker";
+
+  // Each answers at once, from the idle worker, while the long task still runs. One queued
+  // behind the long task would not answer before the test cancels the long task.
+  for (int i = 0; i < 5; ++i) {
+    std::mutex mutex;
+    std::condition_variable answered;
+    std::optional<std::string> answer;
+    pool.submit("pid", "", {}, [&](const TaskOutcome& o) {
+      std::lock_guard lock(mutex);
+      answer = o.ok() ? std::string(o.value()) : "error: " + std::string(o.error()->what());
+      answered.notify_all();
+    });
+    std::unique_lock lock(mutex);
+    const bool in_time = answered.wait_for(lock, 10s, [&] { return answer.has_value(); });
+    lock.unlock();
+    if (!in_time) {
+      ADD_FAILURE() << "a short task was queued behind the long one";
+      cancel->cancel();  // lets it run; wait_idle() makes sure the callback is done with locals
+      bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+      break;
+    }
+    EXPECT_NE(std::stoi(*answer), busy_pid) << "a short task ran on the busy worker";
+  }
+  cancel->cancel();
+  const auto error = error_of(long_task);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), TaskError::Kind::Cancelled);
+  EXPECT_EQ(error->worker_pid(), busy_pid);
+}
+
+// The default pipeline depth adapts to the worker's time per task: deep after a run of tiny
+// tasks (throughput), one task on board once tasks take several milliseconds (balance).
+TEST_F(PoolScheduling, AdaptivePipelineIsDeepForTinyTasksAndShallowForLongOnes) {
+  Pool pool(small_pool("crashy", 1));
+  ASSERT_EQ(pool.metrics().workers.at(0).pipeline_depth, 2u) << "before any measurement";
+
+  std::vector<std::string> inputs(20'000, "x");
+  const std::vector<std::string_view> payloads(inputs.begin(), inputs.end());
+  Callbacks tiny;
+  pool.submit_batch("echo", payloads, {}, [&](std::size_t, const TaskOutcome& o) {
+    EXPECT_TRUE(o.ok());
+    tiny.add();
+  });
+  tiny.wait_for(payloads.size());
+  bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+  const unsigned deep = pool.metrics().workers.at(0).pipeline_depth;
+  EXPECT_GT(deep, 32u) << "tiny tasks: the depth should have grown";
+
+  // 5 ms tasks: the time-per-task average moves to them within a few dozen answers.
+  for (int i = 0; i < 40; ++i) {
+    auto slept = pool.submit("sleep", "5");
+    EXPECT_EQ(value_of(slept), "slept");
+  }
+  EXPECT_EQ(pool.metrics().workers.at(0).pipeline_depth, 1u) << "after tiny ones: " << deep;
+}
+
+}  // namespace
+}  // namespace procpool::test
