@@ -139,7 +139,8 @@ void kill_and_reap(int pid) noexcept {
 // allocation, no locks, no exceptions.
 struct ChildSetup {
   pid_t supervisor_pid = -1;
-  int stdio[3] = {-1, -1, -1};  // source fd for 0, 1, 2; -1 leaves that fd as it is
+  std::uint64_t rlimit_data = 0;  // LaunchSpec::rlimit_data
+  int stdio[3] = {-1, -1, -1};    // source fd for 0, 1, 2; -1 leaves that fd as it is
   const int* inherit = nullptr;
   std::size_t inherit_count = 0;
   sigset_t empty_mask{};
@@ -248,6 +249,13 @@ struct ChildSetup {
 
     // 6. Our own process group, so the supervisor can signal the worker's descendants too.
     if (::setpgid(0, 0) != 0) return errno;
+
+    // 7. The memory ceiling, if asked for.
+    if (rlimit_data != 0) {
+      const struct rlimit limit = {static_cast<rlim_t>(rlimit_data),
+                                   static_cast<rlim_t>(rlimit_data)};
+      if (::setrlimit(RLIMIT_DATA, &limit) != 0) return errno;
+    }
     return 0;
   }
 };
@@ -329,6 +337,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
 
   ChildSetup setup;
   setup.supervisor_pid = self;
+  setup.rlimit_data = spec.rlimit_data;
   setup.stdio[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null.fd;
   setup.stdio[1] = spec.stdout_fd;
   setup.stdio[2] = spec.stderr_fd;

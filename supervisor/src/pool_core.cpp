@@ -11,6 +11,7 @@
 #include <algorithm>  // std::min
 #include <cerrno>     // errno
 #include <chrono>     // durations
+#include <cstdio>     // std::snprintf
 #include <cstring>    // std::memcpy
 
 #include "process_status.hpp"
@@ -44,6 +45,12 @@ double unix_now_s() {
 
 std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 
+std::string mebibytes_text(std::uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return text;
+}
+
 unsigned default_min_workers(const PoolOptions& o) {
   if (o.min_workers != 0) return o.min_workers;
   const unsigned cpus = std::thread::hardware_concurrency();
@@ -59,6 +66,10 @@ void validate(const PoolOptions& o, unsigned min_workers, unsigned max_workers) 
         std::to_string(min_workers) + ")");
   }
   if (max_workers > 1024) bad("max_workers above 1024");
+  if (o.max_rss != 0 && o.max_rss_hard != 0 && o.max_rss > o.max_rss_hard) {
+    bad("max_rss (" + std::to_string(o.max_rss) + ") is above max_rss_hard (" +
+        std::to_string(o.max_rss_hard) + ")");
+  }
   if (o.pipeline_depth > PoolCore::kMaxPipelineDepth) {
     bad("pipeline_depth above " + std::to_string(PoolCore::kMaxPipelineDepth));
   }
@@ -365,6 +376,7 @@ void PoolCore::cancel_locked(std::uint64_t task_id) {
   send_frame_locked(slot, FrameType::kCancel, task_id);
   slot.segment->control().cancel_task_id.store(task_id, std::memory_order_release);
   task.abandon_deadline = Clock::now() + options_.cancel_grace;
+  slot.next_scan = std::min(slot.next_scan, task.abandon_deadline);
   kick();
 }
 
@@ -389,6 +401,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   task.slot = static_cast<int>(slot.index);
   ++task.attempts;
   if (task.attempts > 1) ++retried_;
+  if (task.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + task.timeout);
   ++running_;
   slot.inflight.push_back(index);
   slot.last_active = now;
@@ -596,6 +609,21 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     if (code == WorkerErrorCode::kUnknownHandler) kind = TaskError::Kind::UnknownHandler;
     if (code == WorkerErrorCode::kCancelled) kind = TaskError::Kind::Cancelled;
     if (code == WorkerErrorCode::kPayloadTooLarge) kind = TaskError::Kind::PayloadTooLarge;
+    if (code == WorkerErrorCode::kMemoryLimit) {
+      // Out of memory inside the handler (at RLIMIT_DATA, or the machine's): the heap may be in
+      // any state, so the worker is recycled once the tasks on board are answered.
+      kind = TaskError::Kind::MemoryLimit;
+      std::string text =
+          describe_slot(slot) + " ran out of memory in the handler (" + std::string(message) + ")";
+      if (options_.max_rss_hard != 0) {
+        text += "; its RLIMIT_DATA is max_rss_hard " + mebibytes_text(options_.max_rss_hard);
+      }
+      if (slot.state == State::kReady) slot.state = State::kDraining;
+      kick();
+      resolve_locked(index, {}, TaskError(kind, text, slot.pid));
+      free_task_locked(index);
+      return;
+    }
     resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid));
   }
   free_task_locked(index);
@@ -843,6 +871,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     spec.env.emplace_back(kDoorbellFdEnv, std::to_string(doorbell_fd_));
     spec.inherit_fds = {slot.segment->fd(), doorbell_fd_};
     spec.stderr_fd = stderr_pipe[1];
+    spec.rlimit_data = options_.max_rss_hard;
     const LaunchedProcess process = launch(spec);
     ::close(stderr_pipe[1]);
     stderr_pipe[1] = -1;
@@ -883,6 +912,9 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.timed_out_task = WorkerSlot::kNoTask;
   slot.service_ns = 0;
   slot.depth = 2;
+  slot.next_scan = Clock::time_point::max();
+  slot.next_memory_check = now;
+  slot.memory_exceeded = false;
   slot.assembling = false;
   slot.partial_task = WorkerSlot::kNoTask;
   slot.stderr_tail = StderrTail();
@@ -932,6 +964,10 @@ void PoolCore::read_stderr_locked(WorkerSlot& slot) {
   }
 }
 
+std::string PoolCore::handler_name_locked(std::uint32_t handler) const {
+  return handler < handler_names_.size() ? handler_names_[handler] : "#" + std::to_string(handler);
+}
+
 std::string PoolCore::describe_slot(const WorkerSlot& slot) const {
   return "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) + ")";
 }
@@ -942,18 +978,36 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   const bool intended = slot.state == State::kStopping && !slot.killed && exit.clean();
   const bool was_ready = slot.ready_at >= slot.started && slot.state != State::kStarting;
   const int pid = slot.pid;
-  std::string what = describe_slot(slot) + " " + exit.describe() + " after " +
-                     std::to_string(seconds_between(slot.started, now)).substr(0, 5) + " s";
-  if (slot.killed) what = describe_slot(slot) + " was killed: " + slot.kill_reason;
+  // The task whose handler was running, as the worker said (untrusted: only compared with our
+  // own ids), or the one we killed it for.
+  const std::uint64_t running_id =
+      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
+  const TaskRecord* running = nullptr;
+  for (const std::uint32_t index : slot.inflight) {
+    const TaskRecord& task = tasks_[index];
+    if (slot.timed_out_task == index ||
+        (slot.timed_out_task == WorkerSlot::kNoTask && running_id != 0 && task.id == running_id)) {
+      running = &task;
+    }
+  }
+  // The crash report: what ended it, how long it had been up, what it was doing, its last words.
+  char uptime[32];
+  std::snprintf(uptime, sizeof uptime, "%.3f s", seconds_between(slot.started, now));
+  std::string what = describe_slot(slot) +
+                     (slot.killed ? " was killed: " + slot.kill_reason : " " + exit.describe());
+  what += std::string(", up ") + uptime;
+  if (running != nullptr) {
+    what += ", running a \"" + handler_name_locked(running->handler) + "\" task (attempt " +
+            std::to_string(running->attempts) + " of " + std::to_string(running->max_attempts) +
+            ")";
+  } else if (!slot.inflight.empty()) {
+    what += ", " + std::to_string(slot.inflight.size()) + " task(s) on board, none running";
+  }
   if (!slot.stderr_tail.empty()) what += "; last stderr lines:\n" + slot.stderr_tail.text();
 
   // Tasks on board: answers published before the exit were drained already. The one task that
-  // was running spent an attempt: the one we killed for its timeout, or else the one the worker
-  // named in its control block (untrusted: only compared with our own ids). The rest never
-  // started, or finished with the answer unpublished: they go back to the front of the queue as
-  // they were.
-  const std::uint64_t running_id =
-      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
+  // was running spent an attempt. The rest never started, or finished with the answer
+  // unpublished: they go back to the front of the queue as they were.
   std::vector<std::uint32_t> requeue;
   for (const std::uint32_t index : slot.inflight) {
     TaskRecord& task = tasks_[index];
@@ -964,11 +1018,12 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     --running_;
     task.slot = -1;
     const bool timed_out = slot.timed_out_task == index;
-    const bool charged = !intended && (timed_out || (slot.timed_out_task == WorkerSlot::kNoTask &&
-                                                     running_id != 0 && task.id == running_id));
+    const bool charged = !intended && &task == running;
     if (charged) {
       if (task.attempts >= task.max_attempts) {
-        const auto kind = timed_out ? TaskError::Kind::Timeout : TaskError::Kind::WorkerCrashed;
+        const auto kind = timed_out              ? TaskError::Kind::Timeout
+                          : slot.memory_exceeded ? TaskError::Kind::MemoryLimit
+                                                 : TaskError::Kind::WorkerCrashed;
         std::string message = what;
         if (task.max_attempts > 1) {
           message = "task failed on all " + std::to_string(task.attempts) +
@@ -1065,6 +1120,77 @@ void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
   slot.deadline = now + options_.stop_grace;
 }
 
+// The deadlines of one worker's tasks on board: a running task past its timeout gets the worker
+// killed; one past its timeout while still waiting in the worker's pipeline is resolved and
+// skipped; a cancelled task still running after cancel_grace gets the worker killed. Sets
+// slot.next_scan to the next deadline.
+void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
+  auto want = [&](Clock::time_point t) { slot.next_scan = std::min(slot.next_scan, t); };
+  // The task whose handler runs now, as the worker says (untrusted: only compared).
+  const std::uint64_t running_id =
+      slot.segment->control().current_task_id.load(std::memory_order_relaxed);
+  for (const std::uint32_t index : slot.inflight) {
+    TaskRecord& task = tasks_[index];
+    const bool running = running_id != 0 && task.id == running_id;
+    if (task.abandoned) {
+      if (task.abandon_deadline == Clock::time_point::max()) continue;  // skipped, not run
+      if (running && now >= task.abandon_deadline) {
+        kill_locked(
+            slot, "cancelled task " + std::to_string(task.id) + " still running after cancel_grace",
+            false);
+        return;
+      }
+      // Not running yet (the worker will skip it) or not due: look again at the deadline, or
+      // a heartbeat later if it may still start.
+      want(now < task.abandon_deadline ? task.abandon_deadline : now + options_.heartbeat_interval);
+      continue;
+    }
+    if (task.timeout.count() == 0) continue;
+    const auto expires = task.dispatched + task.timeout;
+    if (now < expires) {
+      want(expires);
+      continue;
+    }
+    if (running) {
+      slot.timed_out_task = index;
+      kill_locked(
+          slot,
+          "task " + std::to_string(task.id) + " timed out after " + milliseconds_text(task.timeout),
+          false);
+      return;
+    }
+    // Timed out while still waiting in the worker's queue: resolve it now, and tell the worker
+    // to skip it.
+    resolve_locked(index, {},
+                   TaskError(TaskError::Kind::Timeout,
+                             "task timed out after " + milliseconds_text(task.timeout) +
+                                 " waiting in " + describe_slot(slot),
+                             slot.pid));
+    task.abandoned = true;
+    task.abandon_deadline = Clock::time_point::max();
+    --running_;
+    send_frame_locked(slot, FrameType::kCancel, task.id);
+  }
+}
+
+// Memory limits (PoolOptions::max_rss, max_rss_hard), from the worker's resident set size.
+void PoolCore::check_memory_locked(WorkerSlot& slot) {
+  const std::uint64_t rss = read_process_usage(slot.pid).rss_bytes;
+  if (rss == 0) return;  // exiting, or /proc unreadable
+  if (options_.max_rss_hard != 0 && rss > options_.max_rss_hard) {
+    slot.memory_exceeded = true;
+    kill_locked(slot,
+                "resident memory " + mebibytes_text(rss) + " above max_rss_hard " +
+                    mebibytes_text(options_.max_rss_hard),
+                false);
+    return;
+  }
+  if (options_.max_rss != 0 && rss > options_.max_rss && slot.state == State::kReady) {
+    slot.state = State::kDraining;  // recycled once the tasks on board are answered
+    kick();
+  }
+}
+
 // Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
 // shutdown. Returns when it next needs to run.
 Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
@@ -1128,51 +1254,20 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
                       true);
           break;
         }
-        // The task whose handler runs now, as the worker says (untrusted: only compared).
-        const std::uint64_t running_id =
-            slot.segment->control().current_task_id.load(std::memory_order_relaxed);
-        for (const std::uint32_t index : slot.inflight) {
-          TaskRecord& task = tasks_[index];
-          const bool running = running_id != 0 && task.id == running_id;
-          if (task.abandoned) {
-            // Cancelled or timed out while on board: kill the worker if it is still running
-            // it after the grace.
-            if (running && now >= task.abandon_deadline) {
-              kill_locked(
-                  slot,
-                  "cancelled task " + std::to_string(task.id) + " still running after cancel_grace",
-                  false);
-              break;
-            }
-            if (running) soon(task.abandon_deadline);
-            continue;
-          }
-          if (task.timeout.count() == 0) continue;
-          const auto expires = task.dispatched + task.timeout;
-          if (now < expires) {
-            soon(expires);
-            continue;
-          }
-          if (running) {
-            slot.timed_out_task = index;
-            kill_locked(slot,
-                        "task " + std::to_string(task.id) + " timed out after " +
-                            milliseconds_text(task.timeout),
-                        false);
-            break;
-          }
-          // Timed out while still waiting in the worker's queue: resolve it now, and tell the
-          // worker to skip it.
-          resolve_locked(index, {},
-                         TaskError(TaskError::Kind::Timeout,
-                                   "task timed out after " + milliseconds_text(task.timeout) +
-                                       " waiting in " + describe_slot(slot),
-                                   slot.pid));
-          task.abandoned = true;
-          task.abandon_deadline = Clock::time_point::max();
-          --running_;
-          send_frame_locked(slot, FrameType::kCancel, task.id);
+        if (memory_watched() && now >= slot.next_memory_check) {
+          slot.next_memory_check = now + options_.heartbeat_interval;
+          check_memory_locked(slot);
+          if (slot.killed) break;
         }
+        if (memory_watched()) soon(slot.next_memory_check);
+        // Deadlines of the tasks on board (timeouts, cancel grace): scanned only when one is
+        // due, so a deep pipeline costs nothing per loop. Dispatch and cancel pull next_scan in.
+        if (now >= slot.next_scan) {
+          slot.next_scan = Clock::time_point::max();
+          scan_deadlines_locked(slot, now);
+          if (slot.killed) break;
+        }
+        soon(slot.next_scan);
         if (slot.killed) break;
         if (slot.state == State::kDraining && slot.inflight.empty()) {
           stop_slot_locked(slot, now);

@@ -132,6 +132,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
   void kick() const noexcept;
   std::size_t live_slots_locked() const;
+  std::string handler_name_locked(std::uint32_t handler) const;
+  void scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now);
+  void check_memory_locked(WorkerSlot& slot);
+  bool memory_watched() const noexcept {
+    return options_.max_rss != 0 || options_.max_rss_hard != 0;
+  }
   std::string describe_slot(const WorkerSlot& slot) const;
 
   const PoolOptions options_;

@@ -59,6 +59,11 @@ struct WorkerSlot {
   std::int64_t service_ns = 0;  // 0 = not measured yet
   Clock::time_point last_answer{};
   unsigned depth = 2;
+  // When the tasks on board next need looking at (a timeout or a cancel grace falls due), and
+  // when the worker's memory is next sampled.
+  Clock::time_point next_scan = Clock::time_point::max();
+  Clock::time_point next_memory_check{};
+  bool memory_exceeded = false;  // killed for max_rss_hard
 
   Clock::time_point started{};
   Clock::time_point ready_at{};

@@ -664,6 +664,12 @@ TEST_F(PoolBasic, BadOptionsThrowErrorSayingWhatIsWrong) {
        [](PoolOptions& o) { o.ring_capacity = 300000; },
        {"ring_capacity", "power of two"}},
       {"max_attempts 0", [](PoolOptions& o) { o.max_attempts = 0; }, {"max_attempts"}},
+      {"max_rss above max_rss_hard",
+       [](PoolOptions& o) {
+         o.max_rss = 2 << 20;
+         o.max_rss_hard = 1 << 20;
+       },
+       {"max_rss (2097152)", "max_rss_hard (1048576)"}},
       {"max_payload 0", [](PoolOptions& o) { o.max_payload = 0; }, {"max_payload"}},
   };
   for (const Case& c : cases) {

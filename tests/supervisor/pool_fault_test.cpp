@@ -194,7 +194,10 @@ void expect_crash_then_recovery(const std::string& handler, const std::string& i
 }
 
 TEST_F(PoolFault, SegfaultFailsTaskWithSignalAndRestartsWorker) {
-  expect_crash_then_recovery("segfault", "", {"signal 11", "SIGSEGV"});
+  // The crash report says what ended the worker, how long it was up and what it was running.
+  expect_crash_then_recovery(
+      "segfault", "",
+      {"signal 11", "SIGSEGV", ", up ", "running a \"segfault\" task (attempt 1 of 1)"});
 }
 
 TEST_F(PoolFault, AbortFailsTaskWithSigabrtAndRestartsWorker) {
@@ -581,6 +584,75 @@ TEST_F(PoolFault, AnswerIsNotHeldBackBySlowTaskBehindIt) {
   EXPECT_EQ(pool.metrics().running, 1u) << "the sleep is no longer running";
   cancel->cancel();
   EXPECT_EQ(kind_of(slow), Kind::Cancelled);
+  EXPECT_EQ(pool.metrics().restarts, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory limits
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;  // its shadow memory counts against RLIMIT_DATA
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+TEST_F(PoolFault, WorkerAboveMaxRssIsRecycledAfterItsTask) {
+  PoolOptions options = crashy();
+  options.max_rss = 96 * kMiB;
+  options.heartbeat_interval = 20ms;
+  Pool pool(options);
+  const int before = pid_of(pool);
+  const std::uint64_t incarnation = slot_metrics(pool)->incarnation;
+  auto big = pool.submit("alloc", "160");
+  EXPECT_EQ(value_of(big), "ok");  // the task itself completes
+  ASSERT_TRUE(poll_until([&] { return replaced_since(pool, incarnation); }))
+      << "a worker holding 160 MiB was not recycled";
+  const int after = pid_of(pool);
+  EXPECT_NE(after, before);
+  const PoolMetrics m = pool.metrics();
+  EXPECT_EQ(m.restarts, 0u) << "a recycle is not a crash";
+  EXPECT_EQ(m.failed, 0u);
+}
+
+TEST_F(PoolFault, WorkerAboveMaxRssHardIsKilledAndItsTaskFailsMemoryLimit) {
+  if (kAddressSanitizer)
+    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan cannot run under";
+  PoolOptions options = crashy();
+  options.max_rss_hard = 128 * kMiB;
+  options.heartbeat_interval = 20ms;
+  Pool pool(options);
+  const int victim = pid_of(pool);
+  // Shared memory is outside RLIMIT_DATA: only the supervisor's RSS sampling can stop this one.
+  auto runaway = pool.submit("alloc_shared", "200");
+  const auto error = error_of(runaway);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::MemoryLimit) << error->what();
+  EXPECT_EQ(error->worker_pid(), victim);
+  const std::string what = error->what();
+  EXPECT_NE(what.find("above max_rss_hard 128.0 MiB"), std::string::npos) << what;
+  EXPECT_NE(what.find("pid " + std::to_string(victim)), std::string::npos) << what;
+  EXPECT_NE(pid_of(pool), victim);  // replaced, and serving
+}
+
+TEST_F(PoolFault, RunawayAllocationFailsMemoryLimitAtRlimitDataAndWorkerIsRecycled) {
+  if (kAddressSanitizer)
+    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan cannot run under";
+  PoolOptions options = crashy();
+  options.max_rss_hard = 128 * kMiB;
+  Pool pool(options);
+  const int worker = pid_of(pool);
+  auto runaway = pool.submit("alloc", "1024");  // 1 GiB: refused by RLIMIT_DATA in the worker
+  const auto error = error_of(runaway);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::MemoryLimit) << error->what();
+  EXPECT_EQ(error->worker_pid(), worker);
+  const std::string what = error->what();
+  EXPECT_NE(what.find("ran out of memory"), std::string::npos) << what;
+  EXPECT_NE(what.find("max_rss_hard 128.0 MiB"), std::string::npos) << what;
+  ASSERT_TRUE(poll_until([&] { return pid_of(pool) != worker; }))
+      << "the worker whose heap overflowed was not recycled";
   EXPECT_EQ(pool.metrics().restarts, 0u);
 }
 

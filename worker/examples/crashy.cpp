@@ -13,9 +13,13 @@
 //   "attempt"     answer the dispatch attempt number
 //   "crash_on_first_attempt"  SIGKILL itself on attempt 1, answer the input afterwards
 //   "pid"         answer the worker's pid
+//   "grandchild"  fork a child that sleeps forever (in the worker's process group); answer its pid
+//   "spin_increment"  busy for the worker data's microseconds, then answer the input + 1
+//   "alloc"       allocate and keep the input's MiB of heap (touched), answer "ok"
+//   "alloc_shared"  map and touch the input's MiB of shared memory (not in RLIMIT_DATA), then hang
 #include <signal.h>    // raise
 #include <sys/mman.h>  // mmap (an inaccessible page to fault on)
-#include <unistd.h>    // getpid
+#include <unistd.h>    // getpid, fork, pause
 #include <procpool/worker.hpp>
 
 #include <atomic>     // std::atomic (hang)
@@ -23,9 +27,11 @@
 #include <cstdio>     // std::fwrite
 #include <cstdlib>    // std::abort, std::exit
 #include <cstring>    // std::strcmp
+#include <memory>     // std::unique_ptr (alloc)
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::stoi
 #include <thread>     // std::this_thread::sleep_for
+#include <vector>     // std::vector (alloc)
 
 // In sanitizer builds, let a crash be the crash it is: AddressSanitizer would otherwise catch the
 // SIGSEGV and exit 1 with a report. (Only a sanitizer runtime calls this.)
@@ -87,5 +93,38 @@ int main(int argc, char** argv) {
     task.reply(task.input());
   });
   worker.on("pid", [](procpool::Task& task) { task.reply(std::to_string(::getpid())); });
+  // The chaos workload: busy for the worker data's microseconds (0 if none), then x + 1.
+  const long spin_us = worker.data().empty() ? 0 : std::stol(std::string(worker.data()));
+  worker.on("spin_increment", [spin_us](procpool::Task& task) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    task.reply(std::to_string(std::stoull(std::string(task.input())) + 1));
+  });
+  worker.on("grandchild", [](procpool::Task& task) {  // forks a child that sleeps; answers its pid
+    const pid_t child = ::fork();
+    if (child < 0) throw std::runtime_error("fork failed");
+    if (child == 0) {
+      for (;;) ::pause();
+    }
+    task.reply(std::to_string(child));
+  });
+  worker.on("alloc", [](procpool::Task& task) {  // keeps the input's MiB of heap, touched
+    static std::vector<std::unique_ptr<char[]>> kept;
+    const std::size_t bytes = std::stoull(std::string(task.input())) << 20;
+    auto block = std::make_unique<char[]>(bytes);  // throws std::bad_alloc at RLIMIT_DATA
+    for (std::size_t i = 0; i < bytes; i += 4096) block[i] = 1;
+    kept.push_back(std::move(block));
+    task.reply("ok");
+  });
+  worker.on("alloc_shared", [](procpool::Task& task) {  // the input's MiB, shared, then hangs
+    const std::size_t bytes = std::stoull(std::string(task.input())) << 20;
+    void* memory =
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
+    auto* bytes_of = static_cast<volatile char*>(memory);
+    for (std::size_t i = 0; i < bytes; i += 4096) bytes_of[i] = 1;
+    for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  });
   return worker.run();
 }

@@ -2,7 +2,8 @@
 
 #include <signal.h>       // sigaction, SIGTERM
 #include <sys/eventfd.h>  // eventfd_write
-#include <unistd.h>       // getpid
+#include <sys/prctl.h>    // prctl, PR_SET_PDEATHSIG
+#include <unistd.h>       // getpid, getpgrp
 
 #include <atomic>              // std::atomic
 #include <chrono>              // heartbeat interval
@@ -12,6 +13,7 @@
 #include <cstring>             // std::strrchr
 #include <deque>               // pending tasks
 #include <mutex>               // heartbeat thread
+#include <new>                 // std::bad_alloc
 #include <thread>              // heartbeat thread
 #include <unordered_set>       // cancelled ids
 #include <vector>              // handlers
@@ -36,6 +38,25 @@ std::atomic<bool> g_stop_signal{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void on_stop_signal(int) { g_stop_signal.store(true, std::memory_order_relaxed); }
+
+// The supervisor died: take the worker's process group with it, the worker and any children it
+// started (PDEATHSIG alone does not reach grandchildren, DESIGN-RULES 11). Only a group the
+// worker leads (the launcher makes it so); otherwise only the worker itself.
+extern "C" void on_supervisor_death(int) {
+  ::kill(::getpgrp() == ::getpid() ? 0 : ::getpid(), SIGKILL);
+}
+
+// The launcher armed PDEATHSIG = SIGKILL before exec; re-arm it as SIGHUP ("the controlling
+// process is gone"), whose handler kills the group. prctl replaces the signal atomically: a
+// supervisor dying before this line already SIGKILLed the worker, which had no children yet.
+void follow_supervisor() {
+  struct sigaction action {};
+  action.sa_handler = on_supervisor_death;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  ::sigaction(SIGHUP, &action, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGHUP, 0, 0, 0);
+}
 
 std::uint64_t monotonic_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -100,6 +121,7 @@ class WorkerRuntime {
     control.state.store(static_cast<std::uint32_t>(WorkerState::kStarting),
                         std::memory_order_release);
     read_init();
+    follow_supervisor();
     struct sigaction action {};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
@@ -347,6 +369,9 @@ class WorkerRuntime {
     try {
       handlers_[pending.handler](task);
       if (!task.replied_) reply(task, {});
+    } catch (const std::bad_alloc& e) {
+      failed = !task.replied_;
+      if (failed) send_error(pending.id, WorkerErrorCode::kMemoryLimit, e.what());
     } catch (const std::exception& e) {
       failed = !task.replied_;
       if (failed) send_error(pending.id, WorkerErrorCode::kHandlerFailed, e.what());

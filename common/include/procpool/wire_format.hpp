@@ -42,8 +42,9 @@ enum class WorkerErrorCode : std::uint32_t {
   kUnknownHandler = 2,   // no handler with that id
   kCancelled = 3,        // stopped on a kCancel frame
   kPayloadTooLarge = 4,  // the result exceeds the pool's maximum payload
+  kMemoryLimit = 5,      // the handler ran out of memory (std::bad_alloc, e.g. at RLIMIT_DATA)
 };
-inline constexpr std::uint32_t kMaxWorkerErrorCode = 4;
+inline constexpr std::uint32_t kMaxWorkerErrorCode = 5;
 
 struct FrameHeader {
   std::uint8_t version = kWireVersion;

@@ -69,6 +69,17 @@ struct PoolOptions {
   // recycle all its workers at once.
   std::uint64_t max_tasks_per_worker = 0;
 
+  // Memory per worker, resident set size in bytes (0 = no limit), sampled every
+  // heartbeat_interval from /proc. Above max_rss the worker takes no new tasks, finishes those on
+  // board and is replaced (recycled). Above max_rss_hard it is killed at once and the task it was
+  // running fails MemoryLimit (or is retried); its process also gets RLIMIT_DATA = max_rss_hard,
+  // so a runaway allocation fails inside the worker (std::bad_alloc: the task fails MemoryLimit and
+  // the worker is recycled) before it can take the machine down. RLIMIT_DATA counts private
+  // writable address space, not residency: leave room for thread stacks and allocator arenas,
+  // and do not use max_rss_hard with AddressSanitizer-built workers (its shadow is counted).
+  std::uint64_t max_rss = 0;
+  std::uint64_t max_rss_hard = 0;
+
   // A started worker must be READY within this.
   std::chrono::milliseconds startup_timeout{10000};
   // Worker heartbeat; a worker whose heartbeat is older than heartbeat_misses intervals is hung.

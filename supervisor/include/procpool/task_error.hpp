@@ -20,6 +20,7 @@ class TaskError : public Error {
     ShuttingDown,     // submitted after shutdown(), or still queued when the grace ran out
     UnknownHandler,   // no worker handler has that name
     PayloadTooLarge,  // the payload or the result exceeds PoolOptions::max_payload
+    MemoryLimit,      // the worker ran out of memory or went above PoolOptions::max_rss_hard
   };
 
   TaskError(Kind kind, const std::string& message, int worker_pid = 0)
@@ -52,6 +53,8 @@ constexpr std::string_view to_string(TaskError::Kind kind) noexcept {
       return "UnknownHandler";
     case TaskError::Kind::PayloadTooLarge:
       return "PayloadTooLarge";
+    case TaskError::Kind::MemoryLimit:
+      return "MemoryLimit";
   }
   return "Unknown";
 }

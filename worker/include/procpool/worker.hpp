@@ -10,6 +10,12 @@
 //     });                                            // a thrown std::exception fails the task
 //     return worker.run();                           // serves until told to stop
 //   }
+//
+// Signals the SDK takes over: SIGTERM and SIGINT (finish the current task, then exit 0) and
+// SIGHUP, which arrives when the supervisor dies (PR_SET_PDEATHSIG) and SIGKILLs the worker's
+// process group: the worker and every child it started, unless a child left the group. Do not
+// block or handle SIGHUP in a worker. A handler that throws std::bad_alloc fails its task with
+// MemoryLimit and the worker is recycled.
 
 #include <cstdint>      // std::uint64_t
 #include <functional>   // std::function

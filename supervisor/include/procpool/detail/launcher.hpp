@@ -6,6 +6,7 @@
 // This header includes no Boost header on purpose: Boost.Process v2 and Asio are confined to
 // launcher.cpp, the only translation unit that includes them.
 
+#include <cstdint>  // std::uint64_t
 #include <string>   // std::string
 #include <utility>  // std::pair
 #include <vector>   // std::vector
@@ -30,6 +31,8 @@ struct LaunchSpec {
   int stdin_fd = -1;   // -1: /dev/null; else dup2'ed to 0 in the child
   int stdout_fd = -1;  // -1: inherit the parent's stdout; else dup2'ed to 1 in the child
   int stderr_fd = -1;  // -1: inherit the parent's stderr; else dup2'ed to 2 in the child
+  // RLIMIT_DATA (soft and hard) set in the child before exec; 0: inherit the parent's.
+  std::uint64_t rlimit_data = 0;
 };
 
 // A started child. The caller owns both:
