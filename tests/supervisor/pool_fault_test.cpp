@@ -797,5 +797,31 @@ TEST_F(PoolFault, ShutdownLetsRunningTaskFinish) {
   EXPECT_TRUE(child_processes().empty());
 }
 
+// A worker that ignores the request to stop (here: a handler that never returns and ignores
+// SIGTERM) is SIGKILLed after stop_grace, its task fails saying so, and shutdown() returns.
+TEST_F(PoolFault, WorkerIgnoringStopIsKilledAfterStopGrace) {
+  PoolOptions options = crashy();
+  options.shutdown_grace = 100ms;
+  options.stop_grace = 200ms;
+  Pool pool(options);
+  const int worker = pid_of(pool);
+  auto stuck = pool.submit("ignore_term_and_hang", "");
+  // Running: the handler sits in pause(), after it set SIGTERM to SIG_IGN.
+  ASSERT_TRUE(poll_until([&] { return current_syscall(worker) == SYS_pause; }))
+      << "the handler did not start";
+  ::kill(worker, SIGTERM);  // ignored
+  const auto started = Clock::now();
+  auto stopper = std::async(std::launch::async, [&pool] { pool.shutdown(); });
+  if (stopper.wait_for(kBound) != std::future_status::ready) overran("shutdown()", kBound);
+  stopper.get();
+  EXPECT_GE(Clock::now() - started, 300ms) << "killed before shutdown_grace + stop_grace";
+  const auto error = error_of(stuck);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::WorkerCrashed) << error->what();
+  EXPECT_EQ(error->worker_pid(), worker);
+  EXPECT_NE(std::string(error->what()).find("stop_grace"), std::string::npos) << error->what();
+  EXPECT_TRUE(child_processes().empty());
+}
+
 }  // namespace
 }  // namespace procpool::test

@@ -13,6 +13,7 @@
 //   "attempt"     answer the dispatch attempt number
 //   "crash_on_first_attempt"  SIGKILL itself on attempt 1, answer the input afterwards
 //   "pid"         answer the worker's pid
+//   "ignore_term_and_hang"  ignore SIGTERM, then never return
 //   "grandchild"  fork a child that sleeps forever (in the worker's process group); answer its pid
 //   "spin_increment"  busy for the worker data's microseconds, then answer the input + 1
 //   "alloc"       allocate and keep the input's MiB of heap (touched), answer "ok"
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
     while (std::chrono::steady_clock::now() < until) {
     }
     task.reply(std::to_string(std::stoull(std::string(task.input())) + 1));
+  });
+  worker.on("ignore_term_and_hang", [](procpool::Task&) {
+    ::signal(SIGTERM, SIG_IGN);
+    for (;;) ::pause();
   });
   worker.on("grandchild", [](procpool::Task& task) {  // forks a child that sleeps; answers its pid
     const pid_t child = ::fork();
