@@ -120,6 +120,7 @@ class Counts {
   std::atomic<std::uint8_t>& operator[](std::uint64_t index) {
     return chunks_[index >> kShift][index & kMask];
   }
+  std::uint64_t bytes() const { return chunks_.size() * kChunk; }
   void ensure(std::uint64_t index) {  // submitting thread only, before the task exists
     while ((index >> kShift) >= chunks_.size()) {
       chunks_.push_back(std::make_unique<std::atomic<std::uint8_t>[]>(kChunk));
@@ -141,6 +142,7 @@ std::string ChaosReport::text() const {
       << wrong << "\nduplicated " << duplicated << "\nlost " << lost << "\nkills " << kills
       << "\nrestarts " << restarts << "\nretried " << retried << "\nsupervisor_rss_start_mib "
       << mib(supervisor_rss_start) << "\nsupervisor_rss_end_mib " << mib(supervisor_rss_end)
+      << "\nchecker_mib " << mib(checker_bytes) << " (1 byte per task, part of the supervisor RSS)"
       << "\nelapsed_s " << elapsed_s << "\nserved_after " << (served_after ? "yes" : "no")
       << "\nanomalies " << anomalies.size() << "\n";
   for (const std::string& anomaly : anomalies) out << "anomaly: " << anomaly << "\n";
@@ -296,6 +298,7 @@ ChaosReport run_chaos(const ChaosConfig& config) {
       }
     }
     report.supervisor_rss_end = rss_of_self();
+    report.checker_bytes = counts.bytes();
   }  // the pool shuts down and reaps its workers here
 
   report.elapsed_s = std::chrono::duration<double>(Clock::now() - started).count();

@@ -43,6 +43,7 @@ struct ChaosReport {
   std::uint64_t retried = 0;
   std::uint64_t supervisor_rss_start = 0;  // bytes, after warm-up
   std::uint64_t supervisor_rss_end = 0;    // bytes, before the pool is destroyed
+  std::uint64_t checker_bytes = 0;         // the checker's own 1 byte per task, inside that RSS
   double elapsed_s = 0;
   bool served_after = false;           // the pool answered a task after the last kill
   std::vector<std::string> anomalies;  // zombies, unexpected worker fds, /dev/shm changes, ...
