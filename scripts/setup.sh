@@ -17,6 +17,10 @@ packages=(
   ninja-build
   g++
   clang
+  # libFuzzer and clang's sanitizer runtimes, and llvm-symbolizer for their reports
+  # (scripts/fuzz.sh); clang itself does not pull them in with --no-install-recommends.
+  libclang-rt-14-dev
+  llvm
   clang-format
   git
   pkg-config

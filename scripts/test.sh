@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Configures, builds and tests procpool with the `dev` and `asan` presets
 # (see CMakePresets.json), tests the installed CMake package from an outside
-# project (scripts/test-package.sh), then prints "N passed, N failed" summed
-# over all of it (", N skipped" is appended when ctest skipped any).
+# project (scripts/test-package.sh), fuzzes the ring reader and the frame
+# decoder for 30 s each (scripts/fuzz.sh), then prints "N passed, N failed"
+# summed over all of it (", N skipped" is appended when ctest skipped any).
 #
 # Usage: scripts/test.sh [--quick]
-#   --quick   only the dev preset (no sanitizer build)
+#   --quick   only the dev preset (no sanitizer build, no fuzzing)
 set -euo pipefail
 
 usage() { echo "usage: scripts/test.sh [--quick]" >&2; }
 
 presets=(dev asan)
+fuzz=1
 for arg in "$@"; do
   case "$arg" in
-    --quick) presets=(dev) ;;
+    --quick) presets=(dev); fuzz=0 ;;
     -h|--help) usage; exit 0 ;;
     *) usage; exit 2 ;;
   esac
@@ -77,6 +79,19 @@ else
   echo "test.sh: the package test failed" >&2
   total_failed=$((total_failed + 1))
   status=1
+fi
+
+# libFuzzer over the ring reader and the frame decoder, 30 s per target; any
+# crash, leak or timeout fails it (scripts/fuzz.sh names the saved input).
+if [ "$fuzz" -eq 1 ]; then
+  stage "fuzz"
+  if bash scripts/fuzz.sh 30; then
+    total_passed=$((total_passed + 1))
+  else
+    echo "test.sh: fuzzing failed" >&2
+    total_failed=$((total_failed + 1))
+    status=1
+  fi
 fi
 
 stage "summary"

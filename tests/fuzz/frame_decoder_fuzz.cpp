@@ -1,0 +1,186 @@
+// libFuzzer target: the frame decoder and the payload codecs of wire_format.hpp on records a
+// hostile worker wrote. The input is one ring record (libFuzzer allocates it to its exact size,
+// so ASan flags any read past it). Each decoder's verdict is checked against the layout in
+// docs/protocol.md, read here independently of the decoder; whatever decodes is encoded again
+// and must give back the input byte for byte, then decode to the same values. A frame goes
+// through a real ring for that: write_frame, try_read, decode_frame.
+
+#include <algorithm>    // std::equal, std::max
+#include <bit>          // std::bit_ceil
+#include <cstddef>      // std::byte, std::size_t
+#include <cstdint>      // fixed-width integers
+#include <span>         // std::span
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <vector>       // std::vector
+
+#include "fuzz_bytes.hpp"
+#include "fuzz_check.hpp"
+#include "procpool/ring_data.hpp"
+#include "procpool/ring_reader.hpp"
+#include "procpool/ring_writer.hpp"
+#include "procpool/wire_format.hpp"
+
+namespace procpool::fuzz {
+namespace {
+
+constexpr std::size_t kHeaderSize = sizeof(FrameHeader);
+
+bool same_bytes(std::span<const std::byte> a, std::span<const std::byte> b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+bool same_header(const FrameHeader& a, const FrameHeader& b) {
+  return a.version == b.version && a.type == b.type && a.flags == b.flags &&
+         a.handler_id == b.handler_id && a.task_id == b.task_id &&
+         a.payload_size == b.payload_size && a.attempt == b.attempt;
+}
+
+// docs/protocol.md's frame header table: what decode_frame must answer for `record`.
+DecodeStatus expected_frame_status(std::span<const std::byte> record) {
+  if (record.size() < kHeaderSize) return DecodeStatus::kTooShort;
+  ByteSource in(record);
+  const std::uint8_t version = in.u8();
+  const std::uint8_t type = in.u8();
+  const std::uint16_t flags = in.u16();
+  in.u32();  // handler_id
+  in.u64();  // task_id
+  const std::uint32_t payload_size = in.u32();
+  if (version != kWireVersion) return DecodeStatus::kBadVersion;
+  if (type < 1 || type > kMaxFrameType) return DecodeStatus::kBadType;
+  if ((flags & ~kFrameMore) != 0) return DecodeStatus::kBadFlags;
+  if (payload_size != record.size() - kHeaderSize) return DecodeStatus::kLengthMismatch;
+  return DecodeStatus::kOk;
+}
+
+// kReady: names as u32 length + bytes, each 1..kMaxHandlerName bytes, at most kMaxHandlers.
+bool expected_handler_names_ok(std::span<const std::byte> payload) {
+  std::size_t count = 0;
+  std::size_t at = 0;
+  while (at != payload.size()) {
+    if (payload.size() - at < 4) return false;
+    ByteSource in(payload.subspan(at, 4));
+    const std::uint32_t length = in.u32();
+    at += 4;
+    if (length == 0 || length > kMaxHandlerName || length > payload.size() - at) return false;
+    if (++count > kMaxHandlers) return false;
+    at += length;
+  }
+  return true;
+}
+
+void check_handler_names(std::span<const std::byte> payload) {
+  std::vector<std::string> names;
+  const bool ok = decode_handler_names(payload, names);
+  PROCPOOL_FUZZ_CHECK(ok == expected_handler_names_ok(payload));
+  if (!ok) return;
+  PROCPOOL_FUZZ_CHECK(names.size() <= kMaxHandlers);
+  for (const std::string& name : names) {
+    PROCPOOL_FUZZ_CHECK(!name.empty() && name.size() <= kMaxHandlerName);
+  }
+  const std::string encoded = encode_handler_names(names);
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(encoded), payload));
+  std::vector<std::string> again;
+  PROCPOOL_FUZZ_CHECK(decode_handler_names(as_bytes(encoded), again));
+  PROCPOOL_FUZZ_CHECK(again == names);
+}
+
+// kError: u32 WorkerErrorCode (1..kMaxWorkerErrorCode) + message.
+void check_error(std::span<const std::byte> payload) {
+  WorkerErrorCode code{};
+  std::string_view message;
+  const bool ok = decode_error(payload, code, message);
+  const std::uint32_t raw = ByteSource(payload).u32();
+  PROCPOOL_FUZZ_CHECK(ok == (payload.size() >= 4 && raw >= 1 && raw <= kMaxWorkerErrorCode));
+  if (!ok) return;
+  PROCPOOL_FUZZ_CHECK(static_cast<std::uint32_t>(code) == raw);
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(message), payload.subspan(4)));
+  const std::string encoded = encode_error(code, message);
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(encoded), payload));
+  WorkerErrorCode code_again{};
+  std::string_view message_again;
+  PROCPOOL_FUZZ_CHECK(decode_error(as_bytes(encoded), code_again, message_again));
+  PROCPOOL_FUZZ_CHECK(code_again == code && message_again == message);
+}
+
+// kInit: u64 maximum payload + the pool's worker data.
+void check_init(std::span<const std::byte> payload) {
+  std::uint64_t max_payload = 0;
+  std::string_view worker_data;
+  const bool ok = decode_init(payload, max_payload, worker_data);
+  PROCPOOL_FUZZ_CHECK(ok == (payload.size() >= 8));
+  if (!ok) return;
+  PROCPOOL_FUZZ_CHECK(max_payload == ByteSource(payload).u64());
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(worker_data), payload.subspan(8)));
+  const std::string encoded = encode_init(max_payload, worker_data);
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(encoded), payload));
+  std::uint64_t max_again = 0;
+  std::string_view data_again;
+  PROCPOOL_FUZZ_CHECK(decode_init(as_bytes(encoded), max_again, data_again));
+  PROCPOOL_FUZZ_CHECK(max_again == max_payload && data_again == worker_data);
+}
+
+// Encodes a decoded frame again with write_frame into a ring just large enough, reads it back,
+// and checks that the record is the original one and decodes to the same frame.
+void check_frame_round_trip(std::span<const std::byte> record, const FrameHeader& header,
+                            std::span<const std::byte> payload) {
+  const std::uint64_t capacity =
+      std::bit_ceil(std::max(kMinRingCapacity, 2 * (record.size() + kRecordHeaderSize)));
+  RingData ring;
+  std::vector<std::byte> bytes(capacity);
+  RingWriter writer(ring, bytes);
+  PROCPOOL_FUZZ_CHECK(write_frame(writer, header, payload) == WriteStatus::kOk);
+  writer.publish();
+
+  RingReader reader(ring, bytes);
+  std::span<const std::byte> written;
+  PROCPOOL_FUZZ_CHECK(reader.try_read(written) == ReadStatus::kOk);
+  PROCPOOL_FUZZ_CHECK(same_bytes(written, record));
+  FrameHeader header_again;
+  std::span<const std::byte> payload_again;
+  PROCPOOL_FUZZ_CHECK(decode_frame(written, header_again, payload_again) == DecodeStatus::kOk);
+  PROCPOOL_FUZZ_CHECK(same_header(header_again, header));
+  PROCPOOL_FUZZ_CHECK(same_bytes(payload_again, payload));
+  PROCPOOL_FUZZ_CHECK(reader.try_read(written) == ReadStatus::kEmpty);
+}
+
+void check_frame(std::span<const std::byte> record) {
+  FrameHeader header;
+  std::span<const std::byte> payload;
+  const DecodeStatus status = decode_frame(record, header, payload);
+  PROCPOOL_FUZZ_CHECK(status == expected_frame_status(record));
+  PROCPOOL_FUZZ_CHECK(!to_string(status).empty());
+  if (status != DecodeStatus::kOk) return;
+  // The payload is the rest of the record, in place.
+  PROCPOOL_FUZZ_CHECK(payload.data() == record.data() + kHeaderSize);
+  PROCPOOL_FUZZ_CHECK(payload.size() == header.payload_size);
+  check_frame_round_trip(record, header, payload);
+  // What the receiver of each type parses next.
+  switch (header.type) {
+    case FrameType::kReady:
+      check_handler_names(payload);
+      break;
+    case FrameType::kError:
+      check_error(payload);
+      break;
+    case FrameType::kInit:
+      check_init(payload);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+}  // namespace procpool::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace procpool::fuzz;
+  const std::span<const std::byte> input = std::as_bytes(std::span<const std::uint8_t>(data, size));
+  check_frame(input);
+  // The payload codecs on their own too, so that the fuzzer need not build a valid header first.
+  check_handler_names(input);
+  check_error(input);
+  check_init(input);
+  return 0;
+}
