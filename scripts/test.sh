@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Configures, builds and tests procpool with the `dev` and `asan` presets
-# (see CMakePresets.json), tests the installed CMake package from an outside
-# project (scripts/test-package.sh), fuzzes the ring reader and the frame
-# decoder for 30 s each (scripts/fuzz.sh), then prints "N passed, N failed"
-# summed over all of it (", N skipped" is appended when ctest skipped any).
+# Configures, builds and tests procpool with the `dev`, `asan` (ASan + UBSan)
+# and `tsan` (ThreadSanitizer) presets (see CMakePresets.json; the sanitizers
+# and their suppressions: docs/architecture.md, "Sanitizers"), tests the
+# installed CMake package from an outside project (scripts/test-package.sh),
+# fuzzes the ring reader and the frame decoder for 30 s each (scripts/fuzz.sh),
+# then prints "N passed, N failed" summed over all of it (", N skipped" is
+# appended when ctest skipped any).
 #
 # Usage: scripts/test.sh [--quick]
 #   --quick   only the dev preset (no sanitizer build, no fuzzing)
@@ -11,7 +13,7 @@ set -euo pipefail
 
 usage() { echo "usage: scripts/test.sh [--quick]" >&2; }
 
-presets=(dev asan)
+presets=(dev asan tsan)
 fuzz=1
 for arg in "$@"; do
   case "$arg" in

@@ -134,9 +134,7 @@ PoolCore::PoolCore(PoolOptions options)
   for (unsigned i = 0; i < max_workers_; ++i) slots_[i].index = i;
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno(errno, "procpool::Pool: epoll_create1");
-  doorbell_fd_ = make_eventfd();
   kick_fd_ = make_eventfd();
-  epoll_add(epoll_fd_, doorbell_fd_, kEpollDoorbell);
   epoll_add(epoll_fd_, kick_fd_, kEpollKick);
   tasks_.reserve(1024);
   deliveries_.reserve(256);
@@ -145,7 +143,6 @@ PoolCore::PoolCore(PoolOptions options)
 PoolCore::~PoolCore() {
   shutdown();
   close_fd(epoll_fd_);
-  close_fd(doorbell_fd_);
   close_fd(kick_fd_);
 }
 
@@ -598,9 +595,11 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     WorkerErrorCode code{};
     std::string_view message;
     if (!decode_error(as_bytes(body), code, message)) {
-      resolve_locked(
-          index, {},
-          TaskError(TaskError::Kind::HandlerError, "malformed error from worker", slot.pid));
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::WorkerCrashed,
+                               "protocol violation: malformed error frame from " +
+                                   describe_slot(slot) + ", which was killed",
+                               slot.pid));
       free_task_locked(index);
       kill_locked(slot, "protocol violation: malformed error frame", true);
       return;
@@ -797,7 +796,9 @@ void PoolCore::run_loop() {
     }
     bool ready_now = false;
     for (WorkerSlot& slot : slots_) {
-      if (!slot.live() || !slot.reader) continue;
+      // A killed worker's rings may stay faulted ("ready") until it is reaped, and only
+      // epoll_wait below sees its pidfd: do not let them keep this thread from sleeping.
+      if (!slot.live() || !slot.reader || slot.killed) continue;
       if (slot.reader->poll()) ready_now = true;
       if (slot.partial_task != WorkerSlot::kNoTask &&
           slot.writer->can_reserve(static_cast<std::uint32_t>(sizeof(FrameHeader) + 1))) {
@@ -817,7 +818,7 @@ void PoolCore::run_loop() {
       const auto slot_index = static_cast<std::size_t>(tag & 0xFFFFFFFFu);
       switch (tag & kEpollKindMask) {
         case kEpollDoorbell:
-          drain_eventfd(doorbell_fd_);
+          if (slot_index < slots_.size()) doorbell_locked(slots_[slot_index]);
           break;
         case kEpollKick:
           drain_eventfd(kick_fd_);
@@ -863,13 +864,15 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
                 as_bytes(encode_init(options_.max_payload, options_.worker_data)));
     slot.writer->publish();
     if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
+    slot.doorbell_fd = make_eventfd();
+    slot.doorbell_rings = 0;
     LaunchSpec spec;
     spec.executable = options_.executable;
     spec.args = options_.args;
     spec.env = options_.env;
     spec.env.emplace_back(kSegmentFdEnv, std::to_string(slot.segment->fd()));
-    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(doorbell_fd_));
-    spec.inherit_fds = {slot.segment->fd(), doorbell_fd_};
+    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(slot.doorbell_fd));
+    spec.inherit_fds = {slot.segment->fd(), slot.doorbell_fd};
     spec.stderr_fd = stderr_pipe[1];
     spec.rlimit_data = options_.max_rss_hard;
     const LaunchedProcess process = launch(spec);
@@ -881,9 +884,11 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     ::fcntl(slot.stderr_fd, F_SETFL, O_NONBLOCK);
     epoll_add(epoll_fd_, slot.pidfd, kEpollPidfd | slot.index);
     epoll_add(epoll_fd_, slot.stderr_fd, kEpollStderr | slot.index);
+    epoll_add(epoll_fd_, slot.doorbell_fd, kEpollDoorbell | slot.index);
   } catch (const Error& e) {
     close_fd(stderr_pipe[0]);
     close_fd(stderr_pipe[1]);
+    close_fd(slot.doorbell_fd);
     slot.reader.reset();
     slot.writer.reset();
     slot.segment.reset();
@@ -910,6 +915,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.kill_counts_as_failure = true;
   slot.kill_reason.clear();
   slot.timed_out_task = WorkerSlot::kNoTask;
+  slot.control_lied = false;
   slot.service_ns = 0;
   slot.depth = 2;
   slot.next_scan = Clock::time_point::max();
@@ -947,8 +953,10 @@ void PoolCore::reap(WorkerSlot& slot) {
   ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.pidfd, nullptr);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.stderr_fd, nullptr);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.doorbell_fd, nullptr);
   close_fd(slot.pidfd);
   close_fd(slot.stderr_fd);
+  close_fd(slot.doorbell_fd);
   on_exit_locked(slot, reaped == slot.pid ? status : 0);
 }
 
@@ -961,6 +969,33 @@ void PoolCore::read_stderr_locked(WorkerSlot& slot) {
     const std::string_view bytes(buffer, static_cast<std::size_t>(n));
     slot.stderr_tail.append(bytes);
     if (options_.forward_stderr) (void)!::write(STDERR_FILENO, buffer, static_cast<std::size_t>(n));
+  }
+}
+
+// A worker's doorbell rang. The SDK rings it only after a publish or a release the supervisor
+// waits for, each of at least one frame's record: so a worker rings at most once per
+// kMinFrameRecord bytes of ring traffic (results published, task bytes handed back), plus
+// slack. More is a wake-up flood (DESIGN-RULES 18), and the worker is killed for it; its ring
+// is drained first, so what it published counts.
+void PoolCore::doorbell_locked(WorkerSlot& slot) {
+  constexpr std::uint64_t kMinFrameRecord = ring_record_footprint(sizeof(FrameHeader));
+  constexpr std::uint64_t kDoorbellSlack = 1024;
+  eventfd_t rings = 0;
+  if (slot.doorbell_fd < 0 || ::eventfd_read(slot.doorbell_fd, &rings) != 0) return;
+  slot.doorbell_rings += std::min<std::uint64_t>(rings, ~std::uint64_t{0} - slot.doorbell_rings);
+  if (!slot.live() || !slot.reader || !slot.writer || slot.killed) return;
+  drain_slot_locked(slot);
+  if (slot.killed) return;
+  if (!slot.writer->check_read_position()) {
+    kill_locked(slot, "protocol violation: " + std::string(to_string(slot.writer->fault())), true);
+    return;
+  }
+  const std::uint64_t traffic = slot.reader->position() + slot.writer->read_position();
+  if (slot.doorbell_rings > traffic / kMinFrameRecord + kDoorbellSlack) {
+    kill_locked(slot,
+                "protocol violation: doorbell flood (" + std::to_string(slot.doorbell_rings) +
+                    " rings for " + std::to_string(traffic) + " bytes of ring traffic)",
+                true);
   }
 }
 
@@ -988,6 +1023,17 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     if (slot.timed_out_task == index ||
         (slot.timed_out_task == WorkerSlot::kNoTask && running_id != 0 && task.id == running_id)) {
       running = &task;
+    }
+  }
+  // A worker killed for an impossible control block may have lied about its running task too:
+  // then the oldest task on board, the one it serves first, is charged. Otherwise a task that
+  // makes every worker it reaches scribble there would be dispatched again for free, forever.
+  if (running == nullptr && slot.control_lied) {
+    for (const std::uint32_t index : slot.inflight) {
+      if (!tasks_[index].abandoned) {
+        running = &tasks_[index];
+        break;
+      }
     }
   }
   // The crash report: what ended it, how long it had been up, what it was doing, its last words.
@@ -1247,6 +1293,22 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
         if (slot.killed) break;
         const std::uint64_t beat =
             slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
+        // Worker-written, so checked (DESIGN-RULES 17): a heartbeat from before the worker
+        // started, or from the future (which would blind the hang check), is a lie.
+        const auto started_ms = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());
+        const auto future_slack =
+            static_cast<std::uint64_t>((hung_after + std::chrono::seconds(1)).count());
+        if (beat < started_ms || beat > now_ms + future_slack) {
+          slot.control_lied = true;
+          kill_locked(slot,
+                      std::string("protocol violation: heartbeat ") +
+                          (beat < started_ms ? "from before the worker started" : "in the future") +
+                          " (" + std::to_string(beat) + " ms; now " + std::to_string(now_ms) +
+                          " ms)",
+                      true);
+          break;
+        }
         if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
           kill_locked(slot,
                       "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) +

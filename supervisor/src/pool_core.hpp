@@ -24,7 +24,7 @@ namespace procpool::detail {
 // The engine behind procpool::Pool.
 //
 // Threads: one supervisor thread (run_loop) spawns, watches (epoll over pidfds, stderr pipes and
-// the shared doorbell eventfd), reaps and restarts workers; it is the only thread that spawns
+// each worker's doorbell eventfd), reaps and restarts workers; it is the only thread that spawns
 // (PDEATHSIG follows the spawning thread, DESIGN-RULES 11). Submitting threads dispatch directly
 // into workers' rings, and threads waiting in get()/wait_idle() drain result rings themselves
 // while they spin, so a lone round trip never needs a thread wake-up. All of it under one
@@ -125,6 +125,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void reap(WorkerSlot& slot);
   void on_exit_locked(WorkerSlot& slot, int wait_status);
   void read_stderr_locked(WorkerSlot& slot);
+  void doorbell_locked(WorkerSlot& slot);
   Clock::time_point timers_locked(Clock::time_point now);
   void autoscale_locked(Clock::time_point now);
   void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
@@ -187,8 +188,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
 
   std::vector<EventCount*> announced_;  // the supervisor thread's, reused per sleep
   int epoll_fd_ = -1;
-  int doorbell_fd_ = -1;  // inherited by every worker; written after a publish we wait for
-  int kick_fd_ = -1;      // written by other threads to wake the supervisor thread
+  int kick_fd_ = -1;  // written by other threads to wake the supervisor thread
   std::thread thread_;
 };
 

@@ -38,6 +38,11 @@ struct WorkerSlot {
   int pid = -1;
   int pidfd = -1;
   int stderr_fd = -1;
+  // This worker's own doorbell (an eventfd it writes after a publish or release the supervisor
+  // waits for), and how many rings it has counted: a ring with no ring traffic behind it is a
+  // wake-up flood (PoolCore::doorbell_locked).
+  int doorbell_fd = -1;
+  std::uint64_t doorbell_rings = 0;
   std::optional<Segment> segment;
   std::optional<RingWriter> writer;  // supervisor -> worker
   std::optional<RingReader> reader;  // worker -> supervisor
@@ -80,6 +85,7 @@ struct WorkerSlot {
   bool kill_counts_as_failure = true;
   std::string kill_reason;
   std::uint32_t timed_out_task = kNoTask;
+  bool control_lied = false;  // killed for an impossible control block: current_task_id too
 
   // Restart history, kept across incarnations.
   std::uint64_t restarts = 0;

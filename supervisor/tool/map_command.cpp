@@ -1,11 +1,13 @@
 #include "map_command.hpp"
 
 #include <fcntl.h>        // fcntl, F_DUPFD_CLOEXEC
+#include <limits.h>       // PIPE_BUF
 #include <poll.h>         // poll
 #include <sched.h>        // sched_getaffinity
-#include <signal.h>       // signal, SIGPIPE
+#include <signal.h>       // signal, SIGPIPE, SIGKILL
 #include <sys/eventfd.h>  // eventfd: completions wake the main thread
 #include <sys/stat.h>     // fstat: input size for the ETA
+#include <sys/syscall.h>  // SYS_pidfd_open, SYS_pidfd_send_signal: a stop at once
 #include <unistd.h>       // read, write, dup2, isatty, lseek
 
 #include <algorithm>  // std::find_if, std::min
@@ -21,10 +23,13 @@
 #include <memory>     // std::unique_ptr
 #include <optional>   // parse results, the pool
 #include <string>     // messages, results
+#include <thread>     // the pool's stopper and starter threads
 #include <vector>     // slots, batches
 
 #include <boost/program_options.hpp>  // option parsing
 
+#include "error_stream.hpp"
+#include "interrupt_signals.hpp"
 #include "procpool/pool.hpp"
 
 namespace procpool::tool {
@@ -55,6 +60,11 @@ constexpr std::size_t kOutputBuffer = 1 << 20;
 constexpr milliseconds kProgressInterval{200};
 constexpr int kShortWaitMs = 2;    // bounds output latency while waiting for a batch of results
 constexpr int kIdleWaitMs = 1000;  // safety net: every wait is bounded
+// A stop at once (second signal): how long the pool may take to reap the workers it killed,
+// and how long standard output may take to accept the results that are in.
+constexpr std::chrono::seconds kForcedStopBound{2};
+constexpr std::chrono::seconds kForcedFlushBound{1};
+constexpr std::size_t kMaxPendingErrors = 64 * 1024;  // failure messages buffered, bytes
 
 constexpr std::string_view kHelp =
     R"(Usage: procpool map [OPTIONS] -- WORKER [ARGS...]
@@ -73,6 +83,9 @@ Options:
   --timeout DURATION  fail a task that runs longer than DURATION: 500ms, 2s, 1m, or a plain
                       number of seconds (default: 0 = no limit). Each worker then runs one task
                       at a time, so that time spent waiting is not counted
+  --grace DURATION    on SIGINT or SIGTERM, how long running tasks may take to finish before
+                      their workers are killed (default: 30s; 0 = kill them at once). Also how
+                      long a worker may take to exit at the end of the input
   --unordered         write results as they complete instead of in input order
   --progress          show progress on standard error (the default when it is a terminal)
   --no-progress       do not show progress
@@ -83,12 +96,28 @@ A line whose task fails writes NOTHING to standard output (so output lines no lo
 with input lines); the failure goes to standard error as
   procpool map: line L: KIND: MESSAGE
 where L counts input lines from 1 and KIND is HandlerError, WorkerCrashed, Timeout, ...
+For WorkerCrashed, MESSAGE says how the worker ended (exit code, or signal and core dump), how
+long it had been up, what it was running, and its last standard error lines, indented below.
 Results are written as they are: a result containing newlines spans several output lines.
 Lines longer than 64 MiB fail with PayloadTooLarge. The workers' own standard output and
-standard error go to standard error.
+standard error go to standard error, a whole line at a time (never into the progress line).
+
+Interruption: on SIGINT (Ctrl-C) or SIGTERM, procpool map reads no more input and starts no
+new task; tasks already running get --grace to finish (a worker may also run the few tasks
+already handed to it), then the workers are stopped. Every result that completed is written
+(in input order unless --unordered), and standard error ends with
+  procpool map: interrupted by SIGINT: R results written, F failed, N lines not completed
+  procpool map: not completed: lines 7-9, 12, 15-
+N counts the lines read whose task did not complete; "15-" means line 15 and every line after
+it (not read, or read and not started): run those lines again to finish the job. A second
+SIGINT or SIGTERM stops at once: the workers are killed, the results already in are written,
+and the rest is reported as not completed. A third one, or a second one while standard output
+has been blocked for 100 ms, ends procpool map immediately, writing nothing more.
 
 Exit status: 0 every task succeeded; 1 some task failed, or reading input or writing output
-failed; 2 usage error, or the pool could not start (missing or failing worker, unknown handler).
+failed; 2 usage error, or the pool could not start (missing or failing worker, unknown handler);
+130 interrupted by SIGINT, 143 interrupted by SIGTERM (128 + the signal number, as the shell
+reports a command killed by it), whether or not some task failed.
 
 Example:
   seq 1 1000000 | procpool map --workers 2 -- procpool-worker-increment
@@ -97,28 +126,15 @@ Example:
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-// write(2) all of it: retries EINTR, waits for room on a non-blocking fd. False with errno set.
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n > 0) {
-      data += n;
-      size -= static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd writable{fd, POLLOUT, 0};
-      ::poll(&writable, 1, -1);
-    } else {
-      if (n == 0) errno = EIO;
-      return false;
-    }
-  }
-  return true;
-}
+// Standard error once map has set it up (a relay of the workers' output runs), else null.
+ErrorStream* g_errors = nullptr;
 
 void write_stderr(std::string_view text) {
-  (void)write_all(STDERR_FILENO, text.data(), text.size());
+  if (g_errors != nullptr) {
+    g_errors->message(text);
+  } else {
+    (void)write_all(STDERR_FILENO, text.data(), text.size());
+  }
 }
 
 int usage_error(const std::string& message) {
@@ -209,6 +225,69 @@ std::string clock_time(double seconds) {
   return text;
 }
 
+// Every further line of a multi-line message (a crash report with the worker's last stderr
+// lines) is indented by this, so that the message reads as one item among the others.
+constexpr std::string_view kContinuationIndent = "    ";
+
+// `text` for standard error: trailing newlines dropped, every line after the first indented.
+std::string indent_continuation(std::string_view text) {
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (const char c : text) {
+    out += c;
+    if (c == '\n') out += kContinuationIndent;
+  }
+  return out;
+}
+
+// 250 ms -> "250 ms", 30000 ms -> "30 s", 1500 ms -> "1.5 s"
+std::string duration_text(milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms < 1000) return std::to_string(ms) + " ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  char text[48];
+  std::snprintf(text, sizeof text, "%.3f", static_cast<double>(ms) / 1e3);
+  std::string out = text;
+  while (out.back() == '0') out.pop_back();
+  return out + " s";
+}
+
+constexpr std::uint64_t kNoLine = ~std::uint64_t{0};
+
+// Sorted 0-based line numbers -> "lines 3-5, 9" (counted from 1). With `open_from` (0-based,
+// or kNoLine), "N-" stands for line N and every line after it, merged with a range that ends
+// just before.
+std::string line_ranges(const std::vector<std::uint64_t>& lines, std::uint64_t open_from) {
+  std::string out;
+  std::size_t items = 0;
+  auto add = [&](std::uint64_t first, std::uint64_t last, bool open) {
+    out += items++ == 0 ? "" : ", ";
+    out += std::to_string(first + 1);
+    if (open) {
+      out += "-";
+    } else if (last != first) {
+      out += "-" + std::to_string(last + 1);
+    }
+  };
+  std::size_t i = 0;
+  while (i < lines.size()) {
+    const std::uint64_t first = lines[i];
+    std::uint64_t last = first;
+    while (i + 1 < lines.size() && lines[i + 1] <= last + 1) last = lines[++i];
+    ++i;
+    if (i == lines.size() && open_from == last + 1) {
+      add(first, last, true);
+      open_from = kNoLine;
+    } else {
+      add(first, last, false);
+    }
+  }
+  if (open_from != kNoLine) add(open_from, open_from, true);
+  const bool one_line = lines.size() == 1 && out.find('-') == std::string::npos;
+  return (one_line ? "line " : "lines ") + out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Options
 
@@ -217,6 +296,7 @@ struct MapOptions {
   std::string handler = "main";
   unsigned retries = 0;
   milliseconds timeout{0};
+  milliseconds grace{30000};  // SIGINT/SIGTERM: time for running tasks, then workers are killed
   bool unordered = false;
   bool progress = false;
   bool stats = false;
@@ -238,6 +318,7 @@ std::optional<MapOptions> parse_options(std::span<char* const> args, int& status
       ("handler", po::value<std::string>())              //
       ("retries", po::value<std::string>())              //
       ("timeout", po::value<std::string>())              //
+      ("grace", po::value<std::string>())                //
       ("unordered", po::bool_switch())                   //
       ("progress", po::bool_switch())                    //
       ("no-progress", po::bool_switch())                 //
@@ -312,6 +393,17 @@ std::optional<MapOptions> parse_options(std::span<char* const> args, int& status
     }
     map.timeout = *timeout;
   }
+  if (values.count("grace") != 0) {
+    const std::string& text = values["grace"].as<std::string>();
+    const auto grace = parse_duration(text);
+    if (!grace) {
+      status = usage_error("invalid --grace '" + text +
+                           "': expected a duration such as 500ms, 30s or 1m (a plain number is "
+                           "seconds; 0 = kill running tasks at once)");
+      return {};
+    }
+    map.grace = *grace;
+  }
   if (values.count("handler") != 0) {
     map.handler = values["handler"].as<std::string>();
     if (map.handler.empty()) {
@@ -344,9 +436,8 @@ class OutputBuffer {
     if (text.size() + 1 > capacity_ - size_) {
       flush();
       if (text.size() + 1 > capacity_) {  // larger than the buffer: straight through
-        if (!write_all(fd_, text.data(), text.size()) || !write_all(fd_, "\n", 1)) {
-          on_error_(errno);
-        }
+        write(text.data(), text.size());
+        write("\n", 1);
         return;
       }
     }
@@ -357,7 +448,7 @@ class OutputBuffer {
   void append(std::string_view text) {
     if (text.size() > capacity_ - size_) flush();
     if (text.size() > capacity_) {
-      if (!write_all(fd_, text.data(), text.size())) on_error_(errno);
+      write(text.data(), text.size());
       return;
     }
     std::memcpy(data_.get() + size_, text.data(), text.size());
@@ -366,16 +457,35 @@ class OutputBuffer {
   void flush() {
     if (size_ == 0) return;
     const std::size_t size = std::exchange(size_, 0);
-    if (!write_all(fd_, data_.get(), size)) on_error_(errno);
+    write(data_.get(), size);
   }
   bool empty() const noexcept { return size_ == 0; }
 
+  // For a stop at once: from now on the reader gets until `deadline` to take what is written;
+  // what it has not taken by then is dropped, and so is everything after (abandoned()).
+  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
+  bool abandoned() const noexcept { return abandoned_; }
+
  private:
+  void write(const char* data, std::size_t size) {
+    // A reader that stopped reading must not hold up an interrupted run: while this may block,
+    // a second SIGINT/SIGTERM ends the process.
+    const InterruptSignals::BlockingWrite may_block;
+    if (abandoned_ || write_all(fd_, data, size, deadline_)) return;
+    if (deadline_ && errno == ETIMEDOUT) {
+      abandoned_ = true;
+      return;
+    }
+    on_error_(errno);
+  }
+
   int fd_;
   std::size_t capacity_;
   std::size_t size_ = 0;
   std::unique_ptr<char[]> data_;
   void (*on_error_)(int);
+  std::optional<Clock::time_point> deadline_;
+  bool abandoned_ = false;
 };
 
 // Standard output closed or failing: nothing more can be delivered. Exit at once; the workers
@@ -384,8 +494,6 @@ class OutputBuffer {
   write_stderr("procpool map: cannot write standard output: " + errno_text(error) + "\n");
   std::_Exit(kExitFailed);
 }
-
-void ignore_error(int) {}
 
 // ---------------------------------------------------------------------------------------------
 // Input: large read(2)s into one buffer, split on '\n'. The buffer grows only to hold one long
@@ -436,7 +544,8 @@ class LineReader {
     return Next::kLine;
   }
 
-  // One read(2): blocks until some input, end of input or an error (false, errno set). Lines
+  // One read(2), called once poll(2) said the input is readable, so it does not block: some
+  // input, end of input, nothing (a spurious wake-up), or an error (false, errno set). Lines
   // returned earlier are invalid afterwards.
   bool fill() {
     if (begin_ == end_) {
@@ -461,11 +570,9 @@ class LineReader {
         return true;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {  // an inherited O_NONBLOCK stdin
-        pollfd readable{fd_, POLLIN, 0};
-        ::poll(&readable, 1, -1);
-        continue;
-      }
+      // An inherited O_NONBLOCK stdin that polled readable and has nothing after all: the main
+      // loop polls again.
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
       return false;
     }
   }
@@ -481,20 +588,53 @@ class LineReader {
   bool skipping_ = false;  // inside a line longer than max_line_
 };
 
+// SIGKILLs `pid` if it is still a child of ours. It is opened as a pidfd first and signalled
+// through it, so that a worker the pool reaped meanwhile, whose pid the system then gave to some
+// other process, is never signalled.
+void kill_child(int pid) {
+  if (pid <= 0) return;
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return;  // gone already
+  bool ours = false;
+  if (FILE* stat = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re")) {
+    char text[1024];
+    const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
+    std::fclose(stat);
+    text[n] = '\0';
+    int parent = 0;
+    // "pid (command) state ppid ...": the command may itself contain spaces and parentheses.
+    if (const char* after = std::strrchr(text, ')');
+        after != nullptr && std::sscanf(after + 1, " %*c %d", &parent) == 1) {
+      ours = parent == ::getpid();
+    }
+  }
+  if (ours) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  ::close(pidfd);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run: the main thread reads, submits and writes; completions (on pool threads, or on the
 // main thread inside submit_batch) fill result slots.
+//
+// SIGINT and SIGTERM (InterruptSignals) end it early. The first: no more input is read or
+// submitted, and Pool::shutdown() runs on a helper thread (the pool is built with shutdown_grace
+// 0, so queued tasks fail ShuttingDown at once and never start, and stop_grace = --grace, so a
+// running task gets that long before its worker is SIGKILLed); the main thread keeps writing
+// results as they come. The second: the workers are SIGKILLed now, the pool reaps them, and
+// whatever has no result yet is not completed.
 
 class MapRun {
  public:
-  MapRun(const MapOptions& options, Pool& pool, int input_fd, int output_fd, std::uint64_t max_line)
+  MapRun(const MapOptions& options, Pool& pool, const InterruptSignals& signals,
+         ErrorStream& errors, int input_fd, int output_fd, std::uint64_t max_line)
       : options_(options),
         pool_(pool),
+        signals_(signals),
+        errors_(errors),
         input_fd_(input_fd),
         slots_(kWindow),
         reader_(input_fd, max_line),
         out_(output_fd, kOutputBuffer, &output_failed),
-        err_(STDERR_FILENO, 64 * 1024, &ignore_error),
         max_line_(max_line) {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw_errno(errno, "procpool map: eventfd");
@@ -510,17 +650,28 @@ class MapRun {
       if (at >= 0 && info.st_size > at)
         total_bytes_ = static_cast<std::uint64_t>(info.st_size - at);
     }
-    tty_ = ::isatty(STDERR_FILENO) == 1;
   }
-  ~MapRun() { ::close(wake_fd_); }
+  // The pool's completions point into this object: the pool must be stopped before it goes.
+  // run() sees to that; after an exception, it is done here.
+  ~MapRun() {
+    if (stopper_.joinable()) {
+      stopper_.join();
+    } else {
+      pool_.shutdown();
+    }
+    ::close(wake_fd_);
+  }
   MapRun(const MapRun&) = delete;
   MapRun& operator=(const MapRun&) = delete;
 
-  // Runs to the end of input; returns the exit status.
+  // Runs to the end of input, or until a signal stops it; stops the pool; returns the exit
+  // status.
   int run() {
     start_ = Clock::now();
     next_progress_ = start_ + kProgressInterval;
     for (;;) {
+      check_signals();
+      if (forced_.load(std::memory_order_relaxed)) break;
       bool progressed = drain_results();
       bool want_input = false;
       if (!input_done_ && has_room()) {
@@ -529,11 +680,11 @@ class MapRun {
             progressed = true;
             break;
           case Gathered::kNeedInput:
-            // Never block in read(2): results written meanwhile would wait in out_.
+            // Never block in read(2): results written meanwhile would wait in out_, and a
+            // signal would wait for the next line.
             if (input_ready()) {
               if (!reader_.fill()) {
-                err_.append("procpool map: cannot read standard input: " + errno_text(errno) +
-                            "\n");
+                report("procpool map: cannot read standard input: " + errno_text(errno) + "\n");
                 input_error_ = true;
                 input_done_ = true;
               }
@@ -544,33 +695,45 @@ class MapRun {
             break;
           case Gathered::kEnd:
             input_done_ = true;
+            input_ended_ = true;
             break;
         }
       }
       if (input_done_ && in_flight_ == 0) break;
       if (options_.progress && Clock::now() >= next_progress_) show_progress(false);
       if (!progressed) {
-        err_.flush();
+        flush_errors();
         out_.flush();
         sleep_until_work(want_input);
       }
     }
     elapsed_s_ = std::chrono::duration<double>(Clock::now() - start_).count();
-    err_.flush();
+    const bool pool_stopped = stop_pool();
+    if (forced_.load(std::memory_order_relaxed)) settle_in_flight();
+    flush_errors();
     out_.flush();
     if (options_.progress) show_progress(true);
     if (pool_failed_) {
-      write_stderr("procpool map: stopped: " + pool_failure_ + " (" + group_digits(not_processed_) +
-                   (not_processed_ == 1 ? " line" : " lines") +
-                   " not processed; the rest of the input was not read)\n");
+      say("procpool map: stopped (" + group_digits(not_processed_) +
+          (not_processed_ == 1 ? " line" : " lines") +
+          " not processed; the rest of the input was not read): " +
+          indent_continuation(pool_failure_) + "\n");
     }
+    if (interrupted_) report_interruption();
     if (options_.stats) print_stats();
     const bool all_ok = failed_ == 0 && not_processed_ == 0 && !input_error_;
-    return all_ok ? kExitOk : kExitFailed;
+    const int status = interrupted_ ? kExitSignalBase + signal_ : all_ok ? kExitOk : kExitFailed;
+    if (!pool_stopped) {
+      // Killed workers not reaped within kForcedStopBound: a late completion may still write
+      // into this object, which therefore must not go away. Exit now; the workers die with us
+      // (PR_SET_PDEATHSIG).
+      std::_Exit(status);
+    }
+    return status;
   }
 
  private:
-  enum SlotState : std::uint8_t { kEmpty, kOk, kFailed, kPoolFailed };
+  enum SlotState : std::uint8_t { kEmpty, kOk, kFailed, kPoolFailed, kNotCompleted };
   enum class Gathered : std::uint8_t { kSubmitted, kNeedInput, kEnd };
 
   // One line in flight. `state` is the hand-over: the completion writes kind and text, then
@@ -580,6 +743,7 @@ class MapRun {
   struct Slot {
     std::atomic<std::uint8_t> state{kEmpty};
     TaskError::Kind kind{};
+    bool in_flight = false;         // main thread only: submitted, not yet written or reported
     std::uint32_t input_bytes = 0;  // main thread only: the line and its newline
     std::uint64_t line = 0;         // main thread only: 0-based line number
     std::string text;               // the result, or the error message
@@ -596,11 +760,19 @@ class MapRun {
       const TaskError& error = *outcome.error();
       slot.kind = error.kind();
       slot.text.assign(error.what());
-      // After the pool failed (a worker that keeps dying at start), every queued and every new
-      // task fails with this; reported once, not per line.
-      const bool pool_failed =
-          error.kind() == TaskError::Kind::ShuttingDown || slot.text.starts_with("pool failed: ");
-      state = pool_failed ? kPoolFailed : kFailed;
+      if (slot.text.starts_with("pool failed: ")) {
+        // After the pool failed (a worker that keeps dying at start), every queued and every
+        // new task fails with this; reported once, not per line.
+        state = kPoolFailed;
+      } else if (error.kind() == TaskError::Kind::ShuttingDown) {
+        // Our own shutdown, after a signal: the task never started.
+        state = kNotCompleted;
+      } else if (error.kind() == TaskError::Kind::WorkerCrashed && stopped_by_us()) {
+        // Its worker was killed because the grace ran out, or by a stop at once.
+        state = kNotCompleted;
+      } else {
+        state = kFailed;
+      }
     }
     if (slot.text.size() > kSmallResult) {
       pending_result_bytes_.fetch_add(slot.text.size(), std::memory_order_relaxed);
@@ -625,7 +797,187 @@ class MapRun {
     }
   }
 
-  // --- the main thread ---
+  // True once a failure from a worker crash is our doing: the run was stopped at once, or the
+  // grace after the first signal ran out (the pool kills a worker only after its stop_grace,
+  // which started after ours).
+  bool stopped_by_us() const noexcept {
+    if (forced_.load(std::memory_order_acquire)) return true;
+    const std::int64_t deadline = grace_deadline_ns_.load(std::memory_order_acquire);
+    return deadline != 0 && now_ns() >= deadline;
+  }
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+
+  // --- the main thread: signals ---
+
+  // Acts on signals that arrived since the last look: the first starts a graceful stop, the
+  // second a stop at once.
+  void check_signals() {
+    const int count = signals_.count();
+    if (count == seen_signals_) return;
+    seen_signals_ = count;
+    if (!interrupted_) begin_interrupt();
+    if (count >= 2 && !forced_.load(std::memory_order_relaxed)) stop_at_once();
+  }
+
+  void begin_interrupt() {
+    interrupted_ = true;
+    signal_ = signals_.first();
+    input_done_ = true;
+    grace_deadline_ns_.store(
+        now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.grace).count(),
+        std::memory_order_release);
+    const std::string name = signal_name(signal_);
+    std::string text = "procpool map: " + name + " received: ";
+    if (in_flight_ == 0) {
+      text += "stopping the workers";
+    } else if (options_.grace.count() == 0) {
+      text += "reading no more input, starting no new task, stopping the running ones now";
+    } else {
+      text += "reading no more input and starting no new task; waiting up to " +
+              duration_text(options_.grace) + " for the running ones to finish";
+    }
+    say(text + " (" + name + " again to stop at once)\n");
+    start_stopping_pool();
+  }
+
+  void stop_at_once() {
+    forced_.store(true, std::memory_order_release);
+    forced_at_ = Clock::now();
+    say("procpool map: " + signal_name(signal_) +
+        " again: stopping at once; the workers are killed\n");
+    start_stopping_pool();
+    kill_workers();
+  }
+
+  // SIGKILLs every worker now; the pool reaps them and fails their tasks. Only once the pool
+  // is shutting down (its stopper thread was just started), so that it does not restart them.
+  void kill_workers() {
+    const auto bound = Clock::now() + kForcedStopBound;
+    PoolMetrics metrics = pool_.metrics();
+    while (metrics.state == "running" && Clock::now() < bound) {
+      std::this_thread::sleep_for(milliseconds(1));  // the stopper is entering Pool::shutdown
+      metrics = pool_.metrics();
+    }
+    for (const WorkerMetrics& worker : metrics.workers) kill_child(worker.pid);
+  }
+
+  // Pool::shutdown() on a helper thread, which wakes the main thread when it returns.
+  void start_stopping_pool() {
+    if (stopper_.joinable()) return;
+    stopper_ = start_thread_without_signals([this] {
+      pool_.shutdown();
+      pool_stopped_.store(true, std::memory_order_release);
+      ::eventfd_write(wake_fd_, 1);
+    });
+  }
+
+  // Stops the pool and waits until it has stopped (its workers exited and reaped), still acting
+  // on signals. False if, after a stop at once, that took longer than kForcedStopBound.
+  bool stop_pool() {
+    start_stopping_pool();
+    for (;;) {
+      check_signals();
+      if (pool_stopped_.load(std::memory_order_acquire)) {
+        stopper_.join();
+        return true;
+      }
+      int timeout_ms = kIdleWaitMs;
+      if (forced_.load(std::memory_order_relaxed)) {
+        const auto left =
+            std::chrono::ceil<milliseconds>(forced_at_ + kForcedStopBound - Clock::now()).count();
+        if (left <= 0) return false;
+        timeout_ms = static_cast<int>(std::min<std::int64_t>(timeout_ms, left));
+      }
+      pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
+      if (::poll(fds, 2, timeout_ms) > 0) {
+        eventfd_t value;
+        if ((fds[0].revents & POLLIN) != 0) (void)::eventfd_read(wake_fd_, &value);
+        if ((fds[1].revents & POLLIN) != 0) signals_.drain();
+      }
+    }
+  }
+
+  // After a stop at once: writes the results that are in; every other line in flight is not
+  // completed. A slot whose state is still kEmpty is never read: a late completion may be
+  // writing it if the pool did not stop in time.
+  void settle_in_flight() {
+    out_.set_deadline(Clock::now() + kForcedFlushBound);
+    error_deadline_ = Clock::now() + kForcedFlushBound;
+    drain_results();
+    if (!options_.unordered) {
+      while (in_flight_ != 0) {
+        Slot& slot = slots_[next_write_ & kWindowMask];
+        const std::uint8_t state = slot.state.load(std::memory_order_acquire);
+        if (state == kEmpty) {
+          give_up(slot);
+        } else {
+          emit(slot, state);
+        }
+        ++next_write_;
+      }
+      return;
+    }
+    for (Slot& slot : slots_) {  // unordered: the results in were drained through done_
+      if (slot.in_flight) give_up(slot);
+    }
+  }
+
+  // A line in flight without a result at a stop at once.
+  void give_up(Slot& slot) {
+    not_completed_.push_back(slot.line);
+    slot.in_flight = false;
+    in_flight_bytes_ -= slot.input_bytes;
+    --in_flight_;
+    ++written_;
+  }
+
+  // The summary after a signal: what was done, and which lines to run again.
+  void report_interruption() {
+    std::sort(not_completed_.begin(), not_completed_.end());
+    const std::uint64_t missing = not_completed_.size();
+    std::string text = "procpool map: interrupted by " + signal_name(signal_);
+    if (forced_.load(std::memory_order_relaxed)) text += ", stopped at once";
+    text += ": " + group_digits(ok_) + (ok_ == 1 ? " result" : " results") + " written, " +
+            group_digits(failed_) + " failed, " + group_digits(missing) +
+            (missing == 1 ? " line" : " lines") + " not completed\n";
+    // The first line not submitted, if the input goes on.
+    const std::uint64_t rest = input_ended_ ? kNoLine : next_line_;
+    if (missing != 0 || rest != kNoLine) {
+      text += "procpool map: not completed: " + line_ranges(not_completed_, rest) + "\n";
+    }
+    if (out_.abandoned()) {
+      text += "procpool map: standard output did not take the results within " +
+              duration_text(std::chrono::duration_cast<milliseconds>(kForcedFlushBound)) +
+              ": some of those written above are missing from it\n";
+    }
+    say(text);
+  }
+
+  // --- the main thread: standard error (ErrorStream keeps it off the progress line) ---
+
+  // A message in its place among the results (buffered; flushed with them).
+  void report(std::string_view text) {
+    pending_errors_ += text;
+    if (pending_errors_.size() >= kMaxPendingErrors) flush_errors();
+  }
+
+  // A message now.
+  void say(std::string_view text) {
+    flush_errors();
+    errors_.message(text, error_deadline_);
+  }
+
+  void flush_errors() {
+    if (pending_errors_.empty()) return;
+    errors_.message(pending_errors_, error_deadline_);
+    pending_errors_.clear();
+  }
+
+  // --- the main thread: input and results ---
 
   bool has_room() const {
     if (in_flight_bytes_ >= kMaxInFlightBytes ||
@@ -658,6 +1010,7 @@ class MapRun {
         Slot& slot = slots_[(base + views_.size()) & kWindowMask];
         slot.line = next_line_ + views_.size();
         slot.input_bytes = static_cast<std::uint32_t>(line.size() + 1);  // <= max_payload + 1
+        slot.in_flight = true;
         bytes += line.size() + 1;
         views_.push_back(line);
         continue;
@@ -667,6 +1020,7 @@ class MapRun {
         Slot& slot = slots_[(base + views_.size()) & kWindowMask];
         slot.line = next_line_ + views_.size();
         slot.input_bytes = 0;
+        slot.in_flight = true;
       } else {
         result = next == LineReader::Next::kEnd ? Gathered::kEnd : Gathered::kNeedInput;
       }
@@ -722,16 +1076,16 @@ class MapRun {
     switch (state) {
       case kOk:
         out_.append_line(slot.text);
+        ++ok_;
         break;
-      case kFailed: {
+      case kFailed:
         ++failed_;
-        std::string message = tty_ && options_.progress ? "\r\033[K" : "";
-        message += "procpool map: line " + std::to_string(slot.line + 1) + ": ";
-        message += to_string(slot.kind);
-        message += ": " + slot.text + "\n";
-        err_.append(message);
+        report("procpool map: line " + std::to_string(slot.line + 1) + ": " +
+               std::string(to_string(slot.kind)) + ": " + indent_continuation(slot.text) + "\n");
         break;
-      }
+      case kNotCompleted:
+        not_completed_.push_back(slot.line);
+        break;
       default:  // kPoolFailed
         if (!pool_failed_) pool_failure_ = slot.text;
         pool_failed_ = true;
@@ -744,13 +1098,15 @@ class MapRun {
     }
     if (slot.text.capacity() > kKeepCapacity) std::string().swap(slot.text);
     slot.state.store(kEmpty, std::memory_order_relaxed);
+    slot.in_flight = false;
     in_flight_bytes_ -= slot.input_bytes;
     bytes_done_ += slot.input_bytes;
     --in_flight_;
     ++written_;
   }
 
-  // Sleeps until results are ready, input is readable (if wanted), or a bounded time passed.
+  // Sleeps until results are ready, input is readable (if wanted), a signal arrived, or a
+  // bounded time passed.
   void sleep_until_work(bool want_input) {
     int timeout_ms = options_.progress ? static_cast<int>(kProgressInterval.count()) : kIdleWaitMs;
     bool armed = false;
@@ -780,21 +1136,24 @@ class MapRun {
       }
       armed = true;
     }
-    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {input_fd_, POLLIN, 0}};
-    const int ready = ::poll(fds, want_input ? 2 : 1, timeout_ms);
+    pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {signals_.fd(), POLLIN, 0}, {input_fd_, POLLIN, 0}};
+    const int ready = ::poll(fds, want_input ? 3 : 2, timeout_ms);
     if (armed) sleeping_.store(false, std::memory_order_relaxed);
     if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
       eventfd_t value;
       (void)::eventfd_read(wake_fd_, &value);
     }
+    if (ready > 0 && (fds[1].revents & POLLIN) != 0) signals_.drain();
   }
 
   void show_progress(bool final) {
+    flush_errors();  // messages gathered so far go above the progress line
     const auto now = Clock::now();
     next_progress_ = now + kProgressInterval;
     const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = elapsed > 0 ? static_cast<double>(written_) / elapsed : 0;
-    std::string line = "\rprocpool map: " + group_digits(written_) + " lines";
+    const std::uint64_t done = done_lines();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+    std::string line = "\rprocpool map: " + group_digits(done) + " lines";
     if (failed_ != 0) line += ", " + group_digits(failed_) + " failed";
     line += ", " + short_rate(rate) + " lines/s";
     double fraction = -1;
@@ -804,40 +1163,46 @@ class MapRun {
       fraction =
           std::min(1.0, static_cast<double>(bytes_done_) / static_cast<double>(total_bytes_));
     }
-    if (fraction >= 0 && !final) {
+    if (fraction >= 0 && !final && !interrupted_) {  // interrupted: no end to estimate
       char percent[16];
       std::snprintf(percent, sizeof percent, "%.0f%%", fraction * 100);
       line += std::string(", ") + percent;
       if (fraction > 0) line += ", ETA " + clock_time(elapsed * (1 - fraction) / fraction);
     }
     if (final) line += " in " + clock_time(elapsed);
-    line += tty_ ? "\033[K" : "   ";
+    line += errors_.tty() ? "\033[K" : "   ";
     if (final) line += "\n";
-    write_stderr(line);
+    errors_.progress(line, final);
   }
+
+  // Lines with a result written or a failure reported (not those left not completed).
+  std::uint64_t done_lines() const { return written_ - not_completed_.size(); }
 
   void print_stats() {
     const PoolMetrics metrics = pool_.metrics();
-    const double rate = elapsed_s_ > 0 ? static_cast<double>(written_) / elapsed_s_ : 0;
+    const double rate = elapsed_s_ > 0 ? static_cast<double>(done_lines()) / elapsed_s_ : 0;
     char text[512];
     std::snprintf(text, sizeof text,
                   "procpool map: %llu tasks, %llu failed, %llu retried, %llu restarts, "
                   "%.3f s elapsed, %.0f lines/s\n",
-                  static_cast<unsigned long long>(written_),
+                  static_cast<unsigned long long>(done_lines()),
                   static_cast<unsigned long long>(failed_ + not_processed_),
                   static_cast<unsigned long long>(metrics.retried),
                   static_cast<unsigned long long>(metrics.restarts), elapsed_s_, rate);
-    write_stderr(text);
+    say(text);
   }
 
   const MapOptions& options_;
   Pool& pool_;
+  const InterruptSignals& signals_;
+  ErrorStream& errors_;
   const int input_fd_;
   TaskOptions task_options_;
   std::vector<Slot> slots_;
   LineReader reader_;
   OutputBuffer out_;
-  OutputBuffer err_;  // failure messages, written with the output
+  std::string pending_errors_;  // failure messages, written with the output
+  Deadline error_deadline_;     // set for a stop at once
   const std::uint64_t max_line_;
   const TaskError too_long_error_{
       TaskError::Kind::PayloadTooLarge,
@@ -848,15 +1213,16 @@ class MapRun {
   std::uint64_t next_line_ = 0;   // lines submitted (the next line's 0-based number)
   std::uint64_t next_write_ = 0;  // ordered: the next line to write
   std::uint64_t written_ = 0;     // results written or reported
+  std::uint64_t ok_ = 0;          // results written
   std::uint64_t in_flight_ = 0;   // submitted, not yet written
   std::uint64_t in_flight_bytes_ = 0;
   std::uint64_t bytes_done_ = 0;
   std::uint64_t total_bytes_ = 0;  // of the input, if known (a regular file), else 0
   std::uint64_t failed_ = 0, not_processed_ = 0;
   bool input_done_ = false, input_error_ = false;
+  bool input_ended_ = false;  // the end of the input was reached and every line submitted
   bool pool_failed_ = false;
   std::string pool_failure_;
-  bool tty_ = false;
   Clock::time_point start_{}, next_progress_{};
   double elapsed_s_ = 0;
   // Unordered mode: the window is handed out in chunks of kBatch slots, one per batch, free
@@ -864,6 +1230,13 @@ class MapRun {
   std::vector<std::size_t> free_chunks_;
   std::size_t chunk_left_[kWindow / kBatch] = {};
   std::uint64_t done_head_ = 0;  // next done_ entry to read
+  // Interruption.
+  int seen_signals_ = 0;
+  bool interrupted_ = false;
+  int signal_ = 0;                            // the first signal
+  Clock::time_point forced_at_{};             // when the stop at once began
+  std::vector<std::uint64_t> not_completed_;  // 0-based lines, reported at the end
+  std::thread stopper_;                       // runs Pool::shutdown()
 
   // Shared with completions, each on its own cache line (written by different threads).
   // Unordered mode: completed slot indices + 1 in completion order (0 = not yet), a
@@ -873,6 +1246,11 @@ class MapRun {
   alignas(64) std::atomic<std::uint64_t> pending_result_bytes_{0};
   alignas(64) std::atomic<bool> sleeping_{false};  // the main thread is (about to be) in poll
   std::atomic<std::uint64_t> wait_ticket_{0};      // the result it waits for
+  // Set by the main thread, read by completions: the grace's end after the first signal (ns
+  // of Clock, 0 = no signal yet), and the stop at once.
+  alignas(64) std::atomic<std::int64_t> grace_deadline_ns_{0};
+  std::atomic<bool> forced_{false};
+  std::atomic<bool> pool_stopped_{false};  // set by the stopper thread
   int wake_fd_ = -1;
 };
 
@@ -886,16 +1264,40 @@ int run_map_command(std::span<char* const> args) {
   if (!options) return status;
 
   // Workers inherit our stdout (PoolOptions has no way to redirect it): keep the real one for
-  // results under a private fd, and give the workers stderr at fd 1 instead, so that a worker
-  // that prints cannot corrupt the output.
+  // results under a private fd, and likewise the real stderr. File descriptors 1 (the workers'
+  // stdout) and 2 (where the pool copies the workers' stderr) then go to a relay that writes
+  // their lines to the real stderr, never into the progress line; so a worker that prints
+  // cannot corrupt the output either.
   const int output_fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (output_fd < 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-    write_stderr("procpool map: cannot set up standard output: " + errno_text(errno) + "\n");
+  const int error_fd = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (output_fd < 0 || error_fd < 0) {
+    write_stderr("procpool map: cannot set up standard output and error: " + errno_text(errno) +
+                 "\n");
     return kExitFailed;
   }
+  ErrorStream errors(error_fd, ::isatty(error_fd) == 1);
+  std::optional<StderrRelay> relay;
+  try {
+    relay.emplace(errors);
+  } catch (const Error& e) {
+    write_stderr(std::string("procpool map: ") + e.what() + "\n");
+    return kExitFailed;
+  }
+  g_errors = &errors;  // write_stderr() goes through it from here on, until it goes
+  struct ForgetErrors {
+    ~ForgetErrors() { g_errors = nullptr; }
+  } forget_errors;
   // A closed pipe on stdout becomes EPIPE from write(2), reported by output_failed(). (The
   // launcher resets every signal disposition in the workers.)
   ::signal(SIGPIPE, SIG_IGN);
+
+  std::optional<InterruptSignals> signals;
+  try {
+    signals.emplace();
+  } catch (const Error& e) {
+    write_stderr(std::string("procpool map: cannot handle SIGINT and SIGTERM: ") + e.what() + "\n");
+    return kExitFailed;
+  }
 
   PoolOptions pool_options;
   pool_options.executable = options->worker;
@@ -908,13 +1310,48 @@ int run_map_command(std::span<char* const> args) {
   // (Otherwise the pool's default depth: 64 measured no faster on M1, and a deeper pipeline
   // holds more tasks hostage behind a slow one.)
   if (options->timeout.count() > 0) pool_options.pipeline_depth = 1;
+  // The pool is stopped only once every result is in, or after a signal (MapRun). Then tasks
+  // still queued must not start (shutdown_grace 0: they fail ShuttingDown at once), and a
+  // running task gets --grace: the shutdown frame lets its worker finish it and exit, and the
+  // worker is SIGKILLed after stop_grace.
+  pool_options.shutdown_grace = milliseconds(0);
+  pool_options.stop_grace = options->grace;
+
+  // The pool is built on a thread that blocks SIGINT and SIGTERM, so that the threads it starts
+  // (which inherit that) never run our handler. Meanwhile a signal ends the run at once: no
+  // line was read yet, and the workers started so far die with us (PR_SET_PDEATHSIG).
   std::optional<Pool> pool;
-  try {
-    pool.emplace(pool_options);
-  } catch (const Error& e) {
-    std::string_view what = e.what();
+  std::string start_error;
+  const int started_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (started_fd < 0) {
+    write_stderr("procpool map: eventfd: " + errno_text(errno) + "\n");
+    return kExitFailed;
+  }
+  std::thread starter = start_thread_without_signals([&] {
+    try {
+      pool.emplace(pool_options);
+    } catch (const std::exception& e) {
+      start_error = e.what();
+      if (start_error.empty()) start_error = "the pool could not start";
+    }
+    ::eventfd_write(started_fd, 1);
+  });
+  for (;;) {
+    pollfd fds[2] = {{started_fd, POLLIN, 0}, {signals->fd(), POLLIN, 0}};
+    const int ready = ::poll(fds, 2, kIdleWaitMs);
+    if (signals->count() != 0) {
+      write_stderr("procpool map: interrupted by " + signal_name(signals->first()) +
+                   " while the workers were starting; no line was read\n");
+      std::_Exit(signals->exit_status());
+    }
+    if (ready > 0 && (fds[0].revents & POLLIN) != 0) break;
+  }
+  starter.join();
+  ::close(started_fd);
+  if (!pool) {
+    std::string_view what = start_error;
     if (what.starts_with("procpool::Pool: ")) what.remove_prefix(16);
-    write_stderr("procpool map: " + std::string(what) + "\n");
+    write_stderr("procpool map: " + indent_continuation(what) + "\n");
     return kExitUsage;
   }
   const std::vector<std::string> handlers = pool->handlers();
@@ -926,11 +1363,9 @@ int run_map_command(std::span<char* const> args) {
     return kExitUsage;
   }
   try {
-    MapRun run(*options, *pool, STDIN_FILENO, output_fd, pool_options.max_payload);
-    status = run.run();
-    // Every result is in, but a completion may still be returning on a pool thread: stop the
-    // pool (which joins its threads) before `run`, which the completions point to, goes away.
-    pool->shutdown();
+    MapRun run(*options, *pool, *signals, errors, STDIN_FILENO, output_fd,
+               pool_options.max_payload);
+    status = run.run();  // stops the pool
   } catch (const std::exception& e) {
     write_stderr(std::string("procpool map: ") + e.what() + "\n");
     return kExitFailed;

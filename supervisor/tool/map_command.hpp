@@ -6,8 +6,9 @@
 //   seq 1 1000000 | procpool map --workers 2 -- procpool-worker-increment
 //
 // Streams in bounded memory: at most kWindow lines are in flight (submitted and not yet written),
-// and input is read only as results are written. See map_help() for the options and the
-// exit statuses.
+// and input is read only as results are written. SIGINT and SIGTERM stop it gracefully (a
+// second one at once) and it reports which lines were not completed. See map_help() for the
+// options, the messages and the exit statuses, and docs/map.md.
 
 #include <span>         // std::span
 #include <string_view>  // std::string_view
@@ -18,6 +19,9 @@ namespace procpool::tool {
 inline constexpr int kExitOk = 0;      // every task succeeded
 inline constexpr int kExitFailed = 1;  // some task failed, or input/output failed
 inline constexpr int kExitUsage = 2;   // bad command line, or the pool could not start
+// Interrupted by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as the shell
+// reports a command that a signal killed.
+inline constexpr int kExitSignalBase = 128;
 
 // `args` are the arguments after "map" (argv[2..]). Returns the exit status.
 int run_map_command(std::span<char* const> args);

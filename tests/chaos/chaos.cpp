@@ -17,6 +17,7 @@
 #include <set>                 // std::set
 #include <sstream>             // std::ostringstream
 #include <thread>              // std::thread
+#include <utility>             // std::pair
 
 #include "procpool/error.hpp"
 #include "procpool/pool.hpp"
@@ -222,18 +223,29 @@ ChaosReport run_chaos(const ChaosConfig& config) {
       std::uniform_int_distribution<long> pause(config.kill_min.count(), config.kill_max.count());
       std::mutex sleep_mutex;
       std::condition_variable woken;
+      // Each incarnation is killed once, so that `kills` counts deaths: a killed worker is
+      // listed as ready until the pool reaps it, and a SIGKILLed process is not a zombie yet
+      // for tens of ms (several times longer under ThreadSanitizer, whose shadow mappings take
+      // that long to tear down; longer still on a loaded machine), so it could be hit again.
+      std::set<std::pair<unsigned, std::uint64_t>> killed;  // (slot, incarnation)
       while (!stop.load()) {
         {
           std::unique_lock lock(sleep_mutex);  // the pause between kills is the workload
           woken.wait_for(lock, std::chrono::milliseconds(pause(rng)), [&] { return stop.load(); });
         }
         if (stop.load()) break;
-        std::vector<int> pids;
+        std::vector<WorkerMetrics> targets;
         for (const WorkerMetrics& w : pool.metrics().workers) {
-          if (w.pid > 0 && w.state == "ready") pids.push_back(w.pid);
+          if (w.pid > 0 && w.state == "ready" && killed.count({w.slot, w.incarnation}) == 0) {
+            targets.push_back(w);
+          }
         }
-        if (pids.empty()) continue;
-        if (kill_if_our_child(pids[rng() % pids.size()])) kills.fetch_add(1);
+        if (targets.empty()) continue;
+        const WorkerMetrics& target = targets[rng() % targets.size()];
+        if (kill_if_our_child(target.pid)) {
+          killed.insert({target.slot, target.incarnation});
+          kills.fetch_add(1);
+        }
       }
     });
 
@@ -287,6 +299,12 @@ ChaosReport run_chaos(const ChaosConfig& config) {
         report.anomalies.push_back("the pool did not answer a task after the last kill");
         pool.wait_idle();  // the callback refers to this scope's locals
       }
+    }
+    // The worker killed last may not be reaped yet (the task above can run on another one):
+    // give the pool a bounded time to count its restart before reading the restarts.
+    const auto settle = std::min(deadline, Clock::now() + std::chrono::seconds(10));
+    while (pool.metrics().restarts < report.kills && Clock::now() < settle) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll interval
     }
     const PoolMetrics metrics = pool.metrics();
     report.restarts = metrics.restarts;

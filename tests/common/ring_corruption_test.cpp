@@ -131,6 +131,34 @@ TEST(RingCorruption, ReadPositionMovingBackwardsIsAFaultForTheWriter) {
   EXPECT_EQ(writer.fault(), RingFault::kPositionRegressed);
 }
 
+// check_read_position() validates the consumer's position while the ring has room, when
+// try_reserve() would not look at it yet: beyond what was published, backwards, misaligned.
+TEST(RingCorruption, CheckReadPositionCatchesALieWhileTheRingHasRoom) {
+  struct Case {
+    std::uint64_t read_pos;
+    RingFault fault;
+  };
+  // One record of 24 bytes published (footprint 32), released by the reader: read_pos 32.
+  for (const Case c :
+       {Case{4096, RingFault::kPositionOverrun}, Case{40, RingFault::kPositionOverrun},
+        Case{0, RingFault::kPositionRegressed}, Case{36, RingFault::kPositionMisaligned}}) {
+    LocalRing ring(1024);
+    RingWriter writer = ring.writer();
+    RingReader reader = ring.reader();
+    write_records(writer, 1, 24);
+    ASSERT_EQ(read_one(reader), ReadStatus::kOk);
+    reader.release();
+    ASSERT_TRUE(writer.check_read_position());
+    EXPECT_EQ(writer.read_position(), 32u);
+    ring.data().read_pos.store(c.read_pos);
+    std::span<std::byte> room;
+    ASSERT_EQ(writer.try_reserve(24, room), WriteStatus::kOk) << "room left: not looked at";
+    EXPECT_FALSE(writer.check_read_position()) << "read_pos " << c.read_pos;
+    EXPECT_EQ(writer.fault(), c.fault) << "read_pos " << c.read_pos;
+    EXPECT_FALSE(writer.check_read_position()) << "the fault is sticky";
+  }
+}
+
 // Random bytes over the positions, the record headers and the record bodies, 20,000 times: every
 // outcome is kOk with a record inside the ring, kEmpty, or a typed fault. Touching every byte of
 // every returned record lets ASan catch a view that points past the ring.

@@ -590,10 +590,12 @@ TEST_F(PoolFault, AnswerIsNotHeldBackBySlowTaskBehindIt) {
 // ---------------------------------------------------------------------------------------------
 // Memory limits
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;  // its shadow memory counts against RLIMIT_DATA
+// ASan's and TSan's shadow memory counts against RLIMIT_DATA: a worker started under
+// max_rss_hard's RLIMIT_DATA cannot even map it (TSan: "can not mmap the shadow memory").
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kShadowSanitizer = true;
 #else
-constexpr bool kAddressSanitizer = false;
+constexpr bool kShadowSanitizer = false;
 #endif
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
@@ -617,8 +619,8 @@ TEST_F(PoolFault, WorkerAboveMaxRssIsRecycledAfterItsTask) {
 }
 
 TEST_F(PoolFault, WorkerAboveMaxRssHardIsKilledAndItsTaskFailsMemoryLimit) {
-  if (kAddressSanitizer)
-    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan cannot run under";
+  if (kShadowSanitizer)
+    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan and TSan cannot run under";
   PoolOptions options = crashy();
   options.max_rss_hard = 128 * kMiB;
   options.heartbeat_interval = 20ms;
@@ -637,8 +639,8 @@ TEST_F(PoolFault, WorkerAboveMaxRssHardIsKilledAndItsTaskFailsMemoryLimit) {
 }
 
 TEST_F(PoolFault, RunawayAllocationFailsMemoryLimitAtRlimitDataAndWorkerIsRecycled) {
-  if (kAddressSanitizer)
-    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan cannot run under";
+  if (kShadowSanitizer)
+    GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan and TSan cannot run under";
   PoolOptions options = crashy();
   options.max_rss_hard = 128 * kMiB;
   Pool pool(options);

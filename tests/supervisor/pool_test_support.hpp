@@ -241,14 +241,15 @@ class Callbacks {
   }
 
  private:
-  // Runs `update` under the lock, counts one callback and wakes the waiters.
+  // Runs `update` under the lock, counts one callback and wakes the waiters. The notify stays
+  // under the lock: the waiter that sees the last callback counted may return and destroy this
+  // object (tests keep it on the stack), so the callback thread must be done with changed_ before
+  // it releases mutex_ (ThreadSanitizer caught pthread_cond_destroy racing the broadcast).
   template <class F>
   void record_locked(F&& update) {
-    {
-      std::lock_guard lock(mutex_);
-      update();
-      ++total_;
-    }
+    std::lock_guard lock(mutex_);
+    update();
+    ++total_;
     changed_.notify_all();
   }
 

@@ -1,7 +1,9 @@
 // `procpool map`, driven as a user drives it: each test spawns the built binary with its stdin,
 // stdout and stderr on pipes, feeds the input while collecting both outputs (poll, never a
 // sleep), and waits for the exit through a pidfd, all under one deadline. A run that overstays
-// is SIGKILLed and reaped, so a hung binary fails its test instead of hanging the suite.
+// is SIGKILLed and reaped, so a hung binary fails its test instead of hanging the suite. The
+// interruption tests send SIGINT/SIGTERM when the run reaches a point they can see (so many
+// result lines on stdout, a message on stderr), never after a sleep.
 
 #include <fcntl.h>        // pipe2, fcntl
 #include <poll.h>         // poll
@@ -11,10 +13,11 @@
 #include <sys/wait.h>     // waitpid
 #include <unistd.h>       // close, read, write
 
-#include <algorithm>  // std::sort
+#include <algorithm>  // std::sort, std::count
 #include <cerrno>     // errno
 #include <chrono>     // the deadline
 #include <cstring>    // std::strerror
+#include <set>        // line numbers
 #include <string>     // inputs and outputs
 #include <vector>     // argv
 
@@ -36,6 +39,17 @@ struct Result {
   int signal = 0;      // the terminating signal, if any
   bool timed_out = false;
   std::string out, err;
+  std::size_t signals_sent = 0;
+  // From the last signal sent to the exit seen.
+  std::chrono::milliseconds exit_after_signal{-1};
+};
+
+// A signal for the test to send once the run got this far: stdout holds at least
+// `after_output_lines` lines and stderr contains `after_error_text` (if not empty).
+struct SignalStep {
+  int signal = SIGINT;
+  std::size_t after_output_lines = 0;
+  std::string after_error_text;
 };
 
 struct RunOptions {
@@ -43,6 +57,9 @@ struct RunOptions {
   bool close_stdout = false;  // the reader of stdout is gone before the run starts
   // If set, stdin stays open after the input is written until this shows up on stdout.
   std::string hold_stdin_until_output;
+  // Stdin stays open until the run exits: the input never ends.
+  bool keep_stdin_open = false;
+  std::vector<SignalStep> signals;  // sent in order, each once its condition holds
 };
 
 void close_fd(int& fd) {
@@ -104,6 +121,7 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
   bool exited = false;
   int status = 0;
   const auto deadline = Clock::now() + options.deadline;
+  Clock::time_point signalled_at{};
   char buffer[65536];
   while (in_fd >= 0 || out_fd >= 0 || err_fd >= 0 || !exited) {
     const auto left =
@@ -132,7 +150,8 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
         const ssize_t n = ::write(in_fd, input.data() + written, input.size() - written);
         if (n > 0) written += static_cast<std::size_t>(n);
         if ((n < 0 && errno != EAGAIN) ||
-            (written == input.size() && options.hold_stdin_until_output.empty())) {
+            (written == input.size() && options.hold_stdin_until_output.empty() &&
+             !options.keep_stdin_open)) {
           close_fd(in_fd);
         }
       } else if (fds[i].fd == out_fd || fds[i].fd == err_fd) {
@@ -149,8 +168,30 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
         run.out.find(options.hold_stdin_until_output) != std::string::npos) {
       close_fd(in_fd);
     }
+    if (!exited && run.signals_sent < options.signals.size()) {
+      const SignalStep& step = options.signals[run.signals_sent];
+      const auto lines = static_cast<std::size_t>(std::count(run.out.begin(), run.out.end(), '\n'));
+      if (lines >= step.after_output_lines &&
+          (step.after_error_text.empty() ||
+           run.err.find(step.after_error_text) != std::string::npos)) {
+        if (pidfd >= 0) {
+          ::syscall(SYS_pidfd_send_signal, pidfd, step.signal, nullptr, 0);
+        } else {
+          ::kill(pid, step.signal);
+        }
+        ++run.signals_sent;
+        signalled_at = Clock::now();
+      }
+    }
     // The exit: through the pidfd, or (no pidfd) by polling waitpid each round.
-    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      if (run.signals_sent != 0) {
+        run.exit_after_signal =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled_at);
+      }
+    }
+    if (exited && options.keep_stdin_open) close_fd(in_fd);
   }
   if (!exited) {
     if (pidfd >= 0) {
@@ -187,6 +228,79 @@ std::vector<std::string> sorted_lines(const std::string& text) {
   }
   std::sort(lines.begin(), lines.end());
   return lines;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    const std::size_t end = text.find('\n', begin);
+    if (end == std::string::npos) {
+      lines.push_back(text.substr(begin));
+      break;
+    }
+    lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
+}
+
+std::string repeat_line(const std::string& line, std::size_t times) {
+  std::string text;
+  for (std::size_t i = 0; i < times; ++i) text += line + "\n";
+  return text;
+}
+
+// What an interrupted run reported on stderr as not completed:
+//   procpool map: not completed: lines 3-5, 9, 12-
+struct NotCompleted {
+  bool reported = false;
+  std::set<std::uint64_t> lines;  // from the closed ranges, counted from 1
+  std::uint64_t rest_from = 0;    // N of a final "N-" (line N and after), or 0
+};
+
+NotCompleted parse_not_completed(const std::string& err) {
+  NotCompleted result;
+  const std::string marker = "procpool map: not completed: ";
+  const std::size_t at = err.find(marker);
+  if (at == std::string::npos) return result;
+  result.reported = true;
+  std::string list = err.substr(at + marker.size(), err.find('\n', at) - at - marker.size());
+  for (const char* prefix : {"lines ", "line "}) {
+    if (list.starts_with(prefix)) {
+      list.erase(0, std::strlen(prefix));
+      break;
+    }
+  }
+  std::size_t begin = 0;
+  while (begin < list.size()) {
+    std::size_t end = list.find(", ", begin);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(begin, end - begin);
+    const std::size_t dash = item.find('-');
+    const std::uint64_t first = std::stoull(item.substr(0, dash));
+    if (dash == std::string::npos) {
+      result.lines.insert(first);
+    } else if (dash + 1 == item.size()) {
+      result.rest_from = first;
+    } else {
+      for (std::uint64_t line = first; line <= std::stoull(item.substr(dash + 1)); ++line) {
+        result.lines.insert(line);
+      }
+    }
+    begin = end + 2;
+  }
+  return result;
+}
+
+// Every message of procpool map's own on stderr starts a line, even with a progress line (which
+// ends with spaces, not a newline, when stderr is not a terminal) in between.
+void expect_messages_start_lines(const std::string& err, const std::string& message) {
+  for (std::size_t at = err.find(message); at != std::string::npos;
+       at = err.find(message, at + 1)) {
+    EXPECT_TRUE(at == 0 || err[at - 1] == '\n') << "'" << message << "' not at a line start:\n"
+                                                << err;
+  }
 }
 
 class MapTest : public ::testing::Test {
@@ -357,8 +471,8 @@ TEST_F(MapTest, BadNumbersAreUsageErrors) {
        {std::vector<std::string>{"--workers", "0"}, std::vector<std::string>{"--workers", "two"},
         std::vector<std::string>{"--workers", "-1"}, std::vector<std::string>{"--retries", "-1"},
         std::vector<std::string>{"--retries", "1x"}, std::vector<std::string>{"--timeout", "5x"},
-        std::vector<std::string>{"--timeout", "ms"},
-        std::vector<std::string>{"--timeout", "-2s"}}) {
+        std::vector<std::string>{"--timeout", "ms"}, std::vector<std::string>{"--timeout", "-2s"},
+        std::vector<std::string>{"--grace", "5x"}, std::vector<std::string>{"--grace", "-1s"}}) {
     std::vector<std::string> args = {"map"};
     args.insert(args.end(), options.begin(), options.end());
     args.insert(args.end(), {"--", worker("increment")});
@@ -403,6 +517,9 @@ TEST_F(MapTest, HelpAndVersion) {
   EXPECT_EXIT_CODE(map_help, 0);
   EXPECT_NE(map_help.out.find("Usage: procpool map"), std::string::npos);
   EXPECT_NE(map_help.out.find("--unordered"), std::string::npos);
+  EXPECT_NE(map_help.out.find("--grace DURATION"), std::string::npos);
+  EXPECT_NE(map_help.out.find("130 interrupted by SIGINT, 143 interrupted by SIGTERM"),
+            std::string::npos);
 }
 
 TEST_F(MapTest, StatsPrintsASummary) {
@@ -419,6 +536,200 @@ TEST_F(MapTest, ProgressGoesToStderrOnly) {
   EXPECT_EXIT_CODE(run, 0);
   EXPECT_EQ(run.out, numbers(2, 1001));
   EXPECT_NE(run.err.find("\rprocpool map: 1,000 lines"), std::string::npos) << run.err;
+}
+
+// --- interruption (SIGINT, SIGTERM) and crash reports ---
+
+// The crashy worker's "sleep" handler sleeps the line's milliseconds and answers "slept". The
+// runs below feed two 1 ms lines first: once both results are out, each of the two workers has
+// started the line after (they were handed two each), so a signal then finds them running.
+std::vector<std::string> sleep_run(const std::vector<std::string>& options) {
+  std::vector<std::string> args = {"map", "--workers", "2", "--handler", "sleep"};
+  args.insert(args.end(), options.begin(), options.end());
+  args.insert(args.end(), {"--", worker("crashy")});
+  return args;
+}
+
+// The checks every interrupted sleep run shares: the exit status, prompt, every result written
+// is right, the report accounts for every line read (`lines` of them, stdin still open), and
+// the notice and the report each start a line.
+void expect_interrupted_sleep_run(const Result& run, int status, const std::string& name,
+                                  std::size_t lines) {
+  EXPECT_EXIT_CODE(run, status);
+  const std::vector<std::string> results = lines_of(run.out);
+  for (const std::string& result : results) EXPECT_EQ(result, "slept");
+  EXPECT_NE(run.err.find("procpool map: " + name + " received"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("procpool map: interrupted by " + name), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(": " + std::to_string(results.size()) + " results written, 0 failed, "),
+            std::string::npos)
+      << run.err;
+  const std::size_t not_completed = lines - results.size();
+  EXPECT_NE(run.err.find(std::to_string(not_completed) + (not_completed == 1 ? " line" : " lines") +
+                         " not completed\n"),
+            std::string::npos)
+      << run.err;
+  // Every line read has its result written or is named; with stdin still open, more lines may
+  // follow, so the list ends with "N-" (which may take in the last lines read).
+  const NotCompleted missing = parse_not_completed(run.err);
+  ASSERT_TRUE(missing.reported) << run.err;
+  ASSERT_GE(missing.rest_from, 1u) << run.err;
+  ASSERT_LE(missing.rest_from, lines + 1) << run.err;
+  for (const std::uint64_t line : missing.lines) EXPECT_LT(line, missing.rest_from) << run.err;
+  EXPECT_EQ(results.size() + missing.lines.size() + (lines + 1 - missing.rest_from), lines)
+      << run.err;
+  for (const char* message : {"procpool map: interrupted", "procpool map: not completed",
+                              "procpool map: SIGINT", "procpool map: SIGTERM"}) {
+    expect_messages_start_lines(run.err, message);
+  }
+}
+
+TEST_F(MapTest, SigintStopsReadingFinishesRunningTasksAndExits130) {
+  RunOptions options;
+  options.keep_stdin_open = true;
+  options.signals = {{SIGINT, 2, ""}};
+  const Result run =
+      run_procpool(sleep_run({}), repeat_line("1", 2) + repeat_line("200", 40), options);
+  ASSERT_EQ(run.signals_sent, 1u) << run.err;
+  expect_interrupted_sleep_run(run, 130, "SIGINT", 42);
+  // The running tasks take 200 ms; the 30 s default grace is not waited out.
+  EXPECT_LT(run.exit_after_signal, 10s) << run.err;
+  EXPECT_GE(lines_of(run.out).size(), 4u)
+      << "the tasks running at the signal finished: " << run.err;
+}
+
+TEST_F(MapTest, SigtermExits143AndEndsTheProgressLine) {
+  RunOptions options;
+  options.keep_stdin_open = true;
+  options.signals = {{SIGTERM, 2, ""}};
+  const Result run = run_procpool(sleep_run({"--progress"}),
+                                  repeat_line("1", 2) + repeat_line("200", 40), options);
+  ASSERT_EQ(run.signals_sent, 1u) << run.err;
+  expect_interrupted_sleep_run(run, 143, "SIGTERM", 42);
+  EXPECT_LT(run.exit_after_signal, 10s) << run.err;
+  // The final progress line is there, ended.
+  EXPECT_NE(
+      run.err.find("\rprocpool map: " + std::to_string(lines_of(run.out).size()) + " lines, "),
+      std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find(" lines/s in 0:"), std::string::npos) << run.err;
+  ASSERT_FALSE(run.err.empty());
+  EXPECT_EQ(run.err.back(), '\n') << run.err;
+}
+
+// Lines 3 and 4 (300 ms each) are running on the two workers when SIGTERM arrives: both
+// complete within the grace and their results are written.
+TEST_F(MapTest, TasksRunningAtTheSignalFinishWithinTheGrace) {
+  RunOptions options;
+  options.keep_stdin_open = true;
+  options.signals = {{SIGTERM, 2, ""}};
+  const Result run =
+      run_procpool(sleep_run({}), repeat_line("1", 2) + repeat_line("300", 20), options);
+  ASSERT_EQ(run.signals_sent, 1u) << run.err;
+  expect_interrupted_sleep_run(run, 143, "SIGTERM", 22);
+  const NotCompleted missing = parse_not_completed(run.err);
+  EXPECT_EQ(missing.lines.count(3), 0u) << run.err;
+  EXPECT_EQ(missing.lines.count(4), 0u) << run.err;
+  EXPECT_GT(missing.rest_from, 4u) << run.err;
+  EXPECT_GE(lines_of(run.out).size(), 4u) << run.err;
+}
+
+// Tasks of 10 s with --grace 100ms: their workers are killed when the grace runs out, and the
+// lines are reported as not completed, not as failed.
+TEST_F(MapTest, GraceRunsOutAndRunningTasksAreNotCompleted) {
+  RunOptions options;
+  options.keep_stdin_open = true;
+  options.signals = {{SIGTERM, 2, ""}};
+  const Result run = run_procpool(sleep_run({"--grace", "100ms"}),
+                                  repeat_line("1", 2) + repeat_line("10000", 6), options);
+  ASSERT_EQ(run.signals_sent, 1u) << run.err;
+  expect_interrupted_sleep_run(run, 143, "SIGTERM", 8);
+  EXPECT_EQ(run.out, "slept\nslept\n");
+  EXPECT_NE(run.err.find("waiting up to 100 ms"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("procpool map: not completed: lines 3-\n"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("WorkerCrashed"), std::string::npos) << run.err;
+  EXPECT_LT(run.exit_after_signal, 5s) << run.err;
+}
+
+// A second SIGINT does not wait for the 60 s grace: the workers are killed at once.
+TEST_F(MapTest, SecondSignalStopsAtOnce) {
+  RunOptions options;
+  options.keep_stdin_open = true;
+  options.signals = {{SIGINT, 2, ""}, {SIGINT, 0, "SIGINT received"}};
+  const Result run = run_procpool(sleep_run({"--grace", "60s"}),
+                                  repeat_line("1", 2) + repeat_line("10000", 6), options);
+  ASSERT_EQ(run.signals_sent, 2u) << run.err;
+  expect_interrupted_sleep_run(run, 130, "SIGINT", 8);
+  EXPECT_EQ(run.out, "slept\nslept\n");
+  EXPECT_NE(run.err.find("interrupted by SIGINT, stopped at once"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("procpool map: not completed: lines 3-\n"), std::string::npos) << run.err;
+  EXPECT_LT(run.exit_after_signal, 5s) << run.err;
+}
+
+// A fast stream interrupted in the middle: whatever was written is the right result of its
+// line, in input order, and every line read without a result is named as not completed.
+TEST_F(MapTest, InterruptedOutputIsInOrderAndNamesEveryMissingLine) {
+  for (const bool unordered : {false, true}) {
+    SCOPED_TRACE(unordered ? "--unordered" : "ordered");
+    RunOptions options;
+    options.keep_stdin_open = true;
+    options.signals = {{SIGINT, 50'000, ""}};
+    std::vector<std::string> args = {"map", "--workers", "2"};
+    if (unordered) args.push_back("--unordered");
+    args.insert(args.end(), {"--", worker("increment")});
+    const Result run = run_procpool(args, numbers(0, 1'999'999), options);  // line L holds L - 1
+    ASSERT_EQ(run.signals_sent, 1u) << run.err.substr(0, 2000);
+    EXPECT_EXIT_CODE(run, 130);
+    const NotCompleted missing = parse_not_completed(run.err);
+    ASSERT_TRUE(missing.reported) << run.err.substr(0, 2000);
+    ASSERT_GT(missing.rest_from, 1u) << run.err.substr(0, 2000);
+    std::string expected;
+    for (std::uint64_t line = 1; line < missing.rest_from; ++line) {
+      if (missing.lines.count(line) == 0) expected += std::to_string(line) + "\n";
+    }
+    if (unordered) {
+      EXPECT_TRUE(sorted_lines(run.out) == sorted_lines(expected))
+          << run.out.size() << " bytes written, " << expected.size() << " expected";
+    } else {
+      EXPECT_TRUE(run.out == expected)
+          << run.out.size() << " bytes written, " << expected.size() << " expected";
+    }
+  }
+}
+
+// A worker that dies under its task: the line's report says how (exit code or signal), how
+// long the worker had been up, what it was running, and its last stderr lines, indented under
+// the report, with --progress kept off the report's lines. The worker is crashy started by a
+// shell that writes two lines to stderr first.
+TEST_F(MapTest, CrashReportSaysHowTheWorkerEndedWithItsLastStderrLines) {
+  const std::vector<std::string> wrapper = {
+      "/bin/sh", "-c", "echo 'before the crash' >&2; echo 'second line' >&2; exec \"$0\"",
+      worker("crashy")};
+  std::vector<std::string> args = {"map",       "--workers", "1", "--progress",
+                                   "--handler", "exit",      "--"};
+  args.insert(args.end(), wrapper.begin(), wrapper.end());
+  const Result exited = run_procpool(args, "7\n");
+  EXPECT_EXIT_CODE(exited, 1);
+  EXPECT_EQ(exited.out, "");
+  EXPECT_NE(exited.err.find("procpool map: line 1: WorkerCrashed: worker 0 (pid "),
+            std::string::npos)
+      << exited.err;
+  EXPECT_NE(exited.err.find("exit code 7, up "), std::string::npos) << exited.err;
+  EXPECT_NE(exited.err.find("running a \"exit\" task (attempt 1 of 1); last stderr lines:\n"
+                            "      | before the crash\n"
+                            "      | second line\n"),
+            std::string::npos)
+      << exited.err;
+  EXPECT_EQ(exited.err.find("\n\n"), std::string::npos) << exited.err;
+  expect_messages_start_lines(exited.err, "procpool map: line ");
+
+  args[5] = "segfault";
+  const Result signalled = run_procpool(args, "x\n");
+  EXPECT_EXIT_CODE(signalled, 1);
+  EXPECT_NE(signalled.err.find("procpool map: line 1: WorkerCrashed: "), std::string::npos)
+      << signalled.err;
+  EXPECT_NE(signalled.err.find("killed by signal 11 (SIGSEGV)"), std::string::npos)
+      << signalled.err;
+  expect_messages_start_lines(signalled.err, "procpool map: line ");
 }
 
 }  // namespace

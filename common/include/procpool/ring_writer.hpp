@@ -130,6 +130,17 @@ class RingWriter {
     return !refresh_read_position() || write_ + needed - cached_read_ <= capacity_;
   }
 
+  // Re-reads and validates the consumer's read_pos now, not only when the ring looks full: for a
+  // producer that wants to catch a consumer scribbling on it while the ring has room (the pool
+  // checks on each doorbell). Returns false, with fault() set, if the position is impossible (or
+  // the view was already faulted).
+  bool check_read_position() noexcept {
+    return fault_ == RingFault::kNone && refresh_read_position();
+  }
+
+  // The consumer's read_pos as last validated: the bytes it has handed back so far.
+  std::uint64_t read_position() const noexcept { return cached_read_; }
+
  private:
   // Loads the consumer's read_pos once and accepts it only if it is possible: aligned, not
   // behind what we saw before, not beyond what we published. Returns false (and records the
