@@ -4,14 +4,13 @@
 // `scripts/bench.sh transport`: 20 million messages take 30 s when the two spinning processes
 // end up sharing one busy core.
 //
-// It is the very ring of tests/bench/raw_ring.cpp (what `scripts/bench.sh transport` reports as
-// raw-ring): that file is compiled into this translation unit so that the T1 and B1 loops below
-// can use its Producer, Consumer and fork helpers, which it keeps in an unnamed namespace. This
-// binary does not link procpool_bench_transport, so nothing is defined twice.
+// It is the very ring of tests/bench/raw_ring_spsc.hpp, which `scripts/bench.sh transport` reports
+// as raw-ring: its Producer, Consumer and fork helpers.
 //
 // Usage: procpool-peer-raw-ring [--workload L1,T1,B1] [--quick]
 
-#include "../../raw_ring.cpp"  // NOLINT(bugprone-suspicious-include): see above
+#include "../../raw_ring.hpp"       // raw_ring_pingpong (L1)
+#include "../../raw_ring_spsc.hpp"  // the ring itself (T1, B1)
 
 #include <sys/mman.h>
 
@@ -22,6 +21,8 @@
 
 namespace procpool::bench {
 namespace {
+
+using namespace raw_ring_spsc;
 
 constexpr char kImpl[] = "raw-ring";
 
