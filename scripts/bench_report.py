@@ -181,7 +181,8 @@ def t1_best(figs: dict[str, Figure]) -> Figure | None:
 
 
 def procpool_fast_path(figs: dict[str, Figure]) -> Figure | None:
-    cands = [f for f in tput_figures(figs) if "batch" in f.name]
+    """procpool's best callback strategy: submit_batch (one message per task) or submit_chunked."""
+    cands = [f for f in tput_figures(figs) if "batch" in f.name or "chunk" in f.name]
     return max(cands, key=lambda f: f.median) if cands else None
 
 

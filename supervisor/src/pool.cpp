@@ -27,6 +27,13 @@ void Pool::submit_batch_erased(std::string_view handler, std::span<const std::st
   core_->submit_batch(handler, payloads, options, context, make);
 }
 
+void Pool::submit_chunked_erased(std::string_view handler,
+                                 std::span<const std::string_view> payloads, std::size_t chunk_size,
+                                 const TaskOptions& options,
+                                 std::shared_ptr<detail::ItemCallback> on_item) {
+  core_->submit_chunked(handler, payloads, chunk_size, options, std::move(on_item));
+}
+
 void Pool::wait_idle() { core_->wait_idle(); }
 void Pool::shutdown() { core_->shutdown(); }
 PoolMetrics Pool::metrics() const { return core_->metrics(); }

@@ -13,8 +13,10 @@
 #include <chrono>     // durations
 #include <cstdio>     // std::snprintf
 #include <cstring>    // std::memcpy
+#include <limits>     // std::numeric_limits
 
 #include "process_status.hpp"
+#include "procpool/chunk_format.hpp"
 #include "procpool/detail/launcher.hpp"
 #include "procpool/wait_strategy.hpp"
 #include "procpool/wire_format.hpp"
@@ -41,6 +43,23 @@ double micros_between(Clock::time_point a, Clock::time_point b) {
 }
 double unix_now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The pool's error kind for a worker's error code (codes are validated before this).
+TaskError::Kind kind_of(WorkerErrorCode code) noexcept {
+  switch (code) {
+    case WorkerErrorCode::kUnknownHandler:
+      return TaskError::Kind::UnknownHandler;
+    case WorkerErrorCode::kCancelled:
+      return TaskError::Kind::Cancelled;
+    case WorkerErrorCode::kPayloadTooLarge:
+      return TaskError::Kind::PayloadTooLarge;
+    case WorkerErrorCode::kMemoryLimit:
+      return TaskError::Kind::MemoryLimit;
+    case WorkerErrorCode::kHandlerFailed:
+      break;
+  }
+  return TaskError::Kind::HandlerError;
 }
 
 std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
@@ -248,6 +267,7 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
   task.attempts = 0;
   task.max_attempts = options.max_attempts != 0 ? options.max_attempts : options_.max_attempts;
   task.timeout = options.timeout;
+  task.chunk_items = 0;
   task.submitted = Clock::now();
   task.slot = -1;
   task.abandoned = false;
@@ -345,6 +365,91 @@ void PoolCore::submit_batch(std::string_view handler, std::span<const std::strin
   deliver(lock);
 }
 
+namespace {
+
+// The completion of one chunk: fans the chunk's outcome out to its items. Its answers were
+// checked by check_chunk_results before it runs.
+Completion chunk_completion(std::shared_ptr<ItemCallback> on_item, std::size_t base,
+                            std::uint32_t count) {
+  return Completion([on_item = std::move(on_item), base, count](const TaskOutcome& outcome) {
+    if (!outcome.ok()) {  // the chunk failed as a whole: every item says why
+      for (std::uint32_t k = 0; k < count; ++k) (*on_item)(base + k, outcome);
+      return;
+    }
+    ChunkReader reader(outcome.value());
+    std::uint32_t code = 0;
+    std::size_t index = base;
+    for (std::string_view bytes; reader.next_result(code, bytes); ++index) {
+      if (code == 0) {
+        (*on_item)(index, TaskOutcome(bytes, nullptr, outcome.worker_pid()));
+      } else {
+        const TaskError error(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes),
+                              outcome.worker_pid());
+        (*on_item)(index, TaskOutcome({}, &error, outcome.worker_pid()));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void PoolCore::submit_chunked(std::string_view handler, std::span<const std::string_view> payloads,
+                              std::size_t chunk_size, const TaskOptions& options,
+                              std::shared_ptr<ItemCallback> on_item) {
+  std::unique_lock lock(mu_);
+  if (chunk_size == 0) {  // Python's Pool.map: about four chunks per worker
+    const std::size_t chunks = 4 * std::max<std::size_t>(1, max_workers_);
+    chunk_size = std::max<std::size_t>(1, (payloads.size() + chunks - 1) / chunks);
+  }
+  chunk_size = std::min<std::size_t>(chunk_size, std::numeric_limits<std::uint32_t>::max());
+  const std::size_t budget = options_.max_payload;
+  std::size_t i = 0;
+  while (i < payloads.size()) {
+    if (kChunkCountSize + kChunkItemHeader + payloads[i].size() > budget) {
+      ++failed_;  // too large even alone: fails by itself, the rest go on
+      deliveries_.push_back(Delivery{
+          Completion([on_item, i](const TaskOutcome& o) { (*on_item)(i, o); }),
+          {},
+          TaskError(TaskError::Kind::PayloadTooLarge,
+                    "payload of " + std::to_string(payloads[i].size()) +
+                        " bytes (in a chunk) exceeds max_payload " + std::to_string(budget))});
+      ++i;
+      continue;
+    }
+    std::size_t end = i;
+    std::size_t bytes = kChunkCountSize;
+    while (end < payloads.size() && end - i < chunk_size &&
+           bytes + kChunkItemHeader + payloads[end].size() <= budget) {
+      bytes += kChunkItemHeader + payloads[end].size();
+      ++end;
+    }
+    const auto count = static_cast<std::uint32_t>(end - i);
+    Completion completion = chunk_completion(on_item, i, count);
+    std::uint32_t handler_id = 0;
+    if (!admit_locked(lock, handler, {}, options, completion, handler_id)) {
+      failed_ += count - 1;  // admit_locked counted the chunk once
+      i = end;
+      continue;
+    }
+    const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion));
+    TaskRecord& task = tasks_[index];
+    task.chunk_items = count;
+    ChunkWriter writer(task.payload);
+    writer.begin();
+    for (std::size_t k = i; k < end; ++k) writer.add(payloads[k]);
+    task.payload_stored = true;
+    queue_.push(task.priority, index);
+    if (options.cancel && !options.cancel->attach(weak_from_this(), task.id)) {
+      cancel_locked(task.id);
+    }
+    dispatch_locked();  // the workers start on the first chunks while the rest are encoded
+    publish_all_locked();
+    i = end;
+  }
+  if (!queue_.empty() && live_slots_locked() < max_workers_) kick();
+  deliver(lock);
+}
+
 void PoolCore::cancel(std::uint64_t task_id) {
   std::unique_lock lock(mu_);
   cancel_locked(task_id);
@@ -434,11 +539,12 @@ bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* sourc
   header.handler_id = task.handler;
   header.task_id = task.id;
   header.attempt = task.attempts;
+  const std::uint16_t chunk_flag = task.chunk_items != 0 ? kFrameChunk : 0;
   const std::string_view payload = source != nullptr ? *source : std::string_view(task.payload);
   do {
     const std::size_t size = std::min(chunk, payload.size() - slot.partial_offset);
     const bool last = slot.partial_offset + size == payload.size();
-    header.flags = last ? 0 : kFrameMore;
+    header.flags = static_cast<std::uint16_t>(chunk_flag | (last ? 0 : kFrameMore));
     const WriteStatus status =
         write_frame(writer, header, as_bytes(payload.substr(slot.partial_offset, size)));
     if (status == WriteStatus::kFull) return false;  // continued when the worker makes room
@@ -545,11 +651,13 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
         slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
         if ((header.flags & kFrameMore) != 0) return;
         slot.assembling = false;
-        complete_locked(slot, header.task_id, header.type == FrameType::kResult, slot.assembly);
+        complete_locked(slot, header.task_id, header.type == FrameType::kResult,
+                        (header.flags & kFrameChunk) != 0, slot.assembly);
         return;
       }
       complete_locked(
           slot, header.task_id, header.type == FrameType::kResult,
+          (header.flags & kFrameChunk) != 0,
           std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
       return;
     }
@@ -561,7 +669,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
   }
 }
 
-void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
+void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
                                std::string_view body) {
   const auto index = static_cast<std::uint32_t>(task_id & 0xFFFFFFFFu);
   auto on_board = std::find(slot.inflight.begin(), slot.inflight.end(), index);
@@ -569,6 +677,13 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     kill_locked(slot,
                 "protocol violation: answer for task " + std::to_string(task_id) +
                     ", which is not on board",
+                true);
+    return;
+  }
+  if (chunk != (ok && tasks_[index].chunk_items != 0)) {
+    kill_locked(slot,
+                chunk ? "protocol violation: chunked answer for a task that is not a chunk"
+                      : "protocol violation: plain answer for a chunked task",
                 true);
     return;
   }
@@ -587,9 +702,30 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   }
   --running_;
   run_time_.record(micros_between(task.dispatched, now));
-  if (ok) {
+  if (ok && task.chunk_items != 0) {
+    bool out_of_memory = false;
+    const std::int64_t failures = check_chunk_results(body, task.chunk_items, out_of_memory);
+    if (failures < 0) {
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::WorkerCrashed,
+                               "protocol violation: malformed chunk answer from " +
+                                   describe_slot(slot) + ", which was killed",
+                               slot.pid));
+      free_task_locked(index);
+      kill_locked(slot, "protocol violation: malformed chunk answer", true);
+      return;
+    }
+    slot.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.tasks_failed += static_cast<std::uint64_t>(failures);
+    if (out_of_memory && slot.state == State::kReady) {  // recycled, as for a plain task
+      slot.state = State::kDraining;
+      kick();
+    }
+    resolve_locked(index, std::string(body), std::nullopt, slot.pid,
+                   static_cast<std::uint32_t>(failures));
+  } else if (ok) {
     ++slot.tasks_done;
-    resolve_locked(index, std::string(body), std::nullopt);
+    resolve_locked(index, std::string(body), std::nullopt, slot.pid);
   } else {
     ++slot.tasks_failed;
     WorkerErrorCode code{};
@@ -604,10 +740,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       kill_locked(slot, "protocol violation: malformed error frame", true);
       return;
     }
-    TaskError::Kind kind = TaskError::Kind::HandlerError;
-    if (code == WorkerErrorCode::kUnknownHandler) kind = TaskError::Kind::UnknownHandler;
-    if (code == WorkerErrorCode::kCancelled) kind = TaskError::Kind::Cancelled;
-    if (code == WorkerErrorCode::kPayloadTooLarge) kind = TaskError::Kind::PayloadTooLarge;
+    TaskError::Kind kind = kind_of(code);
     if (code == WorkerErrorCode::kMemoryLimit) {
       // Out of memory inside the handler (at RLIMIT_DATA, or the machine's): the heap may be in
       // any state, so the worker is recycled once the tasks on board are answered.
@@ -645,14 +778,33 @@ void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Cloc
 }
 
 void PoolCore::resolve_locked(std::uint32_t index, std::string value,
-                              std::optional<TaskError> error) {
+                              std::optional<TaskError> error, int pid,
+                              std::uint32_t item_failures) {
   TaskRecord& task = tasks_[index];
+  const std::uint64_t items = task.chunk_items != 0 ? task.chunk_items : 1;
   if (error) {
-    ++failed_;
+    failed_ += items;
   } else {
-    ++completed_;
+    completed_ += items - item_failures;
+    failed_ += item_failures;
   }
-  deliveries_.push_back(Delivery{std::move(task.completion), std::move(value), std::move(error)});
+  if (error && pid == 0) pid = error->worker_pid();
+  deliveries_.push_back(
+      Delivery{std::move(task.completion), std::move(value), std::move(error), pid});
+}
+
+std::int64_t PoolCore::check_chunk_results(std::string_view body, std::uint32_t items,
+                                           bool& out_of_memory) noexcept {
+  ChunkReader reader(body);
+  if (reader.count() != items) return -1;
+  std::int64_t failures = 0;
+  std::uint32_t code = 0;
+  for (std::string_view bytes; reader.next_result(code, bytes);) {
+    if (code > kMaxWorkerErrorCode) return -1;
+    if (code != 0) ++failures;
+    if (code == static_cast<std::uint32_t>(WorkerErrorCode::kMemoryLimit)) out_of_memory = true;
+  }
+  return reader.complete() ? failures : -1;
 }
 
 void PoolCore::free_task_locked(std::uint32_t index) {
@@ -675,7 +827,9 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   batch.swap(deliveries_);
   in_delivery_ += batch.size();
   lock.unlock();
-  for (Delivery& d : batch) d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr));
+  for (Delivery& d : batch) {
+    d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr, d.pid));
+  }
   const std::size_t delivered = batch.size();
   batch.clear();
   lock.lock();

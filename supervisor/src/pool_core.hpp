@@ -52,6 +52,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
                     const TaskOptions& options, void* context,
                     Completion (*make)(void*, std::size_t));
+  void submit_chunked(std::string_view handler, std::span<const std::string_view> payloads,
+                      std::size_t chunk_size, const TaskOptions& options,
+                      std::shared_ptr<ItemCallback> on_item);
   void cancel(std::uint64_t task_id);
   void wait_idle();
   void shutdown();
@@ -67,8 +70,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     std::uint32_t attempts = 0;  // dispatches so far
     std::uint32_t max_attempts = 1;
     std::chrono::milliseconds timeout{0};
-    std::string payload;         // keeps its capacity across reuse: no allocation once warm
-    bool payload_stored = true;  // false: sent straight from the caller's buffer, not kept
+    std::uint32_t chunk_items = 0;  // a chunk of this many items (chunk_format.hpp); 0 = one task
+    std::string payload;            // keeps its capacity across reuse: no allocation once warm
+    bool payload_stored = true;     // false: sent straight from the caller's buffer, not kept
     Clock::time_point submitted{};
     Clock::time_point dispatched{};
     int slot = -1;           // worker slot while in flight
@@ -81,6 +85,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     Completion completion;
     std::string value;
     std::optional<TaskError> error;
+    int pid = 0;  // the worker that answered
   };
   struct FutureState {
     std::atomic<std::uint32_t> done{0};
@@ -111,9 +116,15 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void drain_slot_locked(WorkerSlot& slot);
   void on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
                        std::span<const std::byte> payload);
-  void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, std::string_view body);
+  void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
+                       std::string_view body);
+  // Checks a chunk's answers before any is delivered; returns how many items failed, or -1 if
+  // the chunk is malformed. Sets `out_of_memory` if an item reported kMemoryLimit.
+  static std::int64_t check_chunk_results(std::string_view body, std::uint32_t items,
+                                          bool& out_of_memory) noexcept;
   void adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now);
-  void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error);
+  void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error,
+                      int pid = 0, std::uint32_t item_failures = 0);
   void free_task_locked(std::uint32_t index);
   void deliver(std::unique_lock<std::mutex>& lock);  // runs deliveries_ with mu_ released
   void await(FutureState& state);

@@ -8,6 +8,7 @@
 #include <sys/resource.h>  // getrusage
 
 #include <atomic>     // completion counters
+#include <charconv>   // std::to_chars
 #include <cstdio>     // std::printf
 #include <cstring>    // std::memcpy
 #include <deque>      // windows of futures
@@ -66,8 +67,13 @@ void l1(Figures& f) {
   record(f, "L1 p99 us", percentile_nearest_rank(samples, 0.99));
 }
 
-// T1: 200,000 increments on two workers.
+// T1: 200,000 increments on two workers. PROCPOOL_BENCH_ONLY=T1:chunk (say) runs only the
+// variants whose figure name contains "chunk".
 void t1(Figures& f) {
+  const char* only = std::getenv("PROCPOOL_BENCH_ONLY");
+  const std::string_view variant =
+      only != nullptr && std::string_view(only).size() > 3 ? std::string_view(only).substr(3) : "";
+  auto run = [&](std::string_view name) { return name.find(variant) != std::string_view::npos; };
   constexpr std::size_t kTasks = 200'000;
   std::vector<std::string> inputs(kTasks);
   std::vector<std::string_view> views(kTasks);
@@ -78,7 +84,7 @@ void t1(Figures& f) {
   Pool pool(pool_of("increment", 2));
   for (int i = 0; i < 2'000; ++i) pool.submit("increment", inputs[i % 100]).get();  // warm up
 
-  {  // futures, window 1024: the default one-message-per-task way
+  if (run("futures_window1024")) {  // futures, window 1024: the default one-message-per-task way
     std::deque<std::pair<std::size_t, std::future<std::string>>> window;
     const std::uint64_t start = now_ns();
     for (std::size_t i = 0; i < kTasks; ++i) {
@@ -99,13 +105,14 @@ void t1(Figures& f) {
 
   auto check = [&](std::size_t index, const TaskOutcome& outcome) {
     char expected[24];
-    const auto n = std::snprintf(expected, sizeof expected, "%zu", index + 1);
+    const auto n = std::to_chars(expected, expected + sizeof expected, index + 1).ptr - expected;
     if (!outcome.ok() ||
         outcome.value() != std::string_view(expected, static_cast<std::size_t>(n))) {
       wrong("T1 callback index " + std::to_string(index));
     }
   };
-  {  // fast path, window 1024: callbacks, submitted in batches of 256 while < 1024 outstanding
+  if (run("batch_window1024")) {  // fast path, window 1024: callbacks, submitted in batches of 256
+                                  // while < 1024 outstanding
     std::atomic<std::size_t> done{0};
     const std::uint64_t start = now_ns();
     std::size_t submitted = 0;
@@ -125,7 +132,23 @@ void t1(Figures& f) {
     record(f, "T1 tput_2w_batch_window1024 tasks/s",
            kTasks * 1e9 / static_cast<double>(end - start));
   }
-  {  // fast path, submit all then wait
+  // Chunked (Pool::submit_chunked, Python's chunksize): many items per message.
+  for (const std::size_t chunk : {std::size_t{10'000}, std::size_t{1'000}}) {
+    if (!run("chunk" + std::to_string(chunk))) continue;
+    std::atomic<std::size_t> done{0};
+    const std::uint64_t start = now_ns();
+    pool.submit_chunked("increment", std::span(views), chunk, {},
+                        [&](std::size_t i, const TaskOutcome& outcome) {
+                          check(i, outcome);
+                          done.fetch_add(1, std::memory_order_relaxed);
+                        });
+    pool.wait_idle();
+    const std::uint64_t end = now_ns();
+    if (done.load() != kTasks) wrong("T1 chunked count");
+    record(f, "T1 tput_2w_chunk" + std::to_string(chunk) + " tasks/s",
+           kTasks * 1e9 / static_cast<double>(end - start));
+  }
+  if (run("batch_submitall")) {  // fast path, submit all then wait
     std::atomic<std::size_t> done{0};
     const std::uint64_t start = now_ns();
     pool.submit_batch("increment", std::span(views), {},
@@ -307,7 +330,9 @@ int main(int argc, char** argv) {
     for (int round = 1; round <= rounds; ++round) {
       // PROCPOOL_BENCH_ONLY=T1 (say) runs one workload, for profiling.
       const char* only = std::getenv("PROCPOOL_BENCH_ONLY");
-      auto want = [&](const char* name) { return only == nullptr || std::string(only) == name; };
+      auto want = [&](const char* name) {
+        return only == nullptr || std::string_view(only).substr(0, 2) == name;
+      };
       if (want("L1")) l1(figures);
       if (want("T1")) t1(figures);
       if (want("B1")) b1(figures);

@@ -16,6 +16,7 @@
 
 #include "fuzz_bytes.hpp"
 #include "fuzz_check.hpp"
+#include "procpool/chunk_format.hpp"
 #include "procpool/ring_data.hpp"
 #include "procpool/ring_reader.hpp"
 #include "procpool/ring_writer.hpp"
@@ -48,7 +49,7 @@ DecodeStatus expected_frame_status(std::span<const std::byte> record) {
   const std::uint32_t payload_size = in.u32();
   if (version != kWireVersion) return DecodeStatus::kBadVersion;
   if (type < 1 || type > kMaxFrameType) return DecodeStatus::kBadType;
-  if ((flags & ~kFrameMore) != 0) return DecodeStatus::kBadFlags;
+  if ((flags & ~(kFrameMore | kFrameChunk)) != 0) return DecodeStatus::kBadFlags;
   if (payload_size != record.size() - kHeaderSize) return DecodeStatus::kLengthMismatch;
   return DecodeStatus::kOk;
 }
@@ -120,6 +121,53 @@ void check_init(std::span<const std::byte> payload) {
   PROCPOOL_FUZZ_CHECK(max_again == max_payload && data_again == worker_data);
 }
 
+// A chunk (chunk_format.hpp) in both layouts: ChunkReader must agree with an independent walk
+// of docs/protocol.md's layout (count, then per item optional u32 code, u32 length, bytes), never
+// point outside the payload, and a complete chunk must encode again byte for byte.
+void check_chunk(std::span<const std::byte> payload, bool results) {
+  const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
+  // The independent walk.
+  bool expected_complete = payload.size() >= 4;
+  std::uint32_t count = 0;
+  std::size_t at = 4;
+  std::uint32_t walked = 0;
+  if (expected_complete) {
+    ByteSource head(payload);
+    count = head.u32();
+    for (; walked < count; ++walked) {
+      const std::size_t fixed = results ? 8 : 4;
+      if (payload.size() - at < fixed) break;
+      ByteSource item(payload.subspan(at));
+      if (results) item.u32();
+      const std::uint32_t length = item.u32();
+      if (payload.size() - at - fixed < length) break;
+      at += fixed + length;
+    }
+    expected_complete = walked == count && at == payload.size();
+  }
+  ChunkReader reader(text);
+  std::string again;
+  ChunkWriter writer(again);
+  writer.begin();
+  std::uint32_t read = 0;
+  std::uint32_t code = 0;
+  for (std::string_view bytes; results ? reader.next_result(code, bytes) : reader.next(bytes);) {
+    PROCPOOL_FUZZ_CHECK(bytes.data() >= text.data() &&
+                        bytes.data() + bytes.size() <= text.data() + text.size());
+    if (results) {
+      writer.add_result(code, bytes);
+    } else {
+      writer.add(bytes);
+    }
+    ++read;
+  }
+  PROCPOOL_FUZZ_CHECK(reader.complete() == expected_complete);
+  PROCPOOL_FUZZ_CHECK(reader.malformed() == !expected_complete);
+  if (!expected_complete) return;
+  PROCPOOL_FUZZ_CHECK(read == count);
+  PROCPOOL_FUZZ_CHECK(again == text);
+}
+
 // Encodes a decoded frame again with write_frame into a ring just large enough, reads it back,
 // and checks that the record is the original one and decodes to the same frame.
 void check_frame_round_trip(std::span<const std::byte> record, const FrameHeader& header,
@@ -156,6 +204,9 @@ void check_frame(std::span<const std::byte> record) {
   PROCPOOL_FUZZ_CHECK(payload.size() == header.payload_size);
   check_frame_round_trip(record, header, payload);
   // What the receiver of each type parses next.
+  if ((header.flags & kFrameChunk) != 0 && (header.flags & kFrameMore) == 0) {
+    check_chunk(payload, header.type == FrameType::kResult);
+  }
   switch (header.type) {
     case FrameType::kReady:
       check_handler_names(payload);
@@ -182,5 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_handler_names(input);
   check_error(input);
   check_init(input);
+  check_chunk(input, false);
+  check_chunk(input, true);
   return 0;
 }

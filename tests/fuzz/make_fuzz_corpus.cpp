@@ -17,6 +17,7 @@
 #include <vector>        // std::vector
 
 #include "fuzz_bytes.hpp"
+#include "procpool/chunk_format.hpp"
 #include "procpool/detail/record_header.hpp"
 #include "procpool/ring_data.hpp"
 #include "procpool/ring_reader.hpp"
@@ -312,16 +313,36 @@ void write_frame_seeds(const fs::path& dir) {
   save("heartbeat", frame(header_of(FrameType::kHeartbeat), ""));
   save("shutdown", frame(header_of(FrameType::kShutdown), ""));
   save("init", frame(header_of(FrameType::kInit), encode_init(2 << 20, "worker data")));
+  std::string chunk;
+  ChunkWriter items(chunk);
+  items.begin();
+  items.add("1");
+  items.add("");
+  items.add("30");
+  FrameHeader chunk_task = task;
+  chunk_task.flags = kFrameChunk;
+  save("chunk-task", frame(chunk_task, chunk));
+  save("chunk-items", as_bytes(chunk));
+  std::string answers;
+  ChunkWriter results(answers);
+  results.begin();
+  results.add_result(0, "2");
+  results.add_result(static_cast<std::uint32_t>(WorkerErrorCode::kHandlerFailed), "bad input");
+  results.add_result(0, "832040");
+  FrameHeader chunk_result = header_of(FrameType::kResult, 42);
+  chunk_result.flags = kFrameChunk;
+  save("chunk-result", frame(chunk_result, answers));
+  save("chunk-results", as_bytes(answers));
 
   std::vector<std::byte> broken = frame(task, "30");
   save("too-short", std::span<const std::byte>(broken).first(sizeof(FrameHeader) - 1));
-  broken[0] = std::byte{2};  // version
+  broken[0] = std::byte{kWireVersion + 1};  // version
   save("bad-version", broken);
   broken = frame(task, "30");
   broken[1] = std::byte{kMaxFrameType + 1};  // type
   save("bad-type", broken);
   broken = frame(task, "30");
-  broken[2] = std::byte{0x02};  // an unknown flag bit
+  broken[2] = std::byte{0x04};  // an unknown flag bit
   save("bad-flags", broken);
   broken = frame(task, "30");
   broken[16] = std::byte{3};  // payload_size one more than the record holds

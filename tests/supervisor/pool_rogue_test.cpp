@@ -257,6 +257,7 @@ TEST_F(PoolRogue, BadFramesKillOnlyTheRogue) {
       {"worker_type", "unexpected frame type from worker"},
       {"ready", "unexpected or malformed READY"},
       {"interleave", "result fragments interleaved"},
+      {"chunk_flag", "chunked answer for a task that is not a chunk"},
   };
   for (const auto& [kind, detected] : kinds) {
     for (int seed = 1; seed <= 4; ++seed) {
@@ -281,6 +282,32 @@ TEST_F(PoolRogue, MalformedErrorFrameFailsTheTaskAndKillsTheRogue) {
     EXPECT_NE(what.find("(pid " + std::to_string(error.worker_pid()) + ")"), std::string::npos)
         << what;
     expect_replaced(pool(), run, error.worker_pid(), input);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// A malformed chunked answer (wrong count, unknown code, a length past the end, bytes left over)
+// is checked before any item is delivered: the chunk's items fail WorkerCrashed naming the
+// rogue, and the rogue is killed and replaced.
+TEST_F(PoolRogue, MalformedChunkAnswerFailsItsItemsAndKillsTheRogue) {
+  for (int seed = 1; seed <= 10; ++seed) {
+    const std::string input = "chunk_body " + std::to_string(seed);
+    RogueRun run;
+    run.before = both_ready(pool());
+    run.restarts_before = pool().metrics().restarts;
+    Callbacks item;
+    const std::string_view payloads[] = {input};
+    pool().submit_chunked("bad_frame", payloads, 1, {},
+                          [&](std::size_t, const TaskOutcome& o) { item.record(input, o); });
+    item.wait_for(1);
+    const auto error = item.error(input);
+    ASSERT_TRUE(error) << input << ": answered " << item.value(input).value_or("<nothing>");
+    const std::string what = error->what();
+    EXPECT_EQ(error->kind(), Kind::WorkerCrashed) << what;
+    EXPECT_NE(what.find("protocol violation: malformed chunk answer from worker"),
+              std::string::npos)
+        << what;
+    expect_replaced(pool(), run, error->worker_pid(), input);
     if (HasFatalFailure()) return;
   }
 }

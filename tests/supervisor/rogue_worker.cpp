@@ -30,7 +30,9 @@
 //                              board), duplicate (answers its task twice, the first time
 //                              "first <pid>"), worker_type (a frame type only the supervisor
 //                              sends), ready (a second READY), error_body (a malformed error
-//                              payload), interleave (result fragments of two tasks)
+//                              payload), interleave (result fragments of two tasks),
+//                              chunk_flag (a chunked answer to a plain task), chunk_body (run as
+//                              the one item of a chunk: a malformed chunked answer)
 //   "fragment_bomb" SEED       result fragments (kFrameMore) of its task, without end
 //   "flood" "MODE MS"          MODE doorbell: write the doorbell eventfd in a tight loop; futex:
 //                              FUTEX_WAKE every ring futex in a tight loop; for MS milliseconds,
@@ -58,6 +60,7 @@
 #include <thread>       // std::this_thread::sleep_for
 #include <vector>       // std::vector
 
+#include "procpool/chunk_format.hpp"          // ChunkWriter
 #include "procpool/detail/futex.hpp"          // futex_wake
 #include "procpool/detail/record_header.hpp"  // store_record_header
 #include "procpool/segment.hpp"               // Segment, RingData, WorkerControl
@@ -328,14 +331,14 @@ void scribble_arena(Channel& channel, std::mt19937_64& rng) {
   header.payload_size = static_cast<std::uint32_t>(payload.size());
   std::vector<std::string> records;
   if (kind == "version") {
-    header.version = static_cast<std::uint8_t>(2 + rng() % 254);
+    header.version = static_cast<std::uint8_t>(procpool::kWireVersion + 1 + rng() % 254);
     records.push_back(raw_frame(header, payload));
   } else if (kind == "type") {
     const std::uint8_t types[] = {0, 9, 10, 77, 255};
     header.type = static_cast<FrameType>(types[rng() % std::size(types)]);
     records.push_back(raw_frame(header, payload));
   } else if (kind == "flags") {
-    header.flags = static_cast<std::uint16_t>(2 + rng() % 0xFFFE);
+    header.flags = static_cast<std::uint16_t>(4 + rng() % 0xFFFC);  // bits above the known ones
     records.push_back(raw_frame(header, payload));
   } else if (kind == "length") {
     header.payload_size =
@@ -374,6 +377,37 @@ void scribble_arena(Channel& channel, std::mt19937_64& rng) {
       }
     }
     records.push_back(frame(FrameType::kError, task_id, body));
+  } else if (kind == "chunk_flag") {  // a chunked answer to a plain task
+    std::string body;
+    procpool::ChunkWriter writer(body);
+    writer.begin();
+    writer.add_result(0, payload);
+    records.push_back(frame(FrameType::kResult, task_id, body, procpool::kFrameChunk));
+  } else if (kind == "chunk_body") {  // run inside a chunk of one item: a malformed answer
+    std::string body;
+    procpool::ChunkWriter writer(body);
+    writer.begin();
+    switch (rng() % 5) {
+      case 0:  // no items at all
+        break;
+      case 1:  // two answers for one item
+        writer.add_result(0, "a");
+        writer.add_result(0, "b");
+        break;
+      case 2:  // an unknown code
+        writer.add_result(
+            static_cast<std::uint32_t>(procpool::kMaxWorkerErrorCode + 1 + rng() % 1000), "c");
+        break;
+      case 3:  // a length past the end
+        writer.add_result(0, "dddd");
+        body.resize(body.size() - 1 - rng() % 4);
+        break;
+      case 4:  // bytes left over
+        writer.add_result(0, "e");
+        body += "trailing";
+        break;
+    }
+    records.push_back(frame(FrameType::kResult, task_id, body, procpool::kFrameChunk));
   } else if (kind == "interleave") {
     records.push_back(frame(FrameType::kResult, task_id, payload, procpool::kFrameMore));
     records.push_back(frame(FrameType::kResult, task_id + (std::uint64_t{1} << 32), payload));

@@ -22,6 +22,7 @@
 #include <x86intrin.h>  // __rdtsc
 #endif
 
+#include "procpool/chunk_format.hpp"
 #include "procpool/error.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/wait_strategy.hpp"
@@ -208,6 +209,16 @@ class WorkerRuntime {
     if (task.replied_)
       throw Error("Task::reply: task " + std::to_string(task.id_) + " replied twice");
     task.replied_ = true;
+    if (chunk_ != nullptr) {  // one item of a chunk: its answer joins the chunk's
+      if (result.size() > max_payload_) {
+        chunk_->add_result(static_cast<std::uint32_t>(WorkerErrorCode::kPayloadTooLarge),
+                           "result of " + std::to_string(result.size()) +
+                               " bytes exceeds max_payload " + std::to_string(max_payload_));
+      } else {
+        chunk_->add_result(0, result);
+      }
+      return;
+    }
     if (result.size() > max_payload_) {
       send_error(task.id_, WorkerErrorCode::kPayloadTooLarge,
                  "result of " + std::to_string(result.size()) + " bytes exceeds max_payload " +
@@ -229,6 +240,7 @@ class WorkerRuntime {
     std::uint64_t id = 0;
     std::uint32_t handler = 0;
     std::uint32_t attempt = 0;
+    bool chunk = false;  // a chunk of items (kFrameChunk)
     std::string_view input;
     std::string owned;
     std::uint64_t end = 0;  // ring position after the task's last frame
@@ -327,6 +339,7 @@ class WorkerRuntime {
       task.id = header.task_id;
       task.handler = header.handler_id;
       task.attempt = header.attempt;
+      task.chunk = (header.flags & kFrameChunk) != 0;
       task.input = bytes;
       task.end = in_.position();
       return true;
@@ -335,10 +348,13 @@ class WorkerRuntime {
       current_.id = header.task_id;
       current_.handler = header.handler_id;
       current_.attempt = header.attempt;
+      current_.chunk = (header.flags & kFrameChunk) != 0;
       current_.owned = take_buffer();
       assembling_ = true;
     } else if (header.task_id != current_.id) {
       return protocol_error("fragments of two tasks interleaved");
+    } else if (current_.chunk != ((header.flags & kFrameChunk) != 0)) {
+      return protocol_error("fragments of one task disagree on kFrameChunk");
     }
     if (current_.owned.size() + bytes.size() > max_payload_) {
       return protocol_error("task payload above max_payload");
@@ -363,6 +379,7 @@ class WorkerRuntime {
       return send_error(pending.id, WorkerErrorCode::kUnknownHandler,
                         "no handler with id " + std::to_string(pending.handler));
     }
+    if (pending.chunk) return serve_chunk(pending);
     Task task(*this, pending.id, pending.attempt, pending.input);
     bool failed = false;
     control.current_task_id.store(pending.id, std::memory_order_relaxed);
@@ -384,6 +401,59 @@ class WorkerRuntime {
     return !broken_;
   }
 
+  // A chunk: the handler runs once per item, in order; each item's answer or error goes into one
+  // chunk result. The chunk stops early (and fails whole, as Cancelled) if it is cancelled.
+  bool serve_chunk(Pending& pending) {
+    WorkerControl& control = segment_.control();
+    ChunkReader items(pending.input);
+    // Validate the whole chunk first (the supervisor is trusted, but a bug must not run half).
+    for (std::string_view item; items.next(item);) {
+    }
+    if (!items.complete()) return protocol_error("malformed chunk");
+    ChunkWriter out(chunk_out_);
+    out.begin();
+    chunk_ = &out;
+    control.current_task_id.store(pending.id, std::memory_order_relaxed);
+    bool cancelled_midway = false;
+    ChunkReader walk(pending.input);
+    for (std::string_view item; walk.next(item);) {
+      if ((out.count() & 63) == 63 && cancelled(pending.id)) {
+        cancelled_midway = true;
+        break;
+      }
+      Task task(*this, pending.id, pending.attempt, item);
+      const std::uint32_t before = out.count();
+      auto fail = [&](WorkerErrorCode code, std::string_view what) {
+        if (out.count() == before) out.add_result(static_cast<std::uint32_t>(code), what);
+      };
+      try {
+        handlers_[pending.handler](task);
+        if (!task.replied_) out.add_result(0, {});
+      } catch (const std::bad_alloc& e) {
+        fail(WorkerErrorCode::kMemoryLimit, e.what());
+      } catch (const std::exception& e) {
+        fail(WorkerErrorCode::kHandlerFailed, e.what());
+      } catch (...) {
+        fail(WorkerErrorCode::kHandlerFailed, "unknown exception");
+      }
+    }
+    chunk_ = nullptr;
+    control.current_task_id.store(0, std::memory_order_relaxed);
+    control.tasks_done.fetch_add(out.count() - out.failures(), std::memory_order_relaxed);
+    control.tasks_failed.fetch_add(out.failures(), std::memory_order_relaxed);
+    if (cancelled_midway) {
+      return send_error(pending.id, WorkerErrorCode::kCancelled, "cancelled while running");
+    }
+    if (out.size() > max_payload_) {
+      return send_error(pending.id, WorkerErrorCode::kPayloadTooLarge,
+                        "the chunk's results (" + std::to_string(out.size()) +
+                            " bytes) exceed max_payload " + std::to_string(max_payload_));
+    }
+    if (!send(FrameType::kResult, pending.id, chunk_out_, kFrameChunk)) broken_ = true;
+    if (chunk_out_.capacity() > 4 * 1024 * 1024) std::string().swap(chunk_out_);
+    return !broken_;
+  }
+
   bool send_error(std::uint64_t id, WorkerErrorCode code, std::string_view message) {
     if (!send(FrameType::kError, id, encode_error(code, message.substr(0, 64 * 1024)))) {
       broken_ = true;
@@ -393,14 +463,15 @@ class WorkerRuntime {
 
   // Writes `payload` as one frame, or as fragments when it exceeds one record. Waits (bounded,
   // repeatedly) for room while the supervisor drains the ring.
-  bool send(FrameType type, std::uint64_t task_id, std::string_view payload) {
+  bool send(FrameType type, std::uint64_t task_id, std::string_view payload,
+            std::uint16_t flags = 0) {
     const std::size_t chunk = out_.max_payload() - sizeof(FrameHeader);
     FrameHeader header;
     header.type = type;
     header.task_id = task_id;
     do {
       const std::size_t size = std::min(chunk, payload.size());
-      header.flags = size < payload.size() ? kFrameMore : 0;
+      header.flags = static_cast<std::uint16_t>(flags | (size < payload.size() ? kFrameMore : 0));
       for (;;) {
         const WriteStatus status = write_frame(out_, header, as_bytes(payload.substr(0, size)));
         if (status == WriteStatus::kOk) break;
@@ -459,6 +530,9 @@ class WorkerRuntime {
   Pending current_;
   bool assembling_ = false;
   std::unordered_set<std::uint64_t> cancelled_;
+  // While a chunk is served: where Task::reply() puts each item's answer.
+  ChunkWriter* chunk_ = nullptr;
+  std::string chunk_out_;
   std::vector<std::string> free_buffers_;
   bool running_ = false;
   bool shutdown_ = false;

@@ -13,7 +13,7 @@ namespace procpool {
 
 // Frames are the messages of the runtime, one per ring record: a fixed 24-byte header followed by
 // the payload. docs/protocol.md describes every type, who sends it and what its payload holds.
-inline constexpr std::uint8_t kWireVersion = 1;
+inline constexpr std::uint8_t kWireVersion = 2;
 
 enum class FrameType : std::uint8_t {
   kReady = 1,      // worker -> supervisor: handlers registered; payload = handler names
@@ -33,8 +33,11 @@ enum FrameFlag : std::uint16_t {
   // than one record travels as consecutive fragments, all with the same type and task id, the
   // last one without this flag; the receiver appends them in order.
   kFrameMore = 1U << 0,
+  // A chunked task (kTask) or its answers (kResult): the payload is a chunk of many items
+  // (chunk_format.hpp). Every fragment of a chunked payload carries it.
+  kFrameChunk = 1U << 1,
 };
-inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore;
+inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore | kFrameChunk;
 
 // Error classes a worker can report in a kError frame (first 4 bytes of its payload).
 enum class WorkerErrorCode : std::uint32_t {

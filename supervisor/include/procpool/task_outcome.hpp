@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>      // std::size_t, std::max_align_t
+#include <functional>   // std::function
 #include <new>          // placement new
 #include <string_view>  // std::string_view
 #include <type_traits>  // std::decay_t
@@ -14,15 +15,18 @@ namespace procpool {
 // during the callback (the result may point into the pool's buffers); copy what you keep.
 class TaskOutcome {
  public:
-  TaskOutcome(std::string_view value, const TaskError* error) noexcept
-      : value_(value), error_(error) {}
+  TaskOutcome(std::string_view value, const TaskError* error, int worker_pid = 0) noexcept
+      : value_(value), error_(error), worker_pid_(worker_pid) {}
   bool ok() const noexcept { return error_ == nullptr; }
   std::string_view value() const noexcept { return value_; }
   const TaskError* error() const noexcept { return error_; }
+  // The pid of the worker that answered, or 0 if none did (refused, queued when cancelled).
+  int worker_pid() const noexcept { return worker_pid_; }
 
  private:
   std::string_view value_;
   const TaskError* error_;
+  int worker_pid_;
 };
 
 namespace detail {
@@ -103,6 +107,9 @@ class Completion {
   alignas(std::max_align_t) unsigned char storage_[kInlineSize];
   const Ops* ops_ = nullptr;
 };
+
+// What Pool::submit_chunked calls once per item: (index into the payloads, outcome).
+using ItemCallback = std::function<void(std::size_t, const TaskOutcome&)>;
 
 }  // namespace detail
 }  // namespace procpool
