@@ -149,6 +149,14 @@ PoolCore::PoolCore(PoolOptions options)
       min_workers_(default_min_workers(options_)),
       max_workers_(options_.max_workers == 0 ? min_workers_ : options_.max_workers) {
   validate(options_, min_workers_, max_workers_);
+  if (options_.shared_memory_size != 0) {
+    try {
+      shared_ = SharedRegion::create(options_.shared_memory_size);
+    } catch (const Error& e) {
+      throw Error(std::string("procpool::Pool: shared_memory_size ") +
+                  std::to_string(options_.shared_memory_size) + ": " + e.what());
+    }
+  }
   slots_.resize(max_workers_);
   for (unsigned i = 0; i < max_workers_; ++i) slots_[i].index = i;
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -1027,6 +1035,10 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     spec.env.emplace_back(kSegmentFdEnv, std::to_string(slot.segment->fd()));
     spec.env.emplace_back(kDoorbellFdEnv, std::to_string(slot.doorbell_fd));
     spec.inherit_fds = {slot.segment->fd(), slot.doorbell_fd};
+    if (shared_.fd() >= 0) {
+      spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
+      spec.inherit_fds.push_back(shared_.fd());
+    }
     spec.stderr_fd = stderr_pipe[1];
     spec.rlimit_data = options_.max_rss_hard;
     const LaunchedProcess process = launch(spec);

@@ -15,6 +15,7 @@
 
 #include "latency_histogram.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/shared_region.hpp"
 #include "procpool/wire_format.hpp"
 #include "task_queue.hpp"
 #include "worker_slot.hpp"
@@ -60,6 +61,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void shutdown();
   PoolMetrics metrics() const;
   std::vector<std::string> handlers() const;
+  std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
 
  private:
   struct TaskRecord {
@@ -155,6 +157,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const PoolOptions options_;
   const unsigned min_workers_;
   const unsigned max_workers_;
+  SharedRegion shared_;  // PoolOptions::shared_memory_size; empty if 0
 
   mutable std::mutex mu_;
   std::condition_variable changed_;  // READY, idle, queue room, stopped, failed

@@ -25,6 +25,7 @@
 #include "procpool/chunk_format.hpp"
 #include "procpool/error.hpp"
 #include "procpool/segment.hpp"
+#include "procpool/shared_region.hpp"
 #include "procpool/wait_strategy.hpp"
 #include "procpool/wire_format.hpp"
 #include "procpool/worker_environment.hpp"
@@ -115,7 +116,8 @@ class WorkerRuntime {
         segment_(attach(program_.c_str())),
         in_(segment_.worker_reader()),
         out_(segment_.worker_writer()),
-        doorbell_fd_(parse_fd(program_.c_str(), kDoorbellFdEnv)) {
+        doorbell_fd_(parse_fd(program_.c_str(), kDoorbellFdEnv)),
+        shared_(attach_shared(program_.c_str())) {
     WorkerControl& control = segment_.control();
     control.pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     control.heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
@@ -156,6 +158,7 @@ class WorkerRuntime {
   }
 
   std::string_view data() const noexcept { return data_; }
+  std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
 
   int run() {
     running_ = true;
@@ -250,6 +253,17 @@ class WorkerRuntime {
     const int fd = parse_fd(program, kSegmentFdEnv);
     try {
       return Segment::attach(fd);
+    } catch (const Error& e) {
+      die(program, e.what());
+    }
+  }
+
+  // The pool's shared memory, if it has one (PROCPOOL_SHARED_FD).
+  static SharedRegion attach_shared(const char* program) {
+    if (std::getenv(kSharedFdEnv) == nullptr) return {};
+    const int fd = parse_fd(program, kSharedFdEnv);
+    try {
+      return SharedRegion::attach(fd);
     } catch (const Error& e) {
       die(program, e.what());
     }
@@ -520,6 +534,7 @@ class WorkerRuntime {
   RingReader in_;
   RingWriter out_;
   int doorbell_fd_;
+  SharedRegion shared_;
   std::uint64_t max_payload_ = 0;
   std::string data_;
   std::vector<std::string> names_;
@@ -555,6 +570,7 @@ void Worker::on(std::string name, Handler handler) {
   runtime_->on(std::move(name), std::move(handler));
 }
 std::string_view Worker::data() const noexcept { return runtime_->data(); }
+std::span<std::byte> Worker::shared_memory() const noexcept { return runtime_->shared_memory(); }
 int Worker::run() { return runtime_->run(); }
 
 }  // namespace procpool

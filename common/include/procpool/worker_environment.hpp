@@ -11,5 +11,8 @@ inline constexpr const char* kSegmentFdEnv = "PROCPOOL_SEGMENT_FD";
 // sleeps (the supervisor waits in epoll, never on a futex: DESIGN-RULES 7). One per worker; a
 // worker that rings it more than its ring traffic explains is killed as a flood (protocol.md).
 inline constexpr const char* kDoorbellFdEnv = "PROCPOOL_DOORBELL_FD";
+// The pool's shared memory (a sealed memfd; see SharedRegion), when PoolOptions::
+// shared_memory_size is set. The same region in every worker.
+inline constexpr const char* kSharedFdEnv = "PROCPOOL_SHARED_FD";
 
 }  // namespace procpool

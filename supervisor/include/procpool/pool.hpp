@@ -13,6 +13,7 @@
 // thread resolves the task (the pool's supervisor thread, or a thread waiting in get() or
 // wait_idle()); keep them short; they may submit more tasks.
 
+#include <cstddef>      // std::byte
 #include <future>       // std::future
 #include <memory>       // std::shared_ptr
 #include <span>         // std::span
@@ -94,6 +95,10 @@ class Pool {
   void shutdown();
 
   PoolMetrics metrics() const;
+  // The memory shared with every worker (PoolOptions::shared_memory_size bytes; empty if 0),
+  // valid as long as the Pool. Workers may write it at any time: treat what they wrote as
+  // untrusted. See SharedRegion.
+  std::span<std::byte> shared_memory() const noexcept;
   // The handler names the workers announced.
   std::vector<std::string> handlers() const;
 

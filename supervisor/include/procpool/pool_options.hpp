@@ -98,6 +98,10 @@ struct PoolOptions {
   // to half of it travels as one frame, read in place by the worker; larger ones in fragments.
   // Shared memory is committed as the rings are used: up to 2 x this per worker.
   std::uint64_t ring_capacity = 4 * 1024 * 1024;
+  // Bytes of memory shared by the supervisor and every worker, across restarts (0 = none):
+  // Pool::shared_memory() and Worker::shared_memory(), zero-filled at start. Tasks then pass
+  // offsets into it instead of copying large payloads (see docs/pool.md, "Shared memory").
+  std::uint64_t shared_memory_size = 0;
   // Copy each worker's stderr to ours (the last lines are kept for crash reports either way).
   bool forward_stderr = true;
 };

@@ -17,9 +17,11 @@
 // block or handle SIGHUP in a worker. A handler that throws std::bad_alloc fails its task with
 // MemoryLimit and the worker is recycled.
 
+#include <cstddef>      // std::byte
 #include <cstdint>      // std::uint64_t
 #include <functional>   // std::function
 #include <memory>       // std::unique_ptr
+#include <span>         // std::span
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 
@@ -81,6 +83,12 @@ class Worker {
 
   // The pool's worker data (Node's `workerData`), as given in PoolOptions::worker_data.
   std::string_view data() const noexcept;
+
+  // The memory this worker shares with the supervisor and every other worker of the pool
+  // (PoolOptions::shared_memory_size bytes; empty if the pool has none). The supervisor and
+  // other workers may write it at any time: use atomics (std::atomic_ref) to coordinate, and
+  // bounds-check offsets that tasks name in it.
+  std::span<std::byte> shared_memory() const noexcept;
 
   // Announces the handlers (READY), then serves tasks until the supervisor says stop or SIGTERM
   // arrives; either way the current task finishes first. Returns the exit code for main: 0 after
