@@ -703,7 +703,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   const auto now = Clock::now();
   slot.last_active = now;
   TaskRecord& task = tasks_[index];
-  if (options_.pipeline_depth == 0) adapt_depth_locked(slot, task, now);
+  adapt_depth_locked(slot, task, now);  // the service time also decides whether to spin
   if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer
     free_task_locked(index);
     return;
@@ -785,6 +785,17 @@ void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Cloc
   slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, kMaxAdaptiveDepth));
 }
 
+bool PoolCore::answers_soon_locked() const noexcept {
+  for (const WorkerSlot& slot : slots_) {
+    if (slot.live() && !slot.inflight.empty() &&
+        slot.service_ns <
+            std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void PoolCore::resolve_locked(std::uint32_t index, std::string value,
                               std::optional<TaskError> error, int pid,
                               std::uint32_t item_failures) {
@@ -850,9 +861,14 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
 // sleep until the supervisor thread resolves the task.
 void PoolCore::await(FutureState& state) {
   if (state.done.load(std::memory_order_acquire) != 0) return;
+  bool spin = true;
+  {
+    std::lock_guard lock(mu_);
+    spin = answers_soon_locked();
+  }
   pollers_.fetch_add(1, std::memory_order_acq_rel);
   const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
-  for (std::uint32_t i = 0; state.done.load(std::memory_order_acquire) == 0; ++i) {
+  for (std::uint32_t i = 0; spin && state.done.load(std::memory_order_acquire) == 0; ++i) {
     if ((i & 3) == 0) {
       std::unique_lock lock(mu_, std::try_to_lock);
       if (lock.owns_lock()) {
@@ -879,7 +895,7 @@ void PoolCore::wait_idle() {
   auto idle = [&] {
     return running_ == 0 && queue_.empty() && deliveries_.empty() && in_delivery_ == 0;
   };
-  while (!idle() && Clock::now() < spin_until) {
+  while (!idle() && answers_soon_locked() && Clock::now() < spin_until) {
     drain_all_locked();
     dispatch_locked();
     publish_all_locked();
@@ -927,7 +943,7 @@ void PoolCore::run_loop() {
 
     // Decide how to sleep. While tasks are on board and results are flowing, spin a little on
     // the rings (cheaper than a doorbell and a wake-up per batch).
-    const bool busy = running_ != 0;
+    const bool busy = running_ != 0 && answers_soon_locked();
     if (busy && Clock::now() < spin_until && pollers_.load(std::memory_order_acquire) == 0) {
       lock.unlock();
       for (int i = 0; i < 32; ++i) cpu_relax();
