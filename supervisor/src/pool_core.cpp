@@ -782,7 +782,13 @@ void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Cloc
   const std::int64_t queued =
       std::chrono::duration_cast<std::chrono::nanoseconds>(kPipelineWork).count() /
       std::max<std::int64_t>(1, slot.service_ns);
-  slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, kMaxAdaptiveDepth));
+  // Long tasks: one running and one queued hides the dispatch round trip; more would only
+  // leave one worker idle at the end of a batch while another still has tasks queued.
+  const std::int64_t most =
+      slot.service_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()
+          ? 2
+          : kMaxAdaptiveDepth;
+  slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, most));
 }
 
 bool PoolCore::answers_soon_locked() const noexcept {
@@ -866,9 +872,15 @@ void PoolCore::await(FutureState& state) {
     std::lock_guard lock(mu_);
     spin = answers_soon_locked();
   }
+  if (!spin) {
+    // A long task: sleep at once. The supervisor thread is announcing and draining already (no
+    // poller keeps it from that; the last one to leave kicked it), so no kick either.
+    while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
+    return;
+  }
   pollers_.fetch_add(1, std::memory_order_acq_rel);
   const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
-  for (std::uint32_t i = 0; spin && state.done.load(std::memory_order_acquire) == 0; ++i) {
+  for (std::uint32_t i = 0; state.done.load(std::memory_order_acquire) == 0; ++i) {
     if ((i & 3) == 0) {
       std::unique_lock lock(mu_, std::try_to_lock);
       if (lock.owns_lock()) {

@@ -15,17 +15,13 @@
 #include <string>     // std::to_string
 #include <vector>     // std::vector
 
+#include "checksum_function.hpp"  // procpool::examples::checksum_words
+
 namespace {
 
 std::uint64_t checksum(const std::byte* data, std::size_t size) {
   if (size % 8 != 0) throw std::invalid_argument("checksum: length not a multiple of 8");
-  std::uint64_t sum = 0;
-  for (std::size_t i = 0; i < size; i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, data + i, 8);
-    sum += word;
-  }
-  return sum;
+  return procpool::examples::checksum_words(data, size);
 }
 
 // "N N ..." -> the numbers; throws on anything else.

@@ -6,11 +6,7 @@
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
-namespace {
-
-std::uint64_t fib(std::uint64_t n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
-
-}  // namespace
+#include "fib_function.hpp"  // procpool::examples::fib
 
 int main(int argc, char** argv) {
   procpool::Worker worker(argc, argv);
@@ -22,7 +18,7 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("fib: expected an integer 0..90, got \"" +
                                   std::string(input.substr(0, 32)) + "\"");
     }
-    task.reply(std::to_string(fib(n)));
+    task.reply(std::to_string(procpool::examples::fib(n)));
   };
   worker.on("fib", handler);
   worker.on("main", handler);
