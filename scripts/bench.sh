@@ -15,7 +15,8 @@
 #              message_queue, the raw spin ring, pipe/socketpair ping-pong, spawn/fork floors
 #              (tests/bench/peers/cxx), and for M1 xargs -P2 and GNU parallel -j2. Then
 #              scripts/bench_report.py prints the medians, a procpool / peer ratio table and the
-#              issue's targets, and writes docs/benchmarks.md and docs/benchmarks.png.
+#              issue's targets, and writes docs/benchmarks.md and docs/benchmarks.png (and the raw
+#              lines of every round to docs/benchmarks-lines.txt).
 #              3 rounds; --quick: 1 round, a 2 s I1, GNU parallel over 2,000 lines, the Node and
 #              Python peers' own --quick (about 6 minutes on a busy 2-core VM; the full run about
 #              15 minutes on a quiet one). The Node and Python rounds take about 2 minutes each.
@@ -321,6 +322,8 @@ run_peers() {
     --png "$report_dir/benchmarks.png" --root "$PWD")
   [ "$quick_flag" = 1 ] && report_args+=(--quick)
   python3 scripts/bench_report.py "${report_args[@]}"
+  # Every round's raw figure lines next to the report, so it can be regenerated and checked.
+  cp "$tmp/lines" "$report_dir/benchmarks-lines.txt"
   echo "bench.sh: peers suite took $((SECONDS - started)) s" >&2
   if [ "$peer_failed" = 1 ]; then
     echo "bench.sh: some C++ peer or M1 tool failed (see the notes above)" >&2
