@@ -1,6 +1,7 @@
 #include "pool_core.hpp"
 
 #include <fcntl.h>        // pipe2, O_CLOEXEC
+#include <poll.h>         // poll (forwarding stderr)
 #include <signal.h>       // SIGKILL
 #include <sys/epoll.h>    // epoll
 #include <sys/eventfd.h>  // eventfd
@@ -1143,7 +1144,9 @@ void PoolCore::reap(WorkerSlot& slot) {
   int status = 0;
   const pid_t reaped = ::waitpid(slot.pid, &status, WNOHANG);
   if (reaped == 0) return;  // pidfd readable means exited; be safe anyway
-  read_stderr_locked(slot);
+  // The worker is gone: what is left in its pipe is its last words (at most the pipe's size,
+  // unless a child of it still writes; hence the bound).
+  read_stderr_locked(slot, 1024 * 1024);
   ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.pidfd, nullptr);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.stderr_fd, nullptr);
@@ -1154,15 +1157,26 @@ void PoolCore::reap(WorkerSlot& slot) {
   on_exit_locked(slot, reaped == slot.pid ? status : 0);
 }
 
-void PoolCore::read_stderr_locked(WorkerSlot& slot) {
+// Reads at most `budget` bytes of what the worker wrote to stderr (the pipe is level-triggered
+// in epoll: the rest wakes the supervisor thread again), so a worker flooding its stderr cannot
+// keep this thread, and the pool's mutex, to itself. Forwarding is best effort: bytes are
+// dropped, not waited for, when our own stderr is a pipe nobody drains (a blocked write here
+// would stop the whole pool); the crash report's tail keeps them either way.
+void PoolCore::read_stderr_locked(WorkerSlot& slot, std::size_t budget) {
   if (slot.stderr_fd < 0) return;
-  char buffer[4096];
-  for (;;) {
+  char buffer[4096];  // PIPE_BUF: a write of this size to a pipe with POLLOUT never blocks
+  for (std::size_t taken = 0; taken < budget;) {
     const ssize_t n = ::read(slot.stderr_fd, buffer, sizeof buffer);
     if (n <= 0) break;
+    taken += static_cast<std::size_t>(n);
     const std::string_view bytes(buffer, static_cast<std::size_t>(n));
     slot.stderr_tail.append(bytes);
-    if (options_.forward_stderr) (void)!::write(STDERR_FILENO, buffer, static_cast<std::size_t>(n));
+    if (options_.forward_stderr) {
+      pollfd out{STDERR_FILENO, POLLOUT, 0};
+      if (::poll(&out, 1, 0) == 1 && (out.revents & POLLOUT) != 0) {
+        (void)!::write(STDERR_FILENO, buffer, static_cast<std::size_t>(n));
+      }
+    }
   }
 }
 

@@ -142,7 +142,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void kill_locked(WorkerSlot& slot, std::string reason, bool counts_as_failure);
   void reap(WorkerSlot& slot);
   void on_exit_locked(WorkerSlot& slot, int wait_status);
-  void read_stderr_locked(WorkerSlot& slot);
+  static constexpr std::size_t kStderrReadBudget = 64 * 1024;  // per wake-up of the pipe
+  void read_stderr_locked(WorkerSlot& slot, std::size_t budget = kStderrReadBudget);
   void doorbell_locked(WorkerSlot& slot);
   Clock::time_point timers_locked(Clock::time_point now);
   void autoscale_locked(Clock::time_point now);

@@ -14,6 +14,7 @@
 //   - a per-test watchdog aborts the process if anything else (a destructor) hangs.
 // Sleeping inside a worker handler ("sleep") is part of a scenario, not synchronisation.
 
+#include <fcntl.h>  // pipe2, O_CLOEXEC
 #include <gtest/gtest.h>
 #include <signal.h>        // kill, SIGKILL, SIGSTOP, SIGCONT
 #include <sys/resource.h>  // setrlimit (no core files from crashing workers)
@@ -585,6 +586,60 @@ TEST_F(PoolFault, AnswerIsNotHeldBackBySlowTaskBehindIt) {
   cancel->cancel();
   EXPECT_EQ(kind_of(slow), Kind::Cancelled);
   EXPECT_EQ(pool.metrics().restarts, 0u);
+}
+
+// A worker writing its stderr as fast as it can (the pipe never empties while the supervisor
+// reads it) must not keep the supervisor thread, and the pool's mutex, to itself: the other
+// worker's tasks still complete, and the flood is cancelled like any task.
+TEST_F(PoolFault, StderrFloodDoesNotStallTheOtherWorker) {
+  PoolOptions options = crashy(2);
+  options.forward_stderr = false;  // the tail is still kept; the test's own output stays quiet
+  options.pipeline_depth = 1;      // nothing queues behind the flood: the echoes go to the other
+  Pool pool(options);
+  auto cancel = std::make_shared<CancelSource>();
+  auto flood = pool.submit("stderr_flood", "", cancellable_by(cancel));
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
+  Callbacks echoes;
+  for (int i = 0; i < 2000; ++i)
+    pool.submit("echo", std::to_string(i), {}, echoes.recorder(std::to_string(i)));
+  echoes.wait_for(2000);  // bounded: aborts the test if the flood starves them
+  for (int i = 0; i < 2000; i += 199) EXPECT_EQ(echoes.value(std::to_string(i)), std::to_string(i));
+  EXPECT_EQ(pool.metrics().running, 1u) << "the flood was still running meanwhile";
+  cancel->cancel();
+  EXPECT_EQ(kind_of(flood), Kind::Cancelled);
+}
+
+// Forwarding a worker's stderr to ours must never block the pool: here our stderr is a pipe
+// nobody reads, full after 64 KiB. The supervisor drops what it cannot forward (the crash
+// report's tail keeps the last lines) instead of blocking in write() with the pool's mutex held.
+TEST_F(PoolFault, UndrainedSupervisorStderrDoesNotBlockThePool) {
+  int full[2];
+  ASSERT_EQ(::pipe2(full, O_CLOEXEC), 0);
+  const int saved = ::dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  struct Restore {
+    int saved, read_end, write_end;
+    ~Restore() {
+      ::dup2(saved, STDERR_FILENO);
+      ::close(saved);
+      ::close(read_end);
+      ::close(write_end);
+    }
+  } restore{saved, full[0], full[1]};
+  ASSERT_EQ(::dup2(full[1], STDERR_FILENO), STDERR_FILENO);
+
+  PoolOptions options = crashy();
+  options.forward_stderr = true;
+  Pool pool(options);
+  const std::string line = std::string(1023, 'x') + "\n";
+  std::string lines;
+  for (int i = 0; i < 256; ++i) lines += line;  // 256 KiB: four times the pipe's buffer
+  for (int round = 0; round < 2; ++round) {
+    auto words = pool.submit("stderr", lines);
+    EXPECT_EQ(value_of(words), "ok");
+  }
+  auto echo = pool.submit("echo", "still serving");
+  EXPECT_EQ(value_of(echo), "still serving");
 }
 
 // ---------------------------------------------------------------------------------------------

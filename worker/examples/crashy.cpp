@@ -10,6 +10,8 @@
 //   "sleep"       sleep the input's milliseconds, then answer "slept"; polls Task::cancelled()
 //   "throw"       throw std::runtime_error(input)
 //   "stderr"      write the input to stderr, then answer "ok"
+//   "stderr_flood" write 64 KiB lines to stderr as fast as it can until cancelled (at most 20 s),
+//                 then answer how many
 //   "attempt"     answer the dispatch attempt number
 //   "crash_on_first_attempt"  SIGKILL itself on attempt 1, answer the input afterwards
 //   "pid"         answer the worker's pid
@@ -20,7 +22,7 @@
 //   "alloc_shared"  map and touch the input's MiB of shared memory (not in RLIMIT_DATA), then hang
 #include <signal.h>    // raise
 #include <sys/mman.h>  // mmap (an inaccessible page to fault on)
-#include <unistd.h>    // getpid, fork, pause
+#include <unistd.h>    // getpid, fork, pause, write
 #include <procpool/worker.hpp>
 
 #include <atomic>     // std::atomic (hang)
@@ -103,6 +105,17 @@ int main(int argc, char** argv) {
     while (std::chrono::steady_clock::now() < until) {
     }
     task.reply(std::to_string(std::stoull(std::string(task.input())) + 1));
+  });
+  worker.on("stderr_flood", [](procpool::Task& task) {  // 64 KiB lines until cancelled (<= 20 s)
+    std::string chunk(65535, 'f');  // a pipe's whole buffer per write: it never runs dry
+    chunk.push_back('\n');
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::uint64_t writes = 0;
+    while (!task.cancelled() && std::chrono::steady_clock::now() < until) {
+      (void)!::write(STDERR_FILENO, chunk.data(), chunk.size());
+      ++writes;
+    }
+    task.reply(std::to_string(writes));
   });
   worker.on("ignore_term_and_hang", [](procpool::Task&) {
     ::signal(SIGTERM, SIG_IGN);
