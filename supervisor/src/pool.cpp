@@ -36,6 +36,7 @@ void Pool::submit_chunked_erased(std::string_view handler,
 
 void Pool::wait_idle() { core_->wait_idle(); }
 void Pool::shutdown() { core_->shutdown(); }
+void Pool::terminate() { core_->terminate(); }
 PoolMetrics Pool::metrics() const { return core_->metrics(); }
 std::span<std::byte> Pool::shared_memory() const noexcept { return core_->shared_memory(); }
 std::vector<std::string> Pool::handlers() const { return core_->handlers(); }

@@ -176,6 +176,7 @@ PoolCore::~PoolCore() {
 
 void PoolCore::start() {
   thread_ = std::thread([this] { run_loop(); });
+  started_ = true;  // before the pool is shared with any other thread: never written again
   std::unique_lock lock(mu_);
   // The supervisor thread enforces every start-up bound (startup_timeout, the restart limit),
   // so this wait ends; the outer bound only guards against a bug there.
@@ -199,16 +200,46 @@ void PoolCore::start() {
 
 void PoolCore::shutdown() {
   std::unique_lock lock(mu_);
-  if (!thread_.joinable()) return;
+  if (!started_) return;
   if (!stopping_) {
     accepting_ = false;
     stopping_ = true;
     shutdown_deadline_ = Clock::now() + options_.shutdown_grace;
     kick();
   }
+  join_supervisor(lock);
+}
+
+void PoolCore::terminate() {
+  std::unique_lock lock(mu_);
+  if (!started_) return;
+  if (!terminating_ && !stopped_) {
+    terminating_ = true;
+    accepting_ = false;
+    stopping_ = true;
+    shutdown_deadline_ = Clock::now();
+    queue_.drain([&](std::uint32_t index) {
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::ShuttingDown,
+                               "pool terminated (Pool::terminate) before the task could run"));
+      free_task_locked(index);
+    });
+    for (WorkerSlot& slot : slots_) {
+      if (slot.live()) kill_locked(slot, "killed by Pool::terminate()", false);
+    }
+    kick();
+    changed_.notify_all();
+  }
+  deliver(lock);
+  join_supervisor(lock);
+}
+
+// Waits until the supervisor thread has stopped, then joins it (once, whichever thread gets
+// here first; the others wait for that join to finish).
+void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
   changed_.wait(lock, [&] { return stopped_; });
   lock.unlock();
-  thread_.join();
+  std::call_once(joined_, [&] { thread_.join(); });
 }
 
 void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_, 1); }
@@ -1271,6 +1302,12 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     }
     --running_;
     task.slot = -1;
+    if (terminating_) {  // Pool::terminate(): nothing is retried
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::ShuttingDown, "pool terminated: " + what, pid));
+      free_task_locked(index);
+      continue;
+    }
     const bool timed_out = slot.timed_out_task == index;
     const bool charged = !intended && &task == running;
     if (charged) {

@@ -63,6 +63,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void cancel(std::uint64_t task_id);
   void wait_idle();
   void shutdown();
+  void terminate();
+  void join_supervisor(std::unique_lock<std::mutex>& lock);
   PoolMetrics metrics() const;
   std::vector<std::string> handlers() const;
   std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
@@ -197,7 +199,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::mt19937_64 rng_{std::random_device{}()};
 
   bool accepting_ = true;
-  bool stopping_ = false;  // shutdown asked: drain, then stop the workers
+  bool stopping_ = false;     // shutdown asked: drain, then stop the workers
+  bool terminating_ = false;  // terminate(): workers killed, tasks on board fail ShuttingDown
+  bool started_ = false;      // start() created the supervisor thread
+  std::once_flag joined_;     // the supervisor thread is joined once, whoever stops the pool
   Clock::time_point shutdown_deadline_{};
   bool stopped_ = false;                // the supervisor thread is done
   std::optional<std::string> failure_;  // the failed state's message

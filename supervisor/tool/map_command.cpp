@@ -7,7 +7,6 @@
 #include <signal.h>       // signal, SIGPIPE, SIGKILL
 #include <sys/eventfd.h>  // eventfd: completions wake the main thread
 #include <sys/stat.h>     // fstat: input size for the ETA
-#include <sys/syscall.h>  // SYS_pidfd_open, SYS_pidfd_send_signal: a stop at once
 #include <unistd.h>       // read, write, dup2, isatty, lseek
 
 #include <algorithm>  // std::find_if, std::min
@@ -588,30 +587,6 @@ class LineReader {
   bool skipping_ = false;  // inside a line longer than max_line_
 };
 
-// SIGKILLs `pid` if it is still a child of ours. It is opened as a pidfd first and signalled
-// through it, so that a worker the pool reaped meanwhile, whose pid the system then gave to some
-// other process, is never signalled.
-void kill_child(int pid) {
-  if (pid <= 0) return;
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return;  // gone already
-  bool ours = false;
-  if (FILE* stat = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re")) {
-    char text[1024];
-    const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
-    std::fclose(stat);
-    text[n] = '\0';
-    int parent = 0;
-    // "pid (command) state ppid ...": the command may itself contain spaces and parentheses.
-    if (const char* after = std::strrchr(text, ')');
-        after != nullptr && std::sscanf(after + 1, " %*c %d", &parent) == 1) {
-      ours = parent == ::getpid();
-    }
-  }
-  if (ours) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-  ::close(pidfd);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run: the main thread reads, submits and writes; completions (on pool threads, or on the
 // main thread inside submit_batch) fill result slots.
@@ -765,7 +740,8 @@ class MapRun {
         // new task fails with this; reported once, not per line.
         state = kPoolFailed;
       } else if (error.kind() == TaskError::Kind::ShuttingDown) {
-        // Our own shutdown, after a signal: the task never started.
+        // Our own shutdown, after a signal: the task never started, or a stop at once
+        // (Pool::terminate) killed its worker.
         state = kNotCompleted;
       } else if (error.kind() == TaskError::Kind::WorkerCrashed && stopped_by_us()) {
         // Its worker was killed because the grace ran out, or by a stop at once.
@@ -850,19 +826,9 @@ class MapRun {
     say("procpool map: " + signal_name(signal_) +
         " again: stopping at once; the workers are killed\n");
     start_stopping_pool();
-    kill_workers();
-  }
-
-  // SIGKILLs every worker now; the pool reaps them and fails their tasks. Only once the pool
-  // is shutting down (its stopper thread was just started), so that it does not restart them.
-  void kill_workers() {
-    const auto bound = Clock::now() + kForcedStopBound;
-    PoolMetrics metrics = pool_.metrics();
-    while (metrics.state == "running" && Clock::now() < bound) {
-      std::this_thread::sleep_for(milliseconds(1));  // the stopper is entering Pool::shutdown
-      metrics = pool_.metrics();
-    }
-    for (const WorkerMetrics& worker : metrics.workers) kill_child(worker.pid);
+    // SIGKILLs every worker and waits for the reaps (milliseconds); the tasks they had fail
+    // ShuttingDown, and the stopper's shutdown() returns with it.
+    pool_.terminate();
   }
 
   // Pool::shutdown() on a helper thread, which wakes the main thread when it returns.

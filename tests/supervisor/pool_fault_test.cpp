@@ -838,6 +838,59 @@ TEST_F(PoolFault, WorkerHasOnlyStdioSegmentAndDoorbellFds) {
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 
+// terminate(): the running task (a hung one) and the queued ones fail ShuttingDown at once, the
+// worker is killed and reaped before it returns, and nothing is accepted afterwards.
+TEST_F(PoolFault, TerminateFailsEveryTaskAtOnceAndReapsTheWorkers) {
+  PoolOptions options = crashy(1);
+  options.pipeline_depth = 1;  // the echoes stay queued behind the hung task
+  Pool pool(options);
+  const int worker = pid_of(pool);
+  auto hung = pool.submit("hang", "");
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
+  std::vector<std::future<std::string>> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(pool.submit("echo", std::to_string(i)));
+  bounded("terminate()", [&pool] { pool.terminate(); });
+
+  const auto error = error_of(hung);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind(), Kind::ShuttingDown) << error->what();
+  EXPECT_EQ(error->worker_pid(), worker);
+  EXPECT_NE(std::string(error->what()).find("pool terminated"), std::string::npos) << error->what();
+  EXPECT_NE(std::string(error->what()).find("killed by Pool::terminate()"), std::string::npos)
+      << error->what();
+  for (auto& future : queued) {
+    const auto queued_error = error_of(future);
+    ASSERT_TRUE(queued_error);
+    EXPECT_EQ(queued_error->kind(), Kind::ShuttingDown);
+    EXPECT_NE(std::string(queued_error->what()).find("before the task could run"),
+              std::string::npos)
+        << queued_error->what();
+  }
+  EXPECT_TRUE(child_processes().empty());  // reaped before terminate() returned
+  EXPECT_EQ(pool.metrics().state, "stopped");
+  auto late = pool.submit("echo", "late");
+  EXPECT_EQ(kind_of(late), Kind::ShuttingDown);
+  bounded("terminate() again", [&pool] { pool.terminate(); });  // idempotent
+  bounded("shutdown() after terminate()", [&pool] { pool.shutdown(); });
+}
+
+// A graceful shutdown() waiting for a hung task (30 s of grace) on another thread is cut short
+// by terminate(): both return, and the task fails ShuttingDown.
+TEST_F(PoolFault, TerminateCutsShortAShutdownInProgress) {
+  PoolOptions options = crashy(1);
+  options.shutdown_grace = std::chrono::seconds(30);
+  Pool pool(options);
+  auto hung = pool.submit("hang", "");
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
+  auto stopper = std::async(std::launch::async, [&pool] { pool.shutdown(); });
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == "shutting_down"; }));
+  bounded("terminate()", [&pool] { pool.terminate(); });
+  if (stopper.wait_for(kBound) != std::future_status::ready) overran("shutdown()", kBound);
+  stopper.get();
+  EXPECT_EQ(kind_of(hung), Kind::ShuttingDown);
+  EXPECT_TRUE(child_processes().empty());
+}
+
 TEST_F(PoolFault, ShutdownLetsRunningTaskFinish) {
   Pool pool(crashy());
   auto sleeping = pool.submit("sleep", "300");

@@ -94,6 +94,13 @@ class Pool {
   // stop_grace) and reaps them. Idempotent.
   void shutdown();
 
+  // Stops at once: new tasks fail ShuttingDown, queued ones fail ShuttingDown without running,
+  // every worker is SIGKILLed (with its process group) and the tasks on board fail ShuttingDown
+  // naming the worker; returns once the workers are reaped. Cuts short a shutdown() running on
+  // another thread (which then returns too). Idempotent; the destructor's shutdown() is then a
+  // no-op. For a second Ctrl-C, or a deadline the graceful stop overran.
+  void terminate();
+
   PoolMetrics metrics() const;
   // The memory shared with every worker (PoolOptions::shared_memory_size bytes; empty if 0),
   // valid as long as the Pool. Workers may write it at any time: treat what they wrote as
