@@ -817,7 +817,7 @@ void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Cloc
   // Long tasks: one running and one queued hides the dispatch round trip; more would only
   // leave one worker idle at the end of a batch while another still has tasks queued.
   const std::int64_t most =
-      slot.service_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()
+      slot.service_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count()
           ? 2
           : kMaxAdaptiveDepth;
   slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, most));

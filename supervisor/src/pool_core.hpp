@@ -41,6 +41,11 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // this on average (or is not measured yet): with longer tasks a spin only takes a CPU from
   // the workers (C1 on 2 cores), and sleeping costs one wake-up per answer.
   static constexpr std::chrono::microseconds kSpinWorthy{25};
+  // Tasks at least this long keep at most 2 on board per worker (adaptive depth): one running,
+  // one queued to hide the dispatch round trip. More would only leave one worker idle at the end
+  // of a batch while another still has tasks queued; fewer-but-shorter tasks (B1's 1 MiB
+  // copies) keep the deeper pipeline, whose payloads go straight into the ring.
+  static constexpr std::chrono::microseconds kLongTask{200};
 
   explicit PoolCore(PoolOptions options);
   ~PoolCore();

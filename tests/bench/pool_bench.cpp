@@ -166,7 +166,31 @@ void t1(Figures& f) {
   }
 }
 
-// B1: 1 MiB checksums, at most 4 in flight, one worker.
+// B1: 1 MiB checksums, at most 4 in flight, one worker. Runs the 2,000 timed tasks through
+// `pool`, task k as `handler` on payloads[k % payloads.size()], each answer checked against
+// expected[k % payloads.size()]; returns the seconds taken.
+double b1_window(Pool& pool, const char* handler, const std::vector<std::string>& payloads,
+                 const std::vector<std::string>& expected, int tasks) {
+  const std::size_t n = payloads.size();
+  for (std::size_t b = 0; b < n; ++b) {  // untimed warm-up: one task per source buffer
+    if (pool.submit(handler, payloads[b]).get() != expected[b]) wrong("B1 warm-up");
+  }
+  std::deque<std::pair<int, std::future<std::string>>> window;
+  const std::uint64_t start = now_ns();
+  for (int k = 0; k < tasks; ++k) {
+    if (window.size() == 4) {
+      auto [index, future] = std::move(window.front());
+      window.pop_front();
+      if (future.get() != expected[static_cast<std::size_t>(index) % n]) wrong(handler);
+    }
+    window.emplace_back(k, pool.submit(handler, payloads[static_cast<std::size_t>(k) % n]));
+  }
+  for (auto& [index, future] : window) {
+    if (future.get() != expected[static_cast<std::size_t>(index) % n]) wrong(handler);
+  }
+  return static_cast<double>(now_ns() - start) / 1e9;
+}
+
 void b1(Figures& f) {
   constexpr std::size_t kSize = 1 << 20;
   constexpr int kTasks = 2'000;
@@ -183,58 +207,29 @@ void b1(Figures& f) {
     expected[b] = std::to_string(sum);
   }
   PoolOptions options = pool_of("checksum", 1);
-  Pool pool(options);
-  for (int b = 0; b < 8; ++b) {
-    if (pool.submit("checksum", buffers[b]).get() != expected[b]) wrong("B1 warm-up");
+  {  // copied: the pool's default delivery, 8 source buffers
+    Pool pool(options);
+    const double seconds = b1_window(pool, "checksum", buffers, expected, kTasks);
+    record(f, "B1 us_per_task_copy us", seconds * 1e6 / kTasks);
+    record(f, "B1 MiB_per_s_copy MiB/s", kTasks / seconds);
   }
-  std::deque<std::pair<int, std::future<std::string>>> window;
-  const std::uint64_t start = now_ns();
-  for (int k = 0; k < kTasks; ++k) {
-    if (window.size() == 4) {
-      auto [index, future] = std::move(window.front());
-      window.pop_front();
-      if (future.get() != expected[index % 8]) wrong("B1");
+  {
+    // Shared memory (PoolOptions::shared_memory_size): like the peers that move buffers, 4
+    // buffers in rotation; each lives in the pool's shared memory, written there once, and the
+    // task names its range ("OFFSET LENGTH"); the worker sums it in place. No copy at all.
+    options.shared_memory_size = 4 * kSize;
+    Pool pool(options);
+    const std::span<std::byte> shared = pool.shared_memory();
+    std::vector<std::string> ranges(4);
+    for (std::size_t b = 0; b < 4; ++b) {
+      std::memcpy(shared.data() + b * kSize, buffers[b].data(), kSize);
+      ranges[b] = std::to_string(b * kSize) + " " + std::to_string(kSize);
     }
-    window.emplace_back(k, pool.submit("checksum", buffers[k % 8]));
+    const std::vector<std::string> first_four(expected.begin(), expected.begin() + 4);
+    const double seconds = b1_window(pool, "checksum_shared", ranges, first_four, kTasks);
+    record(f, "B1 us_per_task_shared us", seconds * 1e6 / kTasks);
+    record(f, "B1 MiB_per_s_shared MiB/s", kTasks / seconds);
   }
-  for (auto& [index, future] : window) {
-    if (future.get() != expected[index % 8]) wrong("B1");
-  }
-  const double seconds = static_cast<double>(now_ns() - start) / 1e9;
-  record(f, "B1 us_per_task_copy us", seconds * 1e6 / kTasks);
-  record(f, "B1 MiB_per_s_copy MiB/s", kTasks / seconds);
-  pool.shutdown();
-
-  // Shared memory (PoolOptions::shared_memory_size): like the peers that move buffers, 4
-  // buffers in rotation; each lives in the pool's shared memory, written there once, and the
-  // task names its range ("OFFSET LENGTH"); the worker sums it in place. No copy at all.
-  options.shared_memory_size = 4 * kSize;
-  Pool shared_pool(options);
-  const std::span<std::byte> shared = shared_pool.shared_memory();
-  std::vector<std::string> ranges(4);
-  for (std::size_t b = 0; b < 4; ++b) {
-    std::memcpy(shared.data() + b * kSize, buffers[b].data(), kSize);
-    ranges[b] = std::to_string(b * kSize) + " " + std::to_string(kSize);
-  }
-  for (std::size_t b = 0; b < 4; ++b) {
-    if (shared_pool.submit("checksum_shared", ranges[b]).get() != expected[b]) wrong("B1 shared");
-  }
-  window.clear();
-  const std::uint64_t shared_start = now_ns();
-  for (int k = 0; k < kTasks; ++k) {
-    if (window.size() == 4) {
-      auto [index, future] = std::move(window.front());
-      window.pop_front();
-      if (future.get() != expected[index % 4]) wrong("B1 shared");
-    }
-    window.emplace_back(k, shared_pool.submit("checksum_shared", ranges[k % 4]));
-  }
-  for (auto& [index, future] : window) {
-    if (future.get() != expected[index % 4]) wrong("B1 shared");
-  }
-  const double shared_seconds = static_cast<double>(now_ns() - shared_start) / 1e9;
-  record(f, "B1 us_per_task_shared us", shared_seconds * 1e6 / kTasks);
-  record(f, "B1 MiB_per_s_shared MiB/s", kTasks / shared_seconds);
   // Context: the checksum alone, in this process.
   const std::uint64_t t0 = now_ns();
   std::uint64_t sink = 0;

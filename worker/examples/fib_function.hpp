@@ -9,7 +9,7 @@
 
 namespace procpool::examples {
 
-[[gnu::noinline]] inline std::uint64_t fib(std::uint64_t n) {
+[[gnu::noinline, gnu::aligned(64)]] inline std::uint64_t fib(std::uint64_t n) {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);
 }
 
