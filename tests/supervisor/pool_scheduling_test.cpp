@@ -417,8 +417,11 @@ TEST_F(PoolScheduling, AdaptivePipelineIsDeepForTinyTasksAndShallowForLongOnes) 
   });
   tiny.wait_for(payloads.size());
   bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+  // Depth 1 + 1 ms / time per task: deeper than 8 means under 125 us per echo, which holds
+  // even under TSan (about 30 us there, depth ~30; a plain build measures ~1 us, depth in the
+  // hundreds). The time per task is measured, so the bound is loose on purpose.
   const unsigned deep = pool.metrics().workers.at(0).pipeline_depth;
-  EXPECT_GT(deep, 32u) << "tiny tasks: the depth should have grown";
+  EXPECT_GT(deep, 8u) << "tiny tasks: the depth should have grown";
 
   // 5 ms tasks: the time-per-task average moves to them within a few dozen answers.
   for (int i = 0; i < 40; ++i) {
