@@ -397,22 +397,30 @@ class WorkerRuntime {
     Task task(*this, pending.id, pending.attempt, pending.input);
     bool failed = false;
     control.current_task_id.store(pending.id, std::memory_order_relaxed);
-    try {
-      handlers_[pending.handler](task);
-      if (!task.replied_) reply(task, {});
-    } catch (const std::bad_alloc& e) {
-      failed = !task.replied_;
-      if (failed) send_error(pending.id, WorkerErrorCode::kMemoryLimit, e.what());
-    } catch (const std::exception& e) {
-      failed = !task.replied_;
-      if (failed) send_error(pending.id, WorkerErrorCode::kHandlerFailed, e.what());
-    } catch (...) {
-      failed = !task.replied_;
-      if (failed) send_error(pending.id, WorkerErrorCode::kHandlerFailed, "unknown exception");
-    }
+    invoke(pending.handler, task, [&](WorkerErrorCode code, std::string_view what) {
+      failed = true;
+      send_error(pending.id, code, what);
+    });
     control.current_task_id.store(0, std::memory_order_relaxed);
     (failed ? control.tasks_failed : control.tasks_done).fetch_add(1, std::memory_order_relaxed);
     return !broken_;
+  }
+
+  // Runs handler `handler` on `task`: a handler that returns without replying answers with an
+  // empty result; one that throws before replying ends in fail(code, message) (std::bad_alloc
+  // as kMemoryLimit). Task::reply() sends, or adds to the chunk being served.
+  template <class Fail>
+  void invoke(std::uint32_t handler, Task& task, Fail&& fail) {
+    try {
+      handlers_[handler](task);
+      if (!task.replied_) reply(task, {});
+    } catch (const std::bad_alloc& e) {
+      if (!task.replied_) fail(WorkerErrorCode::kMemoryLimit, e.what());
+    } catch (const std::exception& e) {
+      if (!task.replied_) fail(WorkerErrorCode::kHandlerFailed, e.what());
+    } catch (...) {
+      if (!task.replied_) fail(WorkerErrorCode::kHandlerFailed, "unknown exception");
+    }
   }
 
   // A chunk: the handler runs once per item, in order; each item's answer or error goes into one
@@ -436,20 +444,9 @@ class WorkerRuntime {
         break;
       }
       Task task(*this, pending.id, pending.attempt, item);
-      const std::uint32_t before = out.count();
-      auto fail = [&](WorkerErrorCode code, std::string_view what) {
-        if (out.count() == before) out.add_result(static_cast<std::uint32_t>(code), what);
-      };
-      try {
-        handlers_[pending.handler](task);
-        if (!task.replied_) out.add_result(0, {});
-      } catch (const std::bad_alloc& e) {
-        fail(WorkerErrorCode::kMemoryLimit, e.what());
-      } catch (const std::exception& e) {
-        fail(WorkerErrorCode::kHandlerFailed, e.what());
-      } catch (...) {
-        fail(WorkerErrorCode::kHandlerFailed, "unknown exception");
-      }
+      invoke(pending.handler, task, [&](WorkerErrorCode code, std::string_view what) {
+        out.add_result(static_cast<std::uint32_t>(code), what);
+      });
     }
     chunk_ = nullptr;
     control.current_task_id.store(0, std::memory_order_relaxed);
