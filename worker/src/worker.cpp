@@ -169,13 +169,16 @@ class WorkerRuntime {
     std::uint32_t unflushed = 0;
     std::uint64_t batch_start = 0;  // ticks() when the oldest unpublished answer was written
     std::uint64_t last = ticks();   // ticks() when the previous task ended (or work arrived)
+    bool quiet = false;             // the last wait for frames timed out
     while (!g_stop_signal.load(std::memory_order_relaxed) && !shutdown_) {
       if (pending_.empty()) {
         if (!read_frames()) return 3;
         if (pending_.empty()) {
           flush();
           unflushed = 0;
-          if (!shutdown_) wait_for_frames();
+          // After a wait that timed out (nothing came for a heartbeat interval) the next one
+          // sleeps at once: an idle worker wakes once per interval and does not spin each time.
+          if (!shutdown_) quiet = !wait_for_frames(/*spin=*/!quiet);
           last = ticks();
           continue;
         }
@@ -306,11 +309,16 @@ class WorkerRuntime {
     }
   }
 
-  void wait_for_frames() {
-    wait_until(
-        segment_.to_worker().readable,
-        [&] { return in_.poll() || g_stop_signal.load(std::memory_order_relaxed); }, WaitPolicy{},
-        std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms));
+  // Waits up to a heartbeat interval for frames (or SIGTERM), spinning first if `spin`; true if
+  // they came.
+  bool wait_for_frames(bool spin) {
+    WaitPolicy policy;
+    if (!spin) policy.spin = std::chrono::nanoseconds(0);
+    return wait_until(
+               segment_.to_worker().readable,
+               [&] { return in_.poll() || g_stop_signal.load(std::memory_order_relaxed); }, policy,
+               std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms)) ==
+           WaitResult::kReady;
   }
 
   // Moves every complete frame in the ring into pending_ (copying payloads out of shared
