@@ -17,16 +17,7 @@ PingPongResult raw_ring_pingpong(std::size_t warmup, std::size_t measured) {
   if (measured == 0) parent_fail(-1, "raw_ring_pingpong: measured must be > 0");
   SharedRegion* region = map_shared_region();
 
-  const pid_t child = spawn_child([region](const Peer& parent) {
-    Consumer requests(&region->request);
-    Producer responses(&region->response);
-    responses.push(Slot{kReady, 0}, parent);
-    for (;;) {
-      const Slot req = requests.pop(parent);
-      if (req.a == kStop) break;
-      responses.push(Slot{req.a + 1, 0}, parent);
-    }
-  });
+  const pid_t child = spawn_server(region, [](const Slot& req) { return Slot{req.a + 1, 0}; });
 
   const Peer peer{child, true, "child"};
   Producer requests(&region->request);

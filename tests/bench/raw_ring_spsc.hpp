@@ -246,6 +246,22 @@ pid_t spawn_child(Body body) {
   return pid;
 }
 
+// Forks the request/response child: it announces itself (kReady on the response ring), then
+// answers each request with respond(request) until a kStop request.
+template <typename Respond>
+pid_t spawn_server(SharedRegion* region, Respond respond) {
+  return spawn_child([region, respond](const Peer& parent) {
+    Consumer requests(&region->request);
+    Producer responses(&region->response);
+    responses.push(Slot{kReady, 0}, parent);
+    for (;;) {
+      const Slot req = requests.pop(parent);
+      if (req.a == kStop) break;
+      responses.push(respond(req), parent);
+    }
+  });
+}
+
 // Bounded reap: poll for up to kWaitTimeoutNs, then kill the child and abort.
 inline void reap_child(pid_t child) {
   const std::uint64_t deadline = now_ns() + kWaitTimeoutNs;

@@ -29,16 +29,7 @@ constexpr char kImpl[] = "raw-ring";
 // T1: 200,000 increments, one spinning worker, at most 1,024 outstanding.
 double t1_window1024() {
   SharedRegion* region = map_shared_region();
-  const pid_t child = spawn_child([region](const Peer& parent) {
-    Consumer requests(&region->request);
-    Producer responses(&region->response);
-    responses.push(Slot{kReady, 0}, parent);
-    for (;;) {
-      const Slot req = requests.pop(parent);
-      if (req.a == kStop) break;
-      responses.push(Slot{req.a + 1, 0}, parent);
-    }
-  });
+  const pid_t child = spawn_server(region, [](const Slot& req) { return Slot{req.a + 1, 0}; });
   const Peer peer{child, true, "child"};
   Producer requests(&region->request);
   Consumer responses(&region->response);
@@ -101,15 +92,8 @@ double b1_us_per_task() {
   }
 
   SharedRegion* region = map_shared_region();
-  const pid_t child = spawn_child([region, slots](const Peer& parent) {
-    Consumer requests(&region->request);
-    Producer responses(&region->response);
-    responses.push(Slot{kReady, 0}, parent);
-    for (;;) {
-      const Slot req = requests.pop(parent);
-      if (req.a == kStop) break;
-      responses.push(Slot{req.a, checksum(slots + (req.b % 4) * kMiB)}, parent);
-    }
+  const pid_t child = spawn_server(region, [slots](const Slot& req) {
+    return Slot{req.a, checksum(slots + (req.b % 4) * kMiB)};
   });
   const Peer peer{child, true, "child"};
   Producer requests(&region->request);
