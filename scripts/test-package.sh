@@ -4,7 +4,9 @@
 #   2. installs it into a temporary prefix,
 #   3. configures and builds tests/package (a worker on procpool::worker, a supervisor on
 #      procpool::supervisor) against that prefix with find_package(procpool CONFIG REQUIRED),
-#   4. runs the supervisor on the worker and checks the result.
+#   4. runs the supervisor on the worker and checks the result,
+#   5. checks that the installed headers, compiled below C++20, stop at once with one clear message
+#      (tests/package/require_cxx20_test.sh).
 # Prints "package test: ok" on success; exits non-zero on any failure. The prefix and the consumer
 # build are removed on exit.
 #
@@ -58,5 +60,9 @@ cmake --build "$consumer_build" -j "$(nproc)"
 stage "package: run"
 timeout 60 "$consumer_build/consumer_main" "$consumer_build/consumer_worker" \
   || fail "consumer_main failed (exit $?)"
+
+stage "package: the installed headers below C++20"
+bash tests/package/require_cxx20_test.sh g++ "$prefix/include" \
+  || fail "the C++20 check of the installed headers failed"
 
 echo "package test: ok"

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 // The payloads of chunked tasks (a kTask / kResult frame with kFrameChunk): many small inputs,
 // or their answers, in one message, like the chunks of Python's Pool.map(chunksize=N). A chunk

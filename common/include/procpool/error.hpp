@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <stdexcept>  // std::runtime_error
 #include <string>

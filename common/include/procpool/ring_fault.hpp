@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <cstdint>      // std::uint8_t
 #include <string_view>  // std::string_view

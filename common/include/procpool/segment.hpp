@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <cstddef>  // std::byte
 #include <cstdint>  // std::uint64_t

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <atomic>   // std::atomic
 #include <cstddef>  // offsetof

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <cstdint>  // std::uint64_t
 #include <string>   // std::string

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 // procpool::Pool — a pool of worker processes running named handlers on byte payloads.
 //

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 #include <cstddef>      // std::size_t, std::max_align_t
 #include <functional>   // std::function

@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 // The worker SDK: what a worker executable links (procpool::worker). It pulls in only
 // procpool::common and the standard library — no Asio, no Boost.

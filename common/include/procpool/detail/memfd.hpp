@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 // What Segment and SharedRegion share: an owner-only, close-on-exec, size-sealed memfd, and its
 // shared mapping. Errors throw procpool::Error naming `what` ("segment", "shared memory").

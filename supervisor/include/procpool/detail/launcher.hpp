@@ -1,4 +1,5 @@
 #pragma once
+#include "procpool/detail/require_cxx20.hpp"
 
 // The supervisor's process launcher: fork + exec of one worker executable with exactly the fds,
 // environment, signal state and process group the worker should have (DESIGN-RULES 8-13).
