@@ -4,14 +4,16 @@
 #include <bit>      // std::bit_width
 #include <cmath>    // std::log2, std::pow
 #include <cstdint>  // std::uint64_t
+#include <limits>   // infinity
 
 #include "procpool/metrics.hpp"
 
 namespace procpool::detail {
 
-// Latencies in a fixed log-scale histogram: 16 buckets per power of two from 1 us to ~2^36 us,
+// Latencies in a fixed log-scale histogram: 16 buckets per power of two from 1 us to 2^36 us,
 // so recording allocates nothing and percentiles are within ~6% (reported as bucket upper
-// bounds, never above the largest sample).
+// bounds, never above the largest sample). Values from 2^36 us up share an overflow bucket with
+// no upper bound, reported as the largest sample, so they are never understated.
 class LatencyHistogram {
  public:
   void record(double microseconds) {
@@ -34,7 +36,7 @@ class LatencyHistogram {
  private:
   static constexpr std::uint64_t kPerOctave = 16;
   static constexpr std::uint64_t kOctaves = 36;
-  static constexpr std::size_t kBuckets = kPerOctave * kOctaves + 1;
+  static constexpr std::size_t kBuckets = kPerOctave * kOctaves + 2;  // + under 1 us, + overflow
 
   // Integer arithmetic only (this runs twice per task): v = latency in 1/16 us; bucket 0 holds
   // everything under 1 us; above, 16 buckets per power of two, by the 4 bits after the top one.
@@ -51,6 +53,7 @@ class LatencyHistogram {
   }
   static double upper_bound(std::size_t bucket) {
     if (bucket == 0) return 1.0;
+    if (bucket == kBuckets - 1) return std::numeric_limits<double>::infinity();
     const std::uint64_t octave = (bucket - 1) / kPerOctave;
     const std::uint64_t sub = (bucket - 1) % kPerOctave;
     return std::ldexp(static_cast<double>(kPerOctave + sub + 1), static_cast<int>(octave)) /

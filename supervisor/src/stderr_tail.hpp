@@ -23,10 +23,14 @@ class StderrTail {
     }
   }
 
-  // The kept lines, oldest first, each prefixed with "  | " and ended with '\n'.
+  // The last kMaxLines lines, oldest first, each prefixed with "  | " and ended with '\n'. A
+  // partial last line (the worker died mid-line) is one of them.
   std::string text() const {
     std::string out;
-    for (const std::string& line : lines_) out += "  | " + line + "\n";
+    const bool drop_oldest = !partial_.empty() && lines_.size() == kMaxLines;
+    for (std::size_t i = drop_oldest ? 1 : 0; i < lines_.size(); ++i) {
+      out += "  | " + lines_[i] + "\n";
+    }
     if (!partial_.empty()) out += "  | " + partial_ + "\n";
     return out;
   }

@@ -10,9 +10,10 @@
 
 namespace procpool::detail {
 
-// Tasks waiting for a worker: FIFO within a priority; higher priorities first, but never more
-// than kMaxBypass tasks of higher priority are taken while a lower-priority task waits, so Low
-// is never starved forever (it gets at least one in kMaxBypass + 1 dispatches).
+// Tasks waiting for a worker: FIFO within a priority; higher priorities first, but a level
+// that has been taken kMaxBypass times in a row while a lower level waits gives its next turn to
+// the level below. So under a flood of every level Normal gets at least one dispatch in
+// kMaxBypass + 1 and Low at least one in (kMaxBypass + 1)^2: no level starves forever.
 class TaskQueue {
  public:
   static constexpr unsigned kMaxBypass = 7;
@@ -30,10 +31,10 @@ class TaskQueue {
     for (std::size_t level = 0; level < kLevels; ++level) {
       if (levels_[level].empty()) continue;
       if (lower_waiting(level) && bypassed_[level] >= kMaxBypass) {
-        bypassed_[level] = 0;
         continue;  // let a lower level have this one
       }
       if (lower_waiting(level)) ++bypassed_[level];
+      turn_taken(level);
       const std::uint32_t task = levels_[level].front();
       levels_[level].pop_front();
       return task;
@@ -78,6 +79,17 @@ class TaskQueue {
       if (!levels_[l].empty()) return true;
     }
     return false;
+  }
+
+  // A level passed over has had its turn taken only when the next waiting level below it is
+  // served. If that level passed its own turn further down (Normal to Low), High stays passed
+  // over for one more dispatch, so Low's turn comes out of Normal's share and does not make
+  // Normal wait for another kMaxBypass High tasks.
+  void turn_taken(std::size_t served) noexcept {
+    for (std::size_t l = served; l-- > 0;) {
+      bypassed_[l] = 0;
+      if (!levels_[l].empty()) break;
+    }
   }
 
   std::array<std::deque<std::uint32_t>, kLevels> levels_;
