@@ -1,34 +1,33 @@
 #include "map_command.hpp"
 
 #include <fcntl.h>        // fcntl, F_DUPFD_CLOEXEC
-#include <limits.h>       // PIPE_BUF
 #include <poll.h>         // poll
-#include <sched.h>        // sched_getaffinity
-#include <signal.h>       // signal, SIGPIPE, SIGKILL
+#include <signal.h>       // signal, SIGPIPE
 #include <sys/eventfd.h>  // eventfd: completions wake the main thread
 #include <sys/stat.h>     // fstat: input size for the ETA
-#include <unistd.h>       // read, write, dup2, isatty, lseek
+#include <unistd.h>       // isatty, lseek
 
-#include <algorithm>  // std::find_if, std::min
+#include <algorithm>  // std::find, std::min, std::sort
 #include <atomic>     // slot states, the sleep flag
 #include <cerrno>     // errno
-#include <charconv>   // std::from_chars
 #include <chrono>     // durations, the progress clock
-#include <cmath>      // std::ceil
 #include <cstdint>    // std::uint64_t
 #include <cstdio>     // std::snprintf
 #include <cstdlib>    // std::_Exit
-#include <cstring>    // std::memchr, std::memmove, std::strcmp, std::strerror
+#include <cstring>    // std::strerror
 #include <memory>     // std::unique_ptr
-#include <optional>   // parse results, the pool
+#include <optional>   // the pool
 #include <string>     // messages, results
 #include <thread>     // the pool's stopper and starter threads
 #include <vector>     // slots, batches
 
-#include <boost/program_options.hpp>  // option parsing
-
+#include "duration.hpp"
 #include "error_stream.hpp"
 #include "interrupt_signals.hpp"
+#include "line_ranges.hpp"
+#include "line_reader.hpp"
+#include "map_options.hpp"
+#include "output_buffer.hpp"
 #include "procpool/pool.hpp"
 
 namespace procpool::tool {
@@ -54,7 +53,6 @@ constexpr std::uint64_t kMaxInFlightBytes = 64ULL << 20;
 constexpr std::uint64_t kMaxPendingResultBytes = 256ULL << 20;
 constexpr std::size_t kSmallResult = 64;     // results up to this size are not counted above
 constexpr std::size_t kKeepCapacity = 4096;  // a slot frees a larger result buffer once written
-constexpr std::size_t kReadBuffer = 1 << 20;
 constexpr std::size_t kOutputBuffer = 1 << 20;
 constexpr milliseconds kProgressInterval{200};
 constexpr int kShortWaitMs = 2;    // bounds output latency while waiting for a batch of results
@@ -64,63 +62,6 @@ constexpr int kIdleWaitMs = 1000;  // safety net: every wait is bounded
 constexpr std::chrono::seconds kForcedStopBound{2};
 constexpr std::chrono::seconds kForcedFlushBound{1};
 constexpr std::size_t kMaxPendingErrors = 64 * 1024;  // failure messages buffered, bytes
-
-constexpr std::string_view kHelp =
-    R"(Usage: procpool map [OPTIONS] -- WORKER [ARGS...]
-
-Runs handler NAME of the procpool worker program WORKER (started with ARGS) on every line of
-standard input, in a pool of worker processes. Each line, without its newline, is one task's
-payload; each result is written to standard output followed by a newline, in input order unless
---unordered. A last line without a newline is processed too.
-
-Options:
-  -h, --help          show this help and exit
-  --workers N         worker processes (default: the number of CPUs)
-  --handler NAME      the handler to run (default: main)
-  --retries N         run a task again, up to N times, when its worker dies under it or it
-                      times out (default: 0; a handler that throws is not retried)
-  --timeout DURATION  fail a task that runs longer than DURATION: 500ms, 2s, 1m, or a plain
-                      number of seconds (default: 0 = no limit). Each worker then runs one task
-                      at a time, so that time spent waiting is not counted
-  --grace DURATION    on SIGINT or SIGTERM, how long running tasks may take to finish before
-                      their workers are killed (default: 30s; 0 = kill them at once). Also how
-                      long a worker may take to exit at the end of the input
-  --unordered         write results as they complete instead of in input order
-  --progress          show progress on standard error (the default when it is a terminal)
-  --no-progress       do not show progress
-  --stats             print a summary on standard error at the end: tasks, failed, retried,
-                      restarts, elapsed time, lines/s
-
-A line whose task fails writes NOTHING to standard output (so output lines no longer line up
-with input lines); the failure goes to standard error as
-  procpool map: line L: KIND: MESSAGE
-where L counts input lines from 1 and KIND is HandlerError, WorkerCrashed, Timeout, ...
-For WorkerCrashed, MESSAGE says how the worker ended (exit code, or signal and core dump), how
-long it had been up, what it was running, and its last standard error lines, indented below.
-Results are written as they are: a result containing newlines spans several output lines.
-Lines longer than 64 MiB fail with PayloadTooLarge. The workers' own standard output and
-standard error go to standard error, a whole line at a time (never into the progress line).
-
-Interruption: on SIGINT (Ctrl-C) or SIGTERM, procpool map reads no more input and starts no
-new task; tasks already running get --grace to finish (a worker may also run the few tasks
-already handed to it), then the workers are stopped. Every result that completed is written
-(in input order unless --unordered), and standard error ends with
-  procpool map: interrupted by SIGINT: R results written, F failed, N lines not completed
-  procpool map: not completed: lines 7-9, 12, 15-
-N counts the lines read whose task did not complete; "15-" means line 15 and every line after
-it (not read, or read and not started): run those lines again to finish the job. A second
-SIGINT or SIGTERM stops at once: the workers are killed, the results already in are written,
-and the rest is reported as not completed. A third one, or a second one while standard output
-has been blocked for 100 ms, ends procpool map immediately, writing nothing more.
-
-Exit status: 0 every task succeeded; 1 some task failed, or reading input or writing output
-failed; 2 usage error, or the pool could not start (missing or failing worker, unknown handler);
-130 interrupted by SIGINT, 143 interrupted by SIGTERM (128 + the signal number, as the shell
-reports a command killed by it), whether or not some task failed.
-
-Example:
-  seq 1 1000000 | procpool map --workers 2 -- procpool-worker-increment
-)";
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -134,56 +75,6 @@ void write_stderr(std::string_view text) {
   } else {
     (void)write_all(STDERR_FILENO, text.data(), text.size());
   }
-}
-
-int usage_error(const std::string& message) {
-  write_stderr("procpool map: " + message + "\nTry 'procpool map --help' for more information.\n");
-  return kExitUsage;
-}
-
-std::optional<unsigned> parse_unsigned(std::string_view text, unsigned min, unsigned max) {
-  unsigned value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return {};
-  if (value < min || value > max) return {};
-  return value;
-}
-
-// "500ms", "2s", "1.5m", "1h", or a plain number of seconds; 0 = none. A positive duration
-// below 1 ms rounds up to 1 ms (0 would mean no limit).
-std::optional<milliseconds> parse_duration(std::string_view text) {
-  const std::size_t digits = text.find_first_not_of("0123456789.");
-  const std::string_view number = text.substr(0, digits);
-  const std::string_view unit = digits == std::string_view::npos ? "" : text.substr(digits);
-  if (number.empty() || number.find_first_of("0123456789") == std::string_view::npos) return {};
-  double value = 0;
-  const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
-  if (error != std::errc() || end != number.data() + number.size()) return {};
-  double per_unit_ms = 0;
-  if (unit.empty() || unit == "s") {
-    per_unit_ms = 1e3;
-  } else if (unit == "ms") {
-    per_unit_ms = 1;
-  } else if (unit == "m") {
-    per_unit_ms = 60e3;
-  } else if (unit == "h") {
-    per_unit_ms = 3600e3;
-  } else {
-    return {};
-  }
-  const double ms = std::ceil(value * per_unit_ms);
-  if (!(ms >= 0) || ms > 1e10) return {};  // about 115 days
-  return milliseconds(static_cast<milliseconds::rep>(ms));
-}
-
-unsigned cpu_count() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
-    return static_cast<unsigned>(CPU_COUNT(&set));
-  }
-  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<unsigned>(online) : 1;
 }
 
 std::string errno_text(int error) { return std::strerror(error); }
@@ -247,352 +138,12 @@ std::string indent_continuation(std::string_view text) {
   return out;
 }
 
-// 250 ms -> "250 ms", 30000 ms -> "30 s", 1500 ms -> "1.5 s"
-std::string duration_text(milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms < 1000) return std::to_string(ms) + " ms";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-  char text[48];
-  std::snprintf(text, sizeof text, "%.3f", static_cast<double>(ms) / 1e3);
-  std::string out = text;
-  while (out.back() == '0') out.pop_back();
-  return out + " s";
-}
-
-constexpr std::uint64_t kNoLine = ~std::uint64_t{0};
-
-// Sorted 0-based line numbers -> "lines 3-5, 9" (counted from 1). With `open_from` (0-based,
-// or kNoLine), "N-" stands for line N and every line after it, merged with a range that ends
-// just before.
-std::string line_ranges(const std::vector<std::uint64_t>& lines, std::uint64_t open_from) {
-  std::string out;
-  std::size_t items = 0;
-  auto add = [&](std::uint64_t first, std::uint64_t last, bool open) {
-    out += items++ == 0 ? "" : ", ";
-    out += std::to_string(first + 1);
-    if (open) {
-      out += "-";
-    } else if (last != first) {
-      out += "-" + std::to_string(last + 1);
-    }
-  };
-  std::size_t i = 0;
-  while (i < lines.size()) {
-    const std::uint64_t first = lines[i];
-    std::uint64_t last = first;
-    while (i + 1 < lines.size() && lines[i + 1] <= last + 1) last = lines[++i];
-    ++i;
-    if (i == lines.size() && open_from == last + 1) {
-      add(first, last, true);
-      open_from = kNoLine;
-    } else {
-      add(first, last, false);
-    }
-  }
-  if (open_from != kNoLine) add(open_from, open_from, true);
-  const bool one_line = lines.size() == 1 && out.find('-') == std::string::npos;
-  return (one_line ? "line " : "lines ") + out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-struct MapOptions {
-  unsigned workers = 0;
-  std::string handler = "main";
-  unsigned retries = 0;
-  milliseconds timeout{0};
-  milliseconds grace{30000};  // SIGINT/SIGTERM: time for running tasks, then workers are killed
-  bool unordered = false;
-  bool progress = false;
-  bool stats = false;
-  std::string worker;
-  std::vector<std::string> worker_args;
-};
-
-// The options, or nothing with `status` set (help shown, or a usage error reported).
-std::optional<MapOptions> parse_options(std::span<char* const> args, int& status) {
-  namespace po = boost::program_options;
-  const auto dashes = std::find_if(args.begin(), args.end(),
-                                   [](const char* arg) { return std::strcmp(arg, "--") == 0; });
-  const std::vector<std::string> ours(args.begin(), dashes);
-
-  po::options_description options;
-  options.add_options()                                  //
-      ("help,h", "")                                     //
-      ("workers", po::value<std::string>())              //
-      ("handler", po::value<std::string>())              //
-      ("retries", po::value<std::string>())              //
-      ("timeout", po::value<std::string>())              //
-      ("grace", po::value<std::string>())                //
-      ("unordered", po::bool_switch())                   //
-      ("progress", po::bool_switch())                    //
-      ("no-progress", po::bool_switch())                 //
-      ("stats", po::bool_switch())                       //
-      ("stray", po::value<std::vector<std::string>>());  // arguments that are no option
-  po::positional_options_description positional;
-  positional.add("stray", -1);
-  po::variables_map values;
-  try {
-    // No abbreviations: `--work 2` must not silently mean --workers.
-    const int style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
-    po::store(
-        po::command_line_parser(ours).options(options).positional(positional).style(style).run(),
-        values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    status = usage_error(e.what());
-    return {};
-  }
-
-  if (values.count("help") != 0) {
-    write_all(STDOUT_FILENO, kHelp.data(), kHelp.size());
-    status = kExitOk;
-    return {};
-  }
-  if (values.count("stray") != 0) {
-    const std::string& first = values["stray"].as<std::vector<std::string>>().front();
-    status =
-        usage_error(dashes == args.end() ? "missing '--' before the worker command '" + first + "'"
-                                         : "unexpected argument '" + first + "' before '--'");
-    return {};
-  }
-  if (dashes == args.end()) {
-    status = usage_error("missing '-- WORKER': give the worker program after '--'");
-    return {};
-  }
-  if (dashes + 1 == args.end() || **(dashes + 1) == '\0') {
-    status = usage_error("missing WORKER after '--'");
-    return {};
-  }
-
-  MapOptions map;
-  map.worker = *(dashes + 1);
-  map.worker_args.assign(dashes + 2, args.end());
-  map.workers = cpu_count();
-  if (values.count("workers") != 0) {
-    const std::string& text = values["workers"].as<std::string>();
-    const auto workers = parse_unsigned(text, 1, 1024);
-    if (!workers) {
-      status = usage_error("invalid --workers '" + text + "': expected a whole number, 1 to 1024");
-      return {};
-    }
-    map.workers = *workers;
-  }
-  if (values.count("retries") != 0) {
-    const std::string& text = values["retries"].as<std::string>();
-    const auto retries = parse_unsigned(text, 0, 10000);
-    if (!retries) {
-      status = usage_error("invalid --retries '" + text + "': expected a whole number, 0 to 10000");
-      return {};
-    }
-    map.retries = *retries;
-  }
-  if (values.count("timeout") != 0) {
-    const std::string& text = values["timeout"].as<std::string>();
-    const auto timeout = parse_duration(text);
-    if (!timeout) {
-      status = usage_error("invalid --timeout '" + text +
-                           "': expected a duration such as 500ms, 2s or 1m (a plain number is "
-                           "seconds)");
-      return {};
-    }
-    map.timeout = *timeout;
-  }
-  if (values.count("grace") != 0) {
-    const std::string& text = values["grace"].as<std::string>();
-    const auto grace = parse_duration(text);
-    if (!grace) {
-      status = usage_error("invalid --grace '" + text +
-                           "': expected a duration such as 500ms, 30s or 1m (a plain number is "
-                           "seconds; 0 = kill running tasks at once)");
-      return {};
-    }
-    map.grace = *grace;
-  }
-  if (values.count("handler") != 0) {
-    map.handler = values["handler"].as<std::string>();
-    if (map.handler.empty()) {
-      status = usage_error("invalid --handler '': the handler name is empty");
-      return {};
-    }
-  }
-  const bool progress = values["progress"].as<bool>();
-  const bool no_progress = values["no-progress"].as<bool>();
-  if (progress && no_progress) {
-    status = usage_error("--progress and --no-progress contradict each other");
-    return {};
-  }
-  map.progress = progress || (!no_progress && ::isatty(STDERR_FILENO) == 1);
-  map.unordered = values["unordered"].as<bool>();
-  map.stats = values["stats"].as<bool>();
-  return map;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output: one large buffer, written with write(2).
-
-class OutputBuffer {
- public:
-  // `on_error(errno)` is called when a write fails (the buffer is dropped).
-  OutputBuffer(int fd, std::size_t capacity, void (*on_error)(int))
-      : fd_(fd), capacity_(capacity), data_(new char[capacity]), on_error_(on_error) {}
-
-  void append_line(std::string_view text) {
-    if (text.size() + 1 > capacity_ - size_) {
-      flush();
-      if (text.size() + 1 > capacity_) {  // larger than the buffer: straight through
-        write(text.data(), text.size());
-        write("\n", 1);
-        return;
-      }
-    }
-    std::memcpy(data_.get() + size_, text.data(), text.size());
-    size_ += text.size();
-    data_[size_++] = '\n';
-  }
-  void append(std::string_view text) {
-    if (text.size() > capacity_ - size_) flush();
-    if (text.size() > capacity_) {
-      write(text.data(), text.size());
-      return;
-    }
-    std::memcpy(data_.get() + size_, text.data(), text.size());
-    size_ += text.size();
-  }
-  void flush() {
-    if (size_ == 0) return;
-    const std::size_t size = std::exchange(size_, 0);
-    write(data_.get(), size);
-  }
-  bool empty() const noexcept { return size_ == 0; }
-
-  // For a stop at once: from now on the reader gets until `deadline` to take what is written;
-  // what it has not taken by then is dropped, and so is everything after (abandoned()).
-  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
-  bool abandoned() const noexcept { return abandoned_; }
-
- private:
-  void write(const char* data, std::size_t size) {
-    // A reader that stopped reading must not hold up an interrupted run: while this may block,
-    // a second SIGINT/SIGTERM ends the process.
-    const InterruptSignals::BlockingWrite may_block;
-    if (abandoned_ || write_all(fd_, data, size, deadline_)) return;
-    if (deadline_ && errno == ETIMEDOUT) {
-      abandoned_ = true;
-      return;
-    }
-    on_error_(errno);
-  }
-
-  int fd_;
-  std::size_t capacity_;
-  std::size_t size_ = 0;
-  std::unique_ptr<char[]> data_;
-  void (*on_error_)(int);
-  std::optional<Clock::time_point> deadline_;
-  bool abandoned_ = false;
-};
-
 // Standard output closed or failing: nothing more can be delivered. Exit at once; the workers
 // die with us (PR_SET_PDEATHSIG) and their segments are memfds, so nothing is left behind.
 [[noreturn]] void output_failed(int error) {
   write_stderr("procpool map: cannot write standard output: " + errno_text(error) + "\n");
   std::_Exit(kExitFailed);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Input: large read(2)s into one buffer, split on '\n'. The buffer grows only to hold one long
-// line, up to max_line + 1 bytes; a longer line is skipped (and reported) without buffering it.
-
-class LineReader {
- public:
-  enum class Next : std::uint8_t {
-    kLine,       // `line` is the next line, valid until the next fill()
-    kTooLong,    // the next line has more than max_line bytes; it is being skipped
-    kNeedInput,  // no complete line buffered: fill()
-    kEnd,        // end of input
-  };
-
-  LineReader(int fd, std::size_t max_line)
-      : fd_(fd), max_line_(max_line), buffer_(std::min(kReadBuffer, max_line + 1)) {}
-
-  Next next(std::string_view& line) {
-    char* const data = buffer_.data();
-    if (skipping_) {
-      const auto* newline =
-          static_cast<const char*>(std::memchr(data + begin_, '\n', end_ - begin_));
-      if (newline == nullptr) {
-        begin_ = scanned_ = end_;
-        return eof_ ? Next::kEnd : Next::kNeedInput;
-      }
-      begin_ = scanned_ = static_cast<std::size_t>(newline - data) + 1;
-      skipping_ = false;
-    }
-    const auto* newline =
-        static_cast<const char*>(std::memchr(data + scanned_, '\n', end_ - scanned_));
-    if (newline != nullptr) {
-      const auto at = static_cast<std::size_t>(newline - data);
-      line = std::string_view(data + begin_, at - begin_);
-      begin_ = scanned_ = at + 1;
-      return Next::kLine;
-    }
-    scanned_ = end_;  // [begin_, end_) holds no newline: do not scan it again
-    if (end_ - begin_ > max_line_) {
-      skipping_ = true;
-      begin_ = scanned_ = end_;
-      return Next::kTooLong;
-    }
-    if (!eof_) return Next::kNeedInput;
-    if (begin_ == end_) return Next::kEnd;
-    line = std::string_view(data + begin_, end_ - begin_);  // the last line, without a newline
-    begin_ = scanned_ = end_;
-    return Next::kLine;
-  }
-
-  // One read(2), called once poll(2) said the input is readable, so it does not block: some
-  // input, end of input, nothing (a spurious wake-up), or an error (false, errno set). Lines
-  // returned earlier are invalid afterwards.
-  bool fill() {
-    if (begin_ == end_) {
-      begin_ = scanned_ = end_ = 0;
-    } else if (end_ == buffer_.size() && begin_ > 0) {
-      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      scanned_ -= begin_;
-      begin_ = 0;
-    }
-    if (end_ == buffer_.size()) {  // one line fills the buffer: grow (next() bounds this)
-      buffer_.resize(std::min(buffer_.size() * 2, max_line_ + 1));
-    }
-    for (;;) {
-      const ssize_t n = ::read(fd_, buffer_.data() + end_, buffer_.size() - end_);
-      if (n > 0) {
-        end_ += static_cast<std::size_t>(n);
-        return true;
-      }
-      if (n == 0) {
-        eof_ = true;
-        return true;
-      }
-      if (errno == EINTR) continue;
-      // An inherited O_NONBLOCK stdin that polled readable and has nothing after all: the main
-      // loop polls again.
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-      return false;
-    }
-  }
-
- private:
-  int fd_;
-  std::size_t max_line_;
-  std::vector<char> buffer_;
-  std::size_t begin_ = 0;    // first unconsumed byte
-  std::size_t scanned_ = 0;  // [begin_, scanned_) is known to hold no newline
-  std::size_t end_ = 0;      // end of the data read
-  bool eof_ = false;
-  bool skipping_ = false;  // inside a line longer than max_line_
-};
 
 // ---------------------------------------------------------------------------------------------
 // The run: the main thread reads, submits and writes; completions (on pool threads, or on the
@@ -1229,11 +780,9 @@ class MapRun {
 
 }  // namespace
 
-std::string_view map_help() { return kHelp; }
-
 int run_map_command(std::span<char* const> args) {
   int status = kExitOk;
-  const std::optional<MapOptions> options = parse_options(args, status);
+  const std::optional<MapOptions> options = parse_map_options(args, status);
   if (!options) return status;
 
   // Workers inherit our stdout (PoolOptions has no way to redirect it): keep the real one for
