@@ -13,7 +13,10 @@ std::string line_ranges(const std::vector<std::uint64_t>& lines, std::uint64_t o
     if (open) {
       out += "-";
     } else if (last != first) {
-      out += "-" + std::to_string(last + 1);
+      // Two appends, not "-" + std::to_string(...): GCC 12 at -O3 reports a spurious overlap
+      // (-Wrestrict) in that concatenation.
+      out += '-';
+      out += std::to_string(last + 1);
     }
   };
   std::size_t i = 0;
