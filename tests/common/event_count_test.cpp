@@ -2,16 +2,18 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>  // std::thread
+#include <thread>  // std::jthread
 
 #include "child_process.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/wait_strategy.hpp"
+#include "test_timing.hpp"  // scaled
 
 namespace procpool {
 namespace {
 
 using test::ChildProcess;
+using test::scaled;
 using namespace std::chrono_literals;
 
 // No spinning at all: every wait goes through prepare_wait / futex, the path that can lose a
@@ -41,22 +43,30 @@ TEST(EventCount, NotifyBeforeWaitIsNotLost) {
   event.notify();  // lands between the announcement and the sleep
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(event.wait(key, 10s), WaitResult::kReady);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, scaled(5s));
 }
 
 TEST(EventCount, NotifyFromAnotherThreadWakesASleeper) {
   EventCount event;
   std::atomic<bool> flag{false};
-  std::thread notifier([&] {
-    // Wait until the main thread is announced, so the notify must go through the futex.
-    while (event.waiters() == 0) std::this_thread::yield();
+  std::jthread notifier([&] {
+    // Wait until the main thread is announced, so the notify must go through the futex; bounded,
+    // and it notifies anyway, so a main thread that never announces itself fails by name here
+    // instead of hanging the test.
+    const auto deadline = std::chrono::steady_clock::now() + scaled(5s);
+    while (event.waiters() == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the main thread never announced itself as a waiter";
+        break;
+      }
+      std::this_thread::yield();
+    }
     flag.store(true, std::memory_order_release);
     event.notify();
   });
   EXPECT_EQ(wait_until(
                 event, [&] { return flag.load(std::memory_order_acquire); }, kSleepOnly, 10s),
             WaitResult::kReady);
-  notifier.join();
 }
 
 // 100,000 round trips between two processes through a segment's rings, each side sleeping on the
@@ -131,7 +141,7 @@ TEST(EventCount, WaiterWhosePeerDiedReturnsByItsTimeout) {
       WaitResult::kTimedOut);
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_GE(elapsed, 200ms);
-  EXPECT_LT(elapsed, 5s);
+  EXPECT_LT(elapsed, scaled(5s));
   EXPECT_EQ(segment.to_supervisor().readable.waiters(), 0U);
   ::close(ready_pipe[0]);
   ::close(ready_pipe[1]);

@@ -3,12 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>   // std::printf
+#include <cstdlib>  // std::getenv
 #include <cstring>  // std::memcpy
 #include <random>   // std::mt19937_64
+#include <string>   // std::stoull
 
 #include "child_process.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/wait_strategy.hpp"
+#include "test_timing.hpp"  // kThreadSanitizer
 
 namespace procpool {
 namespace {
@@ -21,11 +25,18 @@ using namespace std::chrono_literals;
 // TSan's shadow mappings costs several times more: the tsan run moves fewer records and kills
 // fewer producers, to stay well inside the CTest timeout on a busy 2-core machine. The dev and
 // asan runs keep the full counts.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
+using test::kThreadSanitizer;
+
+// The random moments of a run come from one seed: random unless PROCPOOL_TEST_SEED gives it, and
+// always reported with the test (in its XML properties and in every failure message), so a
+// failing run can be replayed with the same kill points.
+std::uint64_t test_seed() {
+  if (const char* text = std::getenv("PROCPOOL_TEST_SEED"); text != nullptr && *text != '\0') {
+    return std::stoull(text, nullptr, 0);
+  }
+  std::random_device device;
+  return (std::uint64_t{device()} << 32) | device();
+}
 
 // A self-checking record: [seq u64][check u64][filler bytes derived from seq]. A reader can tell a
 // complete record from a torn one without any other knowledge.
@@ -144,7 +155,14 @@ TEST(RingProcess, ProducerKilledWhileWritingLeavesOnlyCompleteRecords) {
   config.to_supervisor_capacity = 4096;  // small: many wraps and many full-ring waits
   Segment segment = Segment::create(config, 1);
   RingReader reader = segment.supervisor_reader();
-  std::mt19937_64 rng(std::random_device{}());
+  const std::uint64_t seed = test_seed();
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  std::printf("seed %llu (replay with PROCPOOL_TEST_SEED=%llu)\n",
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  std::fflush(stdout);  // before a hang or a crash, too
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               " (replay with PROCPOOL_TEST_SEED=" + std::to_string(seed) + ")");
+  std::mt19937_64 rng(seed);
   std::uint64_t next_seq = 0;
   std::uint64_t torn_seen = 0;
 

@@ -3,11 +3,12 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>  // std::memcpy
-#include <deque>    // std::deque (the model in the randomized test)
-#include <random>   // std::mt19937_64
-#include <string>   // std::string
-#include <thread>   // std::thread
+#include <cstring>     // std::memcpy
+#include <deque>       // std::deque (the model in the randomized test)
+#include <random>      // std::mt19937_64
+#include <stop_token>  // std::stop_callback
+#include <string>      // std::string
+#include <thread>      // std::jthread
 
 #include "local_ring.hpp"
 #include "procpool/wait_strategy.hpp"
@@ -220,16 +221,20 @@ TEST(Ring, TwoThreadsMoveTenMillionRecordsWithChecksum) {
   LocalRing ring(64 * 1024);
   std::uint64_t sent_sum = 0;
   bool producer_ok = true;
-  std::thread producer([&] {
+  // A failed ASSERT below returns early: the jthread then asks the producer to stop and joins
+  // it, instead of std::terminate on a joinable thread.
+  std::jthread producer([&](std::stop_token stop) {
+    const std::stop_callback wake(stop, [&] { ring.data().writable.notify(); });
     RingWriter writer = ring.writer();
-    for (std::uint64_t i = 0; i < kRecords; ++i) {
+    for (std::uint64_t i = 0; i < kRecords && !stop.stop_requested(); ++i) {
       const std::uint32_t size = 8 + static_cast<std::uint32_t>((i * 7) % 65);
       std::span<std::byte> room;
       while (writer.try_reserve(size, room) == WriteStatus::kFull) {
         writer.publish();
-        if (wait_until(
-                ring.data().writable, [&] { return writer.can_reserve(size); }, WaitPolicy{},
-                kBound) == WaitResult::kTimedOut) {
+        const auto room_or_stop = [&] { return stop.stop_requested() || writer.can_reserve(size); };
+        if (wait_until(ring.data().writable, room_or_stop, WaitPolicy{}, kBound) ==
+                WaitResult::kTimedOut ||
+            stop.stop_requested()) {
           producer_ok = false;
           return;
         }
