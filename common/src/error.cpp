@@ -5,7 +5,7 @@
 namespace procpool {
 
 void throw_errno(int error, std::string_view what) {
-  throw Error(std::string(what) + ": " + std::strerror(error));
+  throw SystemError(error, std::string(what) + ": " + std::strerror(error));
 }
 
 }  // namespace procpool

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>        // pipe2, O_CLOEXEC
 #include <poll.h>         // poll (forwarding stderr)
+#include <pthread.h>      // pthread_atfork, pthread_sigmask
 #include <signal.h>       // SIGKILL
 #include <sys/epoll.h>    // epoll
 #include <sys/eventfd.h>  // eventfd
@@ -22,7 +23,7 @@
 #include "procpool/wait_strategy.hpp"
 #include "procpool/wire_format.hpp"
 #include "procpool/worker_environment.hpp"
-#include "restart_backoff.hpp"
+#include "restart_tracker.hpp"
 
 namespace procpool::detail {
 namespace {
@@ -61,6 +62,15 @@ TaskError::Kind kind_of(WorkerErrorCode code) noexcept {
       break;
   }
   return TaskError::Kind::HandlerError;
+}
+
+// What a user callback threw: reported on stderr (best effort, never raising SIGPIPE: the
+// supervisor thread blocks it), and the pool goes on.
+void report_callback_error(const char* where, const char* what) noexcept {
+  char text[512];
+  const int n = std::snprintf(text, sizeof text, "procpool: %s threw: %s\n", where, what);
+  if (n > 0)
+    (void)!::write(STDERR_FILENO, text, std::min(sizeof text - 1, static_cast<std::size_t>(n)));
 }
 
 std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
@@ -106,9 +116,6 @@ void validate(const PoolOptions& o, unsigned min_workers, unsigned max_workers) 
   if (o.heartbeat_interval.count() < 1) bad("heartbeat_interval must be at least 1 ms");
   if (o.heartbeat_misses < 2) bad("heartbeat_misses must be at least 2");
   if (o.startup_timeout.count() < 1) bad("startup_timeout must be at least 1 ms");
-  if (o.restart.max_consecutive_failures == 0) {
-    bad("restart.max_consecutive_failures must be at least 1");
-  }
   if (o.restart.initial_backoff.count() < 0 || o.restart.max_backoff < o.restart.initial_backoff) {
     bad("restart backoff: need 0 <= initial_backoff <= max_backoff");
   }
@@ -159,7 +166,10 @@ PoolCore::PoolCore(PoolOptions options)
     }
   }
   slots_.resize(max_workers_);
-  for (unsigned i = 0; i < max_workers_; ++i) slots_[i].index = i;
+  for (unsigned i = 0; i < max_workers_; ++i) {
+    slots_[i].index = i;
+    slots_[i].restart = RestartTracker(options_.restart);
+  }
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno(errno, "procpool::Pool: epoll_create1");
   kick_fd_ = make_eventfd();
@@ -169,7 +179,12 @@ PoolCore::PoolCore(PoolOptions options)
 }
 
 PoolCore::~PoolCore() {
-  shutdown();
+  shutdown();  // never on the supervisor thread or in a callback: see destroy()
+  {
+    // A thread whose callback dropped the last reference may still be on its way out.
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return callers_inside_ == 0; });
+  }
   close_fd(epoll_fd_);
   close_fd(kick_fd_);
 }
@@ -178,10 +193,10 @@ void PoolCore::start() {
   thread_ = std::thread([this] { run_loop(); });
   started_ = true;  // before the pool is shared with any other thread: never written again
   std::unique_lock lock(mu_);
-  // The supervisor thread enforces every start-up bound (startup_timeout, the restart limit),
-  // so this wait ends; the outer bound only guards against a bug there.
-  const auto bound = options_.startup_timeout * (options_.restart.max_consecutive_failures + 1) +
-                     options_.restart.max_backoff * options_.restart.max_consecutive_failures +
+  // The supervisor thread enforces every start-up bound (startup_timeout, and a crash loop
+  // fails start-up), so this wait ends; the outer bound only guards against a bug there.
+  const unsigned tries = std::max(1u, options_.restart.crash_loop_after) + 1;
+  const auto bound = options_.startup_timeout * tries + options_.restart.max_backoff * tries +
                      std::chrono::seconds(10);
   const bool settled = changed_.wait_for(lock, bound, [&] {
     if (failure_) return true;
@@ -189,6 +204,7 @@ void PoolCore::start() {
     for (const WorkerSlot& slot : slots_) ready += slot.state == State::kReady;
     return ready >= min_workers_;
   });
+  started_up_ = true;
   if (!failure_ && !settled) fail_pool_locked("workers did not become READY");
   if (failure_) {
     const std::string message = *failure_;
@@ -207,6 +223,9 @@ void PoolCore::shutdown() {
     shutdown_deadline_ = Clock::now() + options_.shutdown_grace;
     kick();
   }
+  // From one of the pool's callbacks, waiting would wait for that callback (or, on the pool's
+  // own thread, for this thread): the stop goes on once the callback returns.
+  if (in_callback() || on_supervisor_thread()) return;
   join_supervisor(lock);
 }
 
@@ -225,18 +244,23 @@ void PoolCore::terminate() {
       free_task_locked(index);
     });
     for (WorkerSlot& slot : slots_) {
-      if (slot.live()) kill_locked(slot, "killed by Pool::terminate()", false);
+      if (slot.live()) kill_locked(slot, "killed by Pool::terminate()", KillCause::kStop);
     }
     kick();
     changed_.notify_all();
   }
   deliver(lock);
+  if (in_callback() || on_supervisor_thread()) return;  // as in shutdown()
   join_supervisor(lock);
 }
 
 // Waits until the supervisor thread has stopped, then joins it (once, whichever thread gets
 // here first; the others wait for that join to finish).
 void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
+  if (on_supervisor_thread()) {  // it would wait for itself
+    lock.unlock();
+    return;
+  }
   changed_.wait(lock, [&] { return stopped_; });
   lock.unlock();
   std::call_once(joined_, [&] { thread_.join(); });
@@ -311,6 +335,8 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
   task.submitted = Clock::now();
   task.slot = -1;
   task.abandoned = false;
+  task.began = Clock::time_point{};
+  task.uncharged_deaths = 0;
   task.completion = std::move(completion);
   return index;
 }
@@ -326,7 +352,7 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
   const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion));
   TaskRecord& task = tasks_[index];
   if (payload.size() >= kDirectPayloadMin && task.max_attempts == 1 && queue_.empty()) {
-    if (WorkerSlot* slot = pick_slot_locked()) {
+    if (WorkerSlot* slot = pick_slot_locked(task.submitted)) {
       task.payload.clear();
       task.payload_stored = false;
       start_dispatch_locked(*slot, index, task.submitted);
@@ -362,11 +388,16 @@ void PoolCore::submit(std::string_view handler, std::string_view payload,
 std::future<std::string> PoolCore::submit_future(std::string_view handler, std::string_view payload,
                                                  const TaskOptions& options) {
   auto state = std::make_shared<FutureState>();
-  submit(handler, payload, options, Completion([state](const TaskOutcome& outcome) {
-           if (outcome.ok()) {
-             state->value.assign(outcome.value());
-           } else {
-             state->error.emplace(*outcome.error());
+  submit(handler, payload, options, Completion([state](const TaskOutcome& outcome) noexcept {
+           // Never throws, and always marks the state done: get() must not wait forever.
+           try {
+             if (outcome.ok()) {
+               state->value.assign(outcome.value());
+             } else {
+               state->error.emplace(*outcome.error());
+             }
+           } catch (...) {
+             state->exception = std::current_exception();
            }
            state->done.store(1, std::memory_order_release);
            state->done.notify_all();
@@ -375,6 +406,7 @@ std::future<std::string> PoolCore::submit_future(std::string_view handler, std::
   // itself (DESIGN-RULES 21) instead of sleeping until another thread hands the result over.
   return std::async(std::launch::deferred, [self = shared_from_this(), state]() -> std::string {
     self->await(*state);
+    if (state->exception) std::rethrow_exception(state->exception);
     if (state->error) throw *state->error;
     return std::move(state->value);
   });
@@ -407,26 +439,40 @@ void PoolCore::submit_batch(std::string_view handler, std::span<const std::strin
 
 namespace {
 
+void item_callback_threw(std::size_t index, int pid) noexcept;  // with deliver()
+
 // The completion of one chunk: fans the chunk's outcome out to its items. Its answers were
-// checked by check_chunk_results before it runs.
+// checked by check_chunk_results before it runs. An item callback that throws is reported and
+// counted; the items after it are still delivered.
 Completion chunk_completion(std::shared_ptr<ItemCallback> on_item, std::size_t base,
                             std::uint32_t count) {
   return Completion([on_item = std::move(on_item), base, count](const TaskOutcome& outcome) {
+    auto item = [&](std::size_t index, auto&& call) {
+      try {
+        call();
+      } catch (...) {
+        item_callback_threw(index, outcome.worker_pid());
+      }
+    };
     if (!outcome.ok()) {  // the chunk failed as a whole: every item says why
-      for (std::uint32_t k = 0; k < count; ++k) (*on_item)(base + k, outcome);
+      for (std::uint32_t k = 0; k < count; ++k) {
+        item(base + k, [&] { (*on_item)(base + k, outcome); });
+      }
       return;
     }
     ChunkReader reader(outcome.value());
     std::uint32_t code = 0;
     std::size_t index = base;
     for (std::string_view bytes; reader.next_result(code, bytes); ++index) {
-      if (code == 0) {
-        (*on_item)(index, TaskOutcome(bytes, nullptr, outcome.worker_pid()));
-      } else {
-        const TaskError error(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes),
-                              outcome.worker_pid());
-        (*on_item)(index, TaskOutcome({}, &error, outcome.worker_pid()));
-      }
+      item(index, [&] {
+        if (code == 0) {
+          (*on_item)(index, TaskOutcome(bytes, nullptr, outcome.worker_pid()));
+        } else {
+          const TaskError error(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes),
+                                outcome.worker_pid());
+          (*on_item)(index, TaskOutcome({}, &error, outcome.worker_pid()));
+        }
+      });
     }
   });
 }
@@ -491,6 +537,7 @@ void PoolCore::submit_chunked(std::string_view handler, std::span<const std::str
 }
 
 void PoolCore::cancel(std::uint64_t task_id) {
+  check_owner();  // CancelSource reaches the core without Pool's checks
   std::unique_lock lock(mu_);
   cancel_locked(task_id);
   deliver(lock);
@@ -525,15 +572,29 @@ void PoolCore::cancel_locked(std::uint64_t task_id) {
 // ---------------------------------------------------------------------------------------------
 // Dispatch: least-loaded ready worker with room in its pipeline.
 
-WorkerSlot* PoolCore::pick_slot_locked() {
+WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
     if (slot.state != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
     const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
     if (slot.inflight.size() >= depth) continue;
+    if (options_.pipeline_depth == 0 && !slot.inflight.empty() && running_long_locked(slot, now)) {
+      continue;  // its task runs far longer than measured: nothing more waits behind it
+    }
     if (best == nullptr || slot.inflight.size() < best->inflight.size()) best = &slot;
   }
   return best;
+}
+
+// The task at the head of the worker's pipeline has run for more than four times the worker's
+// measured time per task (and at least kLongTask): the adaptive depth, measured on shorter
+// tasks, would queue new tasks behind a long one.
+bool PoolCore::running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
+  const Clock::time_point began = tasks_[slot.inflight.front()].began;
+  if (began == Clock::time_point{}) return false;
+  const auto ran = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
+  const auto floor = std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count();
+  return ran > std::max<std::int64_t>(floor, 4 * slot.service_ns);
 }
 
 void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now) {
@@ -543,7 +604,10 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   task.slot = static_cast<int>(slot.index);
   ++task.attempts;
   if (task.attempts > 1) ++retried_;
-  if (task.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + task.timeout);
+  if (slot.inflight.empty()) {
+    task.began = now;
+    if (task.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + task.timeout);
+  }
   ++running_;
   slot.inflight.push_back(index);
   slot.last_active = now;
@@ -560,7 +624,7 @@ void PoolCore::dispatch_locked() {
   if (queue_.empty()) return;
   const auto now = Clock::now();
   while (!queue_.empty()) {
-    WorkerSlot* slot = pick_slot_locked();
+    WorkerSlot* slot = pick_slot_locked(now);
     if (slot == nullptr) break;
     const std::uint32_t index = *queue_.pop();
     start_dispatch_locked(*slot, index, now);
@@ -589,8 +653,9 @@ bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* sourc
         write_frame(writer, header, as_bytes(payload.substr(slot.partial_offset, size)));
     if (status == WriteStatus::kFull) return false;  // continued when the worker makes room
     if (status != WriteStatus::kOk) {
-      kill_locked(
-          slot, std::string("protocol violation: ") + std::string(to_string(writer.fault())), true);
+      kill_locked(slot,
+                  std::string("protocol violation: ") + std::string(to_string(writer.fault())),
+                  KillCause::kProtocolViolation);
       return false;
     }
     slot.partial_offset += size;
@@ -635,7 +700,8 @@ void PoolCore::drain_slot_locked(WorkerSlot& slot) {
     std::span<const std::byte> payload;
     const DecodeStatus decoded = decode_frame(record, header, payload);
     if (decoded != DecodeStatus::kOk) {
-      kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)), true);
+      kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)),
+                  KillCause::kProtocolViolation);
       return;
     }
     on_frame_locked(slot, header, payload);
@@ -644,7 +710,8 @@ void PoolCore::drain_slot_locked(WorkerSlot& slot) {
   }
   reader.release();
   if (status == ReadStatus::kCorrupt) {
-    kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())), true);
+    kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())),
+                KillCause::kProtocolViolation);
     return;
   }
   // Room the worker made may let a fragmented task continue.
@@ -657,25 +724,34 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
     case FrameType::kReady: {
       std::vector<std::string> names;
       if (slot.state != State::kStarting || !decode_handler_names(payload, names)) {
-        kill_locked(slot, "protocol violation: unexpected or malformed READY", true);
+        kill_locked(slot, "protocol violation: unexpected or malformed READY",
+                    KillCause::kProtocolViolation);
         return;
       }
       if (handler_names_.empty()) {
         handler_names_ = names;
         for (std::uint32_t i = 0; i < names.size(); ++i) handler_ids_.emplace(names[i], i);
       } else if (names != handler_names_) {
-        kill_locked(slot, "announced different handlers than the pool's other workers", true);
+        kill_locked(slot, "announced different handlers than the pool's other workers",
+                    KillCause::kProtocolViolation);
         return;
       }
       slot.state = State::kReady;
       slot.ready_at = slot.last_active = Clock::now();
+      slot.restart.on_ready(slot.ready_at);
+      PoolEvent ready;
+      ready.kind = PoolEvent::Kind::WorkerReady;
+      ready.pid = slot.pid;
+      emit_locked(slot, std::move(ready));
+      if (options_.on_event) kick();  // the supervisor thread runs the event
       changed_.notify_all();
       return;
     }
     case FrameType::kResult:
     case FrameType::kError: {
       if (slot.assembling && slot.assembly_task != header.task_id) {
-        kill_locked(slot, "protocol violation: result fragments interleaved", true);
+        kill_locked(slot, "protocol violation: result fragments interleaved",
+                    KillCause::kProtocolViolation);
         return;
       }
       if ((header.flags & kFrameMore) != 0 || slot.assembling) {
@@ -685,7 +761,8 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
           slot.assembling = true;
         }
         if (slot.assembly.size() + payload.size() > options_.max_payload + 64 * 1024) {
-          kill_locked(slot, "protocol violation: result above max_payload", true);
+          kill_locked(slot, "protocol violation: result above max_payload",
+                      KillCause::kProtocolViolation);
           return;
         }
         slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
@@ -704,7 +781,8 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
     case FrameType::kHeartbeat:
       return;
     default:
-      kill_locked(slot, "protocol violation: unexpected frame type from worker", true);
+      kill_locked(slot, "protocol violation: unexpected frame type from worker",
+                  KillCause::kProtocolViolation);
       return;
   }
 }
@@ -717,14 +795,14 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     kill_locked(slot,
                 "protocol violation: answer for task " + std::to_string(task_id) +
                     ", which is not on board",
-                true);
+                KillCause::kProtocolViolation);
     return;
   }
   if (chunk != (ok && tasks_[index].chunk_items != 0)) {
     kill_locked(slot,
                 chunk ? "protocol violation: chunked answer for a task that is not a chunk"
                       : "protocol violation: plain answer for a chunked task",
-                true);
+                KillCause::kProtocolViolation);
     return;
   }
   if (on_board == slot.inflight.begin()) {
@@ -733,6 +811,13 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     slot.inflight.erase(on_board);
   }
   const auto now = Clock::now();
+  if (!slot.inflight.empty()) {  // the next task starts now: its timeout counts from here
+    TaskRecord& next = tasks_[slot.inflight.front()];
+    if (next.began == Clock::time_point{}) {
+      next.began = now;
+      if (next.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + next.timeout);
+    }
+  }
   slot.last_active = now;
   TaskRecord& task = tasks_[index];
   adapt_depth_locked(slot, task, now);  // the service time also decides whether to spin
@@ -752,11 +837,14 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                                    describe_slot(slot) + ", which was killed",
                                slot.pid));
       free_task_locked(index);
-      kill_locked(slot, "protocol violation: malformed chunk answer", true);
+      kill_locked(slot, "protocol violation: malformed chunk answer",
+                  KillCause::kProtocolViolation);
       return;
     }
     slot.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
     slot.tasks_failed += static_cast<std::uint64_t>(failures);
+    slot.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.slot_tasks_failed += static_cast<std::uint64_t>(failures);
     if (out_of_memory && slot.state == State::kReady) {  // recycled, as for a plain task
       slot.state = State::kDraining;
       kick();
@@ -765,9 +853,11 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                    static_cast<std::uint32_t>(failures));
   } else if (ok) {
     ++slot.tasks_done;
+    ++slot.slot_tasks_done;
     resolve_locked(index, std::string(body), std::nullopt, slot.pid);
   } else {
     ++slot.tasks_failed;
+    ++slot.slot_tasks_failed;
     WorkerErrorCode code{};
     std::string_view message;
     if (!decode_error(as_bytes(body), code, message)) {
@@ -777,7 +867,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                                    describe_slot(slot) + ", which was killed",
                                slot.pid));
       free_task_locked(index);
-      kill_locked(slot, "protocol violation: malformed error frame", true);
+      kill_locked(slot, "protocol violation: malformed error frame", KillCause::kProtocolViolation);
       return;
     }
     TaskError::Kind kind = kind_of(code);
@@ -874,6 +964,126 @@ void PoolCore::free_task_locked(std::uint32_t index) {
   if (running_ == 0 && queue_.empty()) changed_.notify_all();  // idle
 }
 
+// ---------------------------------------------------------------------------------------------
+// Callers and hosts: callbacks that throw or stop the pool, fork(), SIGPIPE
+
+namespace {
+
+// Writes to the host's stderr without ever raising SIGPIPE in it (its stderr may be a pipe
+// whose reader is gone): SIGPIPE is blocked in this thread around the write, and the one the
+// write raised, if any, is consumed before the old mask comes back.
+void write_stderr_quietly(const char* bytes, std::size_t size) noexcept {
+  sigset_t pipe_only, old_mask, pending;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  if (::pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask) != 0) return;
+  const int saved_errno = errno;
+  const bool was_pending = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  if (::write(STDERR_FILENO, bytes, size) < 0 && errno == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  errno = saved_errno;
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+}
+
+// The callbacks this thread runs now, innermost first: a callback may make this pool or
+// another one deliver more.
+struct CallbackScope {
+  const PoolCore* core;
+  CallbackScope* outer;
+  std::uint64_t errors = 0;
+};
+thread_local CallbackScope* tls_callbacks = nullptr;
+
+// Called in a catch block: reports what a callback threw (once per occurrence) and counts it in
+// the innermost scope, whose pool adds it to PoolMetrics::callback_errors.
+void callback_threw(const char* callback, long long item, int pid) noexcept {
+  const char* what = "an exception not derived from std::exception";
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  char item_text[48] = "";
+  if (item >= 0) std::snprintf(item_text, sizeof item_text, " for item %lld", item);
+  char pid_text[48] = "";
+  if (pid > 0) std::snprintf(pid_text, sizeof pid_text, " (task answered by worker pid %d)", pid);
+  char text[1024];
+  int n = std::snprintf(text, sizeof text,
+                        "procpool: %s%s threw: %s%s; caught and counted in "
+                        "PoolMetrics::callback_errors, the other callbacks still run\n",
+                        callback, item_text, what, pid_text);
+  if (n < 0) return;
+  if (static_cast<std::size_t>(n) >= sizeof text) {
+    n = sizeof text - 1;
+    text[n - 1] = '\n';
+  }
+  write_stderr_quietly(text, static_cast<std::size_t>(n));
+  if (tls_callbacks != nullptr) ++tls_callbacks->errors;
+}
+
+void item_callback_threw(std::size_t index, int pid) noexcept {
+  callback_threw("a submit_chunked item callback", static_cast<long long>(index), pid);
+}
+
+std::atomic<std::uint64_t> g_forks{0};  // fork()s this process came out of as the child
+
+}  // namespace
+
+std::uint64_t PoolCore::fork_generation() noexcept {
+  static const bool registered = [] {
+    return ::pthread_atfork(nullptr, nullptr,
+                            [] { g_forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
+  }();
+  (void)registered;
+  return g_forks.load(std::memory_order_relaxed);
+}
+
+int PoolCore::current_pid() noexcept { return static_cast<int>(::getpid()); }
+
+bool PoolCore::forked() const noexcept { return fork_generation() != born_generation_; }
+
+void PoolCore::check_owner() const {
+  if (!forked()) return;
+  throw Error("procpool::Pool: this pool belongs to process " + std::to_string(owner_pid_) +
+              "; a fork()ed child (pid " + std::to_string(current_pid()) +
+              ") cannot use it (its workers and threads are the parent's): create a new Pool "
+              "in the child");
+}
+
+bool PoolCore::in_callback() const noexcept {
+  for (const CallbackScope* scope = tls_callbacks; scope != nullptr; scope = scope->outer) {
+    if (scope->core == this) return true;
+  }
+  return false;
+}
+
+bool PoolCore::on_supervisor_thread() const noexcept {
+  return thread_.get_id() == std::this_thread::get_id();
+}
+
+std::uint64_t PoolCore::callback_errors() const {
+  std::lock_guard lock(mu_);
+  return callback_errors_;
+}
+
+void PoolCore::destroy(PoolCore* core) noexcept {
+  if (core->forked()) return;  // the parent's: left alone (a deliberate leak in the child)
+  if (core->in_callback() || core->on_supervisor_thread()) {
+    try {
+      std::thread([core] { delete core; }).detach();
+    } catch (...) {
+      // No thread to finish the stop on: leaking the pool beats destroying it under a
+      // running callback.
+    }
+    return;
+  }
+  delete core;
+}
+
 void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   if (deliveries_.empty()) return;
   std::vector<Delivery> batch;
@@ -883,22 +1093,38 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   }
   batch.swap(deliveries_);
   in_delivery_ += batch.size();
+  ++callers_inside_;
   lock.unlock();
+  // A callback that throws is reported and counted; the rest of the batch still runs, on the
+  // pool's own thread as in another thread's get(), where it must not escape either.
+  CallbackScope scope{this, tls_callbacks};
+  tls_callbacks = &scope;
   for (Delivery& d : batch) {
-    d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr, d.pid));
+    try {
+      d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr, d.pid));
+    } catch (...) {
+      callback_threw("a completion callback", -1, d.pid);
+    }
   }
   const std::size_t delivered = batch.size();
   batch.clear();
+  tls_callbacks = scope.outer;
   lock.lock();
+  callback_errors_ += scope.errors;
+  --callers_inside_;
   spare_batches_.push_back(std::move(batch));
   in_delivery_ -= delivered;
-  if (in_delivery_ == 0 && running_ == 0 && queue_.empty()) changed_.notify_all();
+  if ((in_delivery_ == 0 && running_ == 0 && queue_.empty()) ||
+      (callers_inside_ == 0 && stopped_)) {
+    changed_.notify_all();
+  }
 }
 
 // A thread waiting for one future: spin on the result rings first (draining them itself), then
 // sleep until the supervisor thread resolves the task.
 void PoolCore::await(FutureState& state) {
   if (state.done.load(std::memory_order_acquire) != 0) return;
+  check_owner();  // the child's copy of the rings is the parent's
   bool spin = true;
   {
     std::lock_guard lock(mu_);
@@ -933,7 +1159,21 @@ void PoolCore::await(FutureState& state) {
 }
 
 void PoolCore::wait_idle() {
+  check_owner();
+  if (in_callback()) {
+    throw Error(
+        "procpool::Pool::wait_idle() called from one of the pool's completion callbacks: it "
+        "would wait for that callback itself");
+  }
   std::unique_lock lock(mu_);
+  // Counted: a callback run below may drop the pool's last reference.
+  struct Inside {
+    PoolCore& core;
+    explicit Inside(PoolCore& c) : core(c) { ++core.callers_inside_; }
+    ~Inside() {
+      if (--core.callers_inside_ == 0 && core.stopped_) core.changed_.notify_all();
+    }
+  } inside(*this);
   pollers_.fetch_add(1, std::memory_order_acq_rel);
   const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
   auto idle = [&] {
@@ -968,13 +1208,13 @@ void PoolCore::run_loop() {
   while (true) {
     const auto now = Clock::now();
     drain_all_locked();
-    const Clock::time_point next_timer = timers_locked(now);
-    autoscale_locked(now);
+    const Clock::time_point next_timer = std::min(timers_locked(now), autoscale_locked(now));
     dispatch_locked();
     publish_all_locked();
     if (running_ == 0 && queue_.empty()) changed_.notify_all();
     const bool had_deliveries = !deliveries_.empty();
     deliver(lock);
+    flush_events(lock);
     if (stopping_ && live_slots_locked() == 0 && queue_.empty() && running_ == 0) {
       bool backoff = false;
       for (const WorkerSlot& slot : slots_) backoff |= slot.state == State::kBackoff;
@@ -1125,10 +1365,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
       close_fd(slot.stderr_fd);
       slot.pid = -1;
     }
-    // A worker that cannot even be started (missing binary, exec failure) will not start on
-    // the next try either: fail the pool with the reason instead of backing off forever.
-    fail_pool_locked(std::string("cannot start worker: ") + e.what());
-    slot.state = State::kEmpty;
+    spawn_failed_locked(slot, e);
     return;
   }
   slot.incarnation = next_incarnation_;
@@ -1138,12 +1375,12 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.deadline = now + options_.startup_timeout;
   slot.dispatched = slot.tasks_done = slot.tasks_failed = 0;
   slot.killed = false;
-  slot.kill_counts_as_failure = true;
+  slot.kill_cause = KillCause::kUnhealthy;
   slot.kill_reason.clear();
   slot.timed_out_task = WorkerSlot::kNoTask;
   slot.control_lied = false;
   slot.service_ns = 0;
-  slot.depth = 2;
+  slot.depth = 1;
   slot.next_scan = Clock::time_point::max();
   slot.next_memory_check = now;
   slot.memory_exceeded = false;
@@ -1155,14 +1392,96 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     const std::uint64_t base = options_.max_tasks_per_worker;
     slot.recycle_after = base + rng_() % (base / 10 + 1);
   }
+  PoolEvent started;
+  started.kind = PoolEvent::Kind::WorkerStarted;
+  started.pid = slot.pid;
+  emit_locked(slot, std::move(started));
 }
 
-void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, bool counts_as_failure) {
+namespace {
+
+// A launch error that the next attempt cannot fix by itself: the program is missing, not
+// executable, or not a program. Everything else (EMFILE, ENFILE, EAGAIN from fork, ENOMEM,
+// ETXTBSY while a binary is being replaced) may pass.
+bool permanent_spawn_error(const std::exception& error) noexcept {
+  const auto* system = dynamic_cast<const SystemError*>(&error);
+  if (system == nullptr) return true;  // a bad spec (path, argument, environment)
+  switch (system->code()) {
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+    case ENOEXEC:
+    case EISDIR:
+    case ENOTDIR:
+    case ELOOP:
+    case ENAMETOOLONG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// Starting a worker failed. While the pool is being constructed, a permanent error fails it at
+// once (the constructor throws the reason); otherwise the slot backs off and tries again, as
+// after a broken start: a binary replaced non-atomically during a redeploy, or a moment of fd
+// or process-table exhaustion, must not stop the pool or its healthy workers.
+void PoolCore::spawn_failed_locked(WorkerSlot& slot, const std::exception& error) {
+  const std::string what = std::string("cannot start worker: ") + error.what();
+  PoolEvent failed;
+  failed.kind = PoolEvent::Kind::SpawnFailed;
+  failed.message = what;
+  if (const auto* system = dynamic_cast<const SystemError*>(&error)) {
+    failed.error_code = system->code();
+  }
+  emit_locked(slot, std::move(failed));
+  slot.pid = -1;
+  if (!started_up_ && permanent_spawn_error(error)) {
+    fail_pool_locked(what);
+    slot.state = State::kEmpty;
+    return;
+  }
+  schedule_restart_locked(slot, DeathKind::kBroken,
+                          "worker " + std::to_string(slot.index) + ": " + what, Clock::now());
+}
+
+void PoolCore::emit_locked(const WorkerSlot& slot, PoolEvent event) {
+  if (!options_.on_event) return;
+  event.at = Clock::now();
+  event.slot = slot.index;
+  event.incarnation = slot.incarnation;
+  if (event.consecutive_failures == 0) {
+    event.consecutive_failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
+  }
+  events_.push_back(std::move(event));
+}
+
+// Runs the queued events on the supervisor thread (the only caller), so they run in order and
+// never on a caller's thread.
+void PoolCore::flush_events(std::unique_lock<std::mutex>& lock) {
+  if (events_.empty()) return;
+  events_out_.swap(events_);
+  lock.unlock();
+  for (const PoolEvent& event : events_out_) {
+    try {
+      options_.on_event(event);
+    } catch (const std::exception& e) {
+      report_callback_error("PoolOptions::on_event", e.what());
+    } catch (...) {
+      report_callback_error("PoolOptions::on_event", "unknown exception");
+    }
+  }
+  events_out_.clear();
+  lock.lock();
+}
+
+void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause) {
   if (slot.pidfd < 0) return;
   if (!slot.killed) {
     slot.killed = true;
     slot.kill_reason = std::move(reason);
-    slot.kill_counts_as_failure = counts_as_failure;
+    slot.kill_cause = cause;
   }
   // Through the pidfd (the pid cannot have been reused: we have not reaped it), then the
   // process group, for any children of the worker (PDEATHSIG does not reach them).
@@ -1205,7 +1524,8 @@ void PoolCore::read_stderr_locked(WorkerSlot& slot, std::size_t budget) {
     if (options_.forward_stderr) {
       pollfd out{STDERR_FILENO, POLLOUT, 0};
       if (::poll(&out, 1, 0) == 1 && (out.revents & POLLOUT) != 0) {
-        (void)!::write(STDERR_FILENO, buffer, static_cast<std::size_t>(n));
+        // A pipe whose reader is gone: EPIPE, never SIGPIPE in the host.
+        write_stderr_quietly(buffer, static_cast<std::size_t>(n));
       }
     }
   }
@@ -1226,7 +1546,8 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
   drain_slot_locked(slot);
   if (slot.killed) return;
   if (!slot.writer->check_read_position()) {
-    kill_locked(slot, "protocol violation: " + std::string(to_string(slot.writer->fault())), true);
+    kill_locked(slot, "protocol violation: " + std::string(to_string(slot.writer->fault())),
+                KillCause::kProtocolViolation);
     return;
   }
   const std::uint64_t traffic = slot.reader->position() + slot.writer->read_position();
@@ -1234,7 +1555,7 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
     kill_locked(slot,
                 "protocol violation: doorbell flood (" + std::to_string(slot.doorbell_rings) +
                     " rings for " + std::to_string(traffic) + " bytes of ring traffic)",
-                true);
+                KillCause::kProtocolViolation);
   }
 }
 
@@ -1252,29 +1573,8 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   const bool intended = slot.state == State::kStopping && !slot.killed && exit.clean();
   const bool was_ready = slot.ready_at >= slot.started && slot.state != State::kStarting;
   const int pid = slot.pid;
-  // The task whose handler was running, as the worker said (untrusted: only compared with our
-  // own ids), or the one we killed it for.
-  const std::uint64_t running_id =
-      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
-  const TaskRecord* running = nullptr;
-  for (const std::uint32_t index : slot.inflight) {
-    const TaskRecord& task = tasks_[index];
-    if (slot.timed_out_task == index ||
-        (slot.timed_out_task == WorkerSlot::kNoTask && running_id != 0 && task.id == running_id)) {
-      running = &task;
-    }
-  }
-  // A worker killed for an impossible control block may have lied about its running task too:
-  // then the oldest task on board, the one it serves first, is charged. Otherwise a task that
-  // makes every worker it reaches scribble there would be dispatched again for free, forever.
-  if (running == nullptr && slot.control_lied) {
-    for (const std::uint32_t index : slot.inflight) {
-      if (!tasks_[index].abandoned) {
-        running = &tasks_[index];
-        break;
-      }
-    }
-  }
+  const bool busy = !slot.inflight.empty();
+  const TaskRecord* running = charged_task_locked(slot);
   // The crash report: what ended it, how long it had been up, what it was doing, its last words.
   char uptime[32];
   std::snprintf(uptime, sizeof uptime, "%.3f s", seconds_between(slot.started, now));
@@ -1285,7 +1585,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     what += ", running a \"" + handler_name_locked(running->handler) + "\" task (attempt " +
             std::to_string(running->attempts) + " of " + std::to_string(running->max_attempts) +
             ")";
-  } else if (!slot.inflight.empty()) {
+  } else if (busy) {
     what += ", " + std::to_string(slot.inflight.size()) + " task(s) on board, none running";
   }
   if (!slot.stderr_tail.empty()) what += "; last stderr lines:\n" + slot.stderr_tail.text();
@@ -1302,6 +1602,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     }
     --running_;
     task.slot = -1;
+    task.began = Clock::time_point{};
     if (terminating_) {  // Pool::terminate(): nothing is retried
       resolve_locked(index, {},
                      TaskError(TaskError::Kind::ShuttingDown, "pool terminated: " + what, pid));
@@ -1338,6 +1639,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
       continue;
     }
     --task.attempts;  // never started: this dispatch does not count
+    ++task.uncharged_deaths;
     requeue.push_back(index);
   }
   for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
@@ -1351,10 +1653,32 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   slot.segment.reset();
   slot.pid = -1;
 
+  // What the death says about the program (RestartTracker): only a start that never served
+  // counts towards a crash loop.
+  DeathKind death = DeathKind::kBroken;
+  if (intended || (slot.killed && (slot.kill_cause == KillCause::kForTask ||
+                                   slot.kill_cause == KillCause::kStop))) {
+    death = DeathKind::kIntended;
+  } else if (!was_ready) {
+    death = DeathKind::kBroken;
+  } else if (now - slot.ready_at >= options_.restart.min_uptime) {
+    death = DeathKind::kStable;
+  } else if (busy) {
+    death = DeathKind::kBusy;
+  }
+  PoolEvent exited;
+  exited.kind = PoolEvent::Kind::WorkerExited;
+  exited.pid = pid;
+  exited.message = what;
+  exited.exit_code = exit.signaled ? -1 : exit.code;
+  exited.signal = exit.signaled ? exit.signal : 0;
+  exited.counted = death == DeathKind::kBroken;
+  emit_locked(slot, std::move(exited));
+
   if (intended) {
     // Recycled or scaled down: a recycled slot below the minimum comes back at once.
     slot.state = State::kEmpty;
-    slot.consecutive_failures = 0;
+    slot.restart.on_death(DeathKind::kIntended, 0);
     return;
   }
   if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
@@ -1363,25 +1687,82 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   }
   ++restarts_;
   ++slot.restarts;
-  const bool proven = was_ready && now - slot.ready_at >= options_.restart.min_uptime;
-  if (!slot.killed || slot.kill_counts_as_failure) {
-    slot.consecutive_failures = proven ? 1 : slot.consecutive_failures + 1;
-  } else {
-    slot.consecutive_failures = 0;  // we killed a healthy worker (task timeout, cancel)
+  schedule_restart_locked(slot, death, what, now);
+}
+
+// Puts the slot in backoff after a death or a failed spawn: at once unless the death shows the
+// program is broken, else after the tracker's jittered backoff. Reports a crash loop, and gives
+// up (fails the pool) only if RestartPolicy::give_up_after asks for it, or while the pool is
+// still starting (the constructor throws rather than retry for its caller).
+void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
+                                       Clock::time_point now) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const auto delay = slot.restart.on_death(death, uniform(rng_));
+  const auto failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
+  if (death == DeathKind::kBroken && slot.restart.crash_looping() && !slot.crash_loop_reported) {
+    slot.crash_loop_reported = true;
+    PoolEvent loop;
+    loop.kind = PoolEvent::Kind::CrashLoop;
+    loop.message = what;
+    loop.consecutive_failures = failures;
+    emit_locked(slot, std::move(loop));
   }
-  if (slot.consecutive_failures >= options_.restart.max_consecutive_failures) {
+  if (failures == 0) slot.crash_loop_reported = false;
+  const std::string in_a_row = " (" + std::to_string(failures) + " failures in a row)";
+  if (slot.restart.gave_up()) {
     slot.state = State::kEmpty;
-    fail_pool_locked(what + " (" + std::to_string(slot.consecutive_failures) +
-                     " failures in a row)");
+    fail_pool_locked(what + in_a_row);
     return;
   }
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  const auto delay =
-      proven || slot.consecutive_failures == 0
-          ? milliseconds(0)
-          : restart_backoff(options_.restart, slot.consecutive_failures, jitter(rng_));
+  if (!started_up_ && slot.restart.crash_looping()) {
+    slot.state = State::kEmpty;
+    fail_pool_locked(what + in_a_row);
+    return;
+  }
+  PoolEvent restarting;
+  restarting.kind = PoolEvent::Kind::WorkerRestarting;
+  restarting.delay = delay;
+  restarting.consecutive_failures = failures;
+  emit_locked(slot, std::move(restarting));
   slot.state = State::kBackoff;
   slot.deadline = now + delay;
+}
+
+// The task on board that the death is charged to, if any. Normally the one whose handler was
+// running, as the worker said (untrusted: only compared with our own ids), or the one we killed
+// it for. When that report cannot be trusted (the worker broke the protocol or scribbled its
+// control block, or names no task on board) or says nothing while only one task was on board
+// of a worker that died by itself, the oldest task on board, the one the worker serves first, is
+// charged: otherwise a task that makes every worker it reaches misbehave would go from worker to
+// worker for free, forever. A task that saw kMaxUnchargedDeaths workers die under it uncharged is
+// charged too, for the same reason.
+const PoolCore::TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
+  const std::uint64_t running_id =
+      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
+  const TaskRecord* oldest = nullptr;
+  std::size_t live = 0;
+  bool named = false;
+  for (const std::uint32_t index : slot.inflight) {
+    const TaskRecord& task = tasks_[index];
+    if (slot.timed_out_task == index) return &task;
+    if (running_id != 0 && task.id == running_id) {
+      named = true;
+      if (slot.timed_out_task == WorkerSlot::kNoTask && !task.abandoned) return &task;
+    }
+    if (task.abandoned) continue;
+    ++live;
+    if (oldest == nullptr) oldest = &task;
+  }
+  if (slot.timed_out_task != WorkerSlot::kNoTask || oldest == nullptr) return nullptr;
+  const bool untrusted = slot.control_lied ||
+                         (slot.killed && slot.kill_cause == KillCause::kProtocolViolation) ||
+                         (running_id != 0 && !named);
+  // A lone task on a worker that died by itself: nothing else on board can have done it. (Not
+  // for a worker we killed as hung: with no task named running, it hung outside any task.)
+  if (untrusted || (running_id == 0 && live == 1 && !slot.killed)) return oldest;
+  if (slot.killed && slot.kill_cause != KillCause::kUnhealthy) return nullptr;  // killed for a task
+  if (oldest->uncharged_deaths + 1 >= kMaxUnchargedDeaths) return oldest;
+  return nullptr;
 }
 
 void PoolCore::fail_pool_locked(std::string message) {
@@ -1428,7 +1809,7 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
       if (running && now >= task.abandon_deadline) {
         kill_locked(
             slot, "cancelled task " + std::to_string(task.id) + " still running after cancel_grace",
-            false);
+            KillCause::kForTask);
         return;
       }
       // Not running yet (the worker will skip it) or not due: look again at the deadline, or
@@ -1436,8 +1817,10 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
       want(now < task.abandon_deadline ? task.abandon_deadline : now + options_.heartbeat_interval);
       continue;
     }
-    if (task.timeout.count() == 0) continue;
-    const auto expires = task.dispatched + task.timeout;
+    // Timeouts count from the start: a task still waiting behind another in the worker's
+    // pipeline has not started, and its timeout is armed when it reaches the head.
+    if (task.timeout.count() == 0 || task.began == Clock::time_point{}) continue;
+    const auto expires = task.began + task.timeout;
     if (now < expires) {
       want(expires);
       continue;
@@ -1447,7 +1830,7 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
       kill_locked(
           slot,
           "task " + std::to_string(task.id) + " timed out after " + milliseconds_text(task.timeout),
-          false);
+          KillCause::kForTask);
       return;
     }
     // Timed out while still waiting in the worker's queue: resolve it now, and tell the worker
@@ -1473,7 +1856,7 @@ void PoolCore::check_memory_locked(WorkerSlot& slot) {
     kill_locked(slot,
                 "resident memory " + mebibytes_text(rss) + " above max_rss_hard " +
                     mebibytes_text(options_.max_rss_hard),
-                false);
+                KillCause::kForTask);
     return;
   }
   if (options_.max_rss != 0 && rss > options_.max_rss && slot.state == State::kReady) {
@@ -1519,7 +1902,7 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
         if (now >= slot.deadline) {
           kill_locked(slot,
                       "did not become READY within " + milliseconds_text(options_.startup_timeout),
-                      true);
+                      KillCause::kUnhealthy);
         } else {
           soon(slot.deadline);
         }
@@ -1528,7 +1911,7 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
         if (now >= slot.deadline && !slot.killed) {
           kill_locked(slot,
                       "did not exit within stop_grace " + milliseconds_text(options_.stop_grace),
-                      false);
+                      KillCause::kStop);
         } else {
           soon(slot.deadline);
         }
@@ -1536,6 +1919,8 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
       case State::kReady:
       case State::kDraining: {
         if (slot.killed) break;
+        slot.restart.on_alive(now);
+        if (slot.restart.broken_in_a_row() != 0) soon(slot.ready_at + options_.restart.min_uptime);
         const std::uint64_t beat =
             slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
         // Worker-written, so checked (DESIGN-RULES 17): a heartbeat from before the worker
@@ -1551,14 +1936,14 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
                           (beat < started_ms ? "from before the worker started" : "in the future") +
                           " (" + std::to_string(beat) + " ms; now " + std::to_string(now_ms) +
                           " ms)",
-                      true);
+                      KillCause::kProtocolViolation);
           break;
         }
         if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
           kill_locked(slot,
                       "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) +
                           " (hung or stopped)",
-                      true);
+                      KillCause::kUnhealthy);
           break;
         }
         if (memory_watched() && now >= slot.next_memory_check) {
@@ -1591,31 +1976,51 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
   return next;
 }
 
-// Scale between min_workers and max_workers: up while tasks wait (at most one start per
-// spawn_interval), down after idle_timeout; refill slots emptied by recycling.
-void PoolCore::autoscale_locked(Clock::time_point now) {
-  if (stopping_) return;
+// Tasks are waiting inside a worker's pipeline behind one that has run for a while: work the
+// queue does not show, which a burst dispatched straight into the rings leaves.
+bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
+  if (slot.state != State::kReady || slot.inflight.size() < 2) return false;
+  const Clock::time_point began = tasks_[slot.inflight.front()].began;
+  return began != Clock::time_point{} && now - began >= kPipelineWork;
+}
+
+// Scale between min_workers and max_workers: up while tasks wait, in the queue or behind a busy
+// worker's running task (at most one start per spawn_interval), down after idle_timeout; refill
+// slots emptied by recycling. Returns when it next wants to run.
+Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
+  if (stopping_) return Clock::time_point::max();
   // `serving`: workers that are or will be taking tasks (a stopping or draining one is on its way
   // out and does not count towards min_workers). `processes`: every slot with a process or a
   // pending restart, bounded by max_workers.
-  std::size_t serving = 0, processes = 0, starting = 0;
+  std::size_t serving = 0, processes = 0;
+  bool backlog = false, idle_worker = false;
   for (const WorkerSlot& slot : slots_) {
     const bool pending_restart = slot.state == State::kBackoff;
     serving += slot.state == State::kStarting || slot.state == State::kReady || pending_restart;
     processes += slot.live() || pending_restart;
-    starting += slot.state == State::kStarting;
+    backlog = backlog || backlogged_locked(slot, now);
+    idle_worker = idle_worker || (slot.state == State::kReady && slot.inflight.empty());
   }
+  // A backlog inside one worker's ring cannot move to another, but the next tasks can: worth a
+  // new worker only if none is idle.
+  const bool waiting = !queue_.empty() || (backlog && !idle_worker);
+  Clock::time_point next = Clock::time_point::max();
   for (WorkerSlot& slot : slots_) {
     if (slot.state != State::kEmpty) continue;
     const bool below_min = serving < min_workers_;
-    const bool pressure = !queue_.empty() && starting == 0 && processes < max_workers_ &&
-                          now - last_spawn_ >= options_.spawn_interval;
-    if (!below_min && !pressure) break;
+    const bool wanted = waiting && processes < max_workers_;
+    if (!below_min && !wanted) break;
+    if (!below_min && now - last_spawn_ < options_.spawn_interval) {
+      next = last_spawn_ + options_.spawn_interval;  // the loop must wake for it
+      break;
+    }
     spawn_locked(slot);
-    if (failure_) return;
+    if (failure_) return next;
     ++serving;
     ++processes;
-    ++starting;
+  }
+  if (waiting && processes < max_workers_ && next == Clock::time_point::max()) {
+    next = std::max(now, last_spawn_ + options_.spawn_interval);
   }
   for (WorkerSlot& slot : slots_) {
     if (serving <= min_workers_) break;
@@ -1625,6 +2030,7 @@ void PoolCore::autoscale_locked(Clock::time_point now) {
       --serving;
     }
   }
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1635,6 +2041,7 @@ PoolMetrics PoolCore::metrics() const {
   PoolMetrics m;
   m.state = failure_ ? "failed" : stopped_ ? "stopped" : stopping_ ? "shutting_down" : "running";
   const auto now = Clock::now();
+  const double unix_s = unix_now_s();
   for (const WorkerSlot& slot : slots_) {
     if (slot.state == State::kEmpty) continue;
     WorkerMetrics w;
@@ -1647,6 +2054,10 @@ PoolMetrics PoolCore::metrics() const {
     w.idle_s = seconds_between(slot.last_active, now);
     w.tasks_done = slot.tasks_done;
     w.tasks_failed = slot.tasks_failed;
+    w.slot_tasks_done = slot.slot_tasks_done;
+    w.slot_tasks_failed = slot.slot_tasks_failed;
+    w.last_active_unix_s = unix_s - seconds_between(slot.last_active, now);
+    w.consecutive_failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
     w.inflight = static_cast<unsigned>(slot.inflight.size());
     w.pipeline_depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
     w.restarts = slot.restarts;

@@ -46,6 +46,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // of a batch while another still has tasks queued; fewer-but-shorter tasks (B1's 1 MiB
   // copies) keep the deeper pipeline, whose payloads go straight into the ring.
   static constexpr std::chrono::microseconds kLongTask{200};
+  // See charged_task_locked.
+  static constexpr std::uint32_t kMaxUnchargedDeaths = 3;
 
   explicit PoolCore(PoolOptions options);
   ~PoolCore();
@@ -88,6 +90,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     bool payload_stored = true;     // false: sent straight from the caller's buffer, not kept
     Clock::time_point submitted{};
     Clock::time_point dispatched{};
+    // When it reached the head of its worker's pipeline, i.e. started running as far as we know
+    // (the epoch while not): timeouts count from here, not from dispatch.
+    Clock::time_point began{};
+    // Workers that died with it on board but not running: after kMaxUnchargedDeaths it is
+    // charged anyway (charged_task_locked).
+    std::uint32_t uncharged_deaths = 0;
     int slot = -1;           // worker slot while in flight
     bool abandoned = false;  // already resolved (cancelled, timed out) but still on a worker
     Clock::time_point abandon_deadline{};
@@ -104,6 +112,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     std::atomic<std::uint32_t> done{0};
     std::string value;
     std::optional<TaskError> error;
+    std::exception_ptr exception;  // storing the outcome failed (out of memory)
   };
 
   // --- submission (callers, under mu_) ---
@@ -116,7 +125,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::uint32_t submit_locked(std::uint32_t handler_id, std::string_view payload,
                               const TaskOptions& options, Completion completion);
   void cancel_locked(std::uint64_t task_id);
-  WorkerSlot* pick_slot_locked();
+  WorkerSlot* pick_slot_locked(Clock::time_point now);
+  bool running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
   void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
   void dispatch_locked();
   // Writes (more of) slot.partial_task, from `source` or else the task's stored payload; true
@@ -146,14 +156,23 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // --- the supervisor thread ---
   void run_loop();
   void spawn_locked(WorkerSlot& slot);
-  void kill_locked(WorkerSlot& slot, std::string reason, bool counts_as_failure);
+  void kill_locked(WorkerSlot& slot, std::string reason, KillCause cause);
   void reap(WorkerSlot& slot);
   void on_exit_locked(WorkerSlot& slot, int wait_status);
+  const TaskRecord* charged_task_locked(const WorkerSlot& slot) const;
+  void schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
+                               Clock::time_point now);
+  void spawn_failed_locked(WorkerSlot& slot, const std::exception& error);
+  // Life-cycle events (PoolOptions::on_event): queued under mu_, run by the supervisor thread
+  // with mu_ released, in order.
+  void emit_locked(const WorkerSlot& slot, PoolEvent event);
+  void flush_events(std::unique_lock<std::mutex>& lock);
   static constexpr std::size_t kStderrReadBudget = 64 * 1024;  // per wake-up of the pipe
   void read_stderr_locked(WorkerSlot& slot, std::size_t budget = kStderrReadBudget);
   void doorbell_locked(WorkerSlot& slot);
   Clock::time_point timers_locked(Clock::time_point now);
-  void autoscale_locked(Clock::time_point now);
+  Clock::time_point autoscale_locked(Clock::time_point now);
+  bool backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
   void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
   void fail_pool_locked(std::string message);
   void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
@@ -211,6 +230,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   Clock::time_point shutdown_deadline_{};
   bool stopped_ = false;                // the supervisor thread is done
   std::optional<std::string> failure_;  // the failed state's message
+  bool started_up_ = false;             // start() returned: crash loops no longer fail the pool
+  std::vector<PoolEvent> events_;       // to run (flush_events)
+  std::vector<PoolEvent> events_out_;   // being run
 
   // Threads spinning on result rings (in get()/wait_idle()). While any does, the supervisor
   // thread does not ask workers to ring the doorbell, so results are not announced twice.
@@ -220,6 +242,34 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   int epoll_fd_ = -1;
   int kick_fd_ = -1;  // written by other threads to wake the supervisor thread
   std::thread thread_;
+
+  // --- Callers and hosts: callbacks that throw or stop the pool, fork(), the last reference
+  // (docs/pool.md, "Callbacks, fork() and signals"). ---
+ public:
+  // The deleter of the shared_ptr owning a PoolCore (Pool::Pool). Never destroys it on its own
+  // supervisor thread or inside one of its callbacks, whose frames still use it: a helper thread
+  // does it then. In a fork()ed child it does nothing: the threads the core would join do not
+  // exist there, and everything else it owns is the parent's.
+  static void destroy(PoolCore* core) noexcept;
+  // True in a child fork()ed after the pool was created (a pthread_atfork count, so cheap).
+  bool forked() const noexcept;
+  // Throws Error naming the owning process if forked().
+  void check_owner() const;
+  // Whether this thread is inside one of this pool's completion callbacks now.
+  bool in_callback() const noexcept;
+  std::uint64_t callback_errors() const;
+
+ private:
+  static std::uint64_t fork_generation() noexcept;
+  static int current_pid() noexcept;
+  bool on_supervisor_thread() const noexcept;
+
+  const std::uint64_t born_generation_ = fork_generation();
+  const int owner_pid_ = current_pid();
+  std::uint64_t callback_errors_ = 0;  // guarded by mu_
+  // Threads inside deliver()'s callbacks or wait_idle(): the destructor waits for them to
+  // leave (a callback may drop the last reference while its frame still runs). Guarded by mu_.
+  std::size_t callers_inside_ = 0;
 };
 
 }  // namespace procpool::detail

@@ -10,11 +10,21 @@
 #include "procpool/ring_writer.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/task_error.hpp"
+#include "restart_tracker.hpp"
 #include "stderr_tail.hpp"
 
 namespace procpool::detail {
 
 using Clock = std::chrono::steady_clock;
+
+// Why the supervisor killed a worker. It decides what the death says about the program and what
+// is trusted of what the worker wrote (its report of the running task).
+enum class KillCause : std::uint8_t {
+  kProtocolViolation,  // it broke the protocol: nothing it wrote is trusted
+  kUnhealthy,          // no READY in time, or no heartbeat: hung
+  kForTask,            // for a task's sake (timeout, cancel grace, max_rss_hard): it was healthy
+  kStop,               // stopping (stop_grace overrun, Pool::terminate)
+};
 
 // One place for a worker process in the pool: the process that fills it now (if any), its
 // segment and ring views, the tasks on board, and the slot's restart history. Owned by PoolCore;
@@ -63,7 +73,9 @@ struct WorkerSlot {
   // time between answers while it is busy), and the depth it gives.
   std::int64_t service_ns = 0;  // 0 = not measured yet
   Clock::time_point last_answer{};
-  unsigned depth = 2;
+  // One until measured: a fresh worker's first task may be long, and short tasks must not
+  // queue behind it.
+  unsigned depth = 1;
   // When the tasks on board next need looking at (a timeout or a cancel grace falls due), and
   // when the worker's memory is next sampled.
   Clock::time_point next_scan = Clock::time_point::max();
@@ -79,17 +91,21 @@ struct WorkerSlot {
   std::uint64_t recycle_after = 0;  // 0 = never
   std::uint64_t tasks_done = 0;
   std::uint64_t tasks_failed = 0;
+  // The same over every incarnation of the slot.
+  std::uint64_t slot_tasks_done = 0;
+  std::uint64_t slot_tasks_failed = 0;
 
   // Why the supervisor killed it, if it did (the exit then reports this, not just SIGKILL).
   bool killed = false;
-  bool kill_counts_as_failure = true;
+  KillCause kill_cause = KillCause::kUnhealthy;
   std::string kill_reason;
   std::uint32_t timed_out_task = kNoTask;
   bool control_lied = false;  // killed for an impossible control block: current_task_id too
 
   // Restart history, kept across incarnations.
   std::uint64_t restarts = 0;
-  unsigned consecutive_failures = 0;
+  RestartTracker restart;
+  bool crash_loop_reported = false;  // the CrashLoop event of the current run of failures
   StderrTail stderr_tail;
 
   bool live() const noexcept {
@@ -109,7 +125,7 @@ struct WorkerSlot {
       case State::kStopping:
         return "stopping";
       case State::kBackoff:
-        return "backoff";
+        return restart.crash_looping() ? "crash_loop" : "backoff";
     }
     return "unknown";
   }

@@ -262,13 +262,13 @@ class Callbacks {
   std::vector<std::string> order_;
 };
 
-// A pool whose one worker (pipeline_depth 1: a task leaves the pool queue only when the worker is
-// free) is busy on a long "sleep" until release() cancels it: until then the pool queue holds
-// exactly what the test submits.
+// A pool whose one worker is busy on a long "sleep" until release() cancels it: until then the
+// pool queue holds exactly what the test submits. That is the default adaptive depth's doing: a
+// fresh worker takes one task until it has answered one, and nothing waits behind a task that
+// runs far longer than measured.
 class BlockedPool {
  public:
   explicit BlockedPool(PoolOptions options = small_pool("crashy", 1)) {
-    options.pipeline_depth = 1;
     pool_.emplace(options);
     blocker_ = pool_->submit("sleep", "30000", cancellable_by(cancel_));
   }

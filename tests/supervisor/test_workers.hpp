@@ -12,14 +12,12 @@ inline std::string worker_path(const std::string& name) {
   return std::string(PROCPOOL_TEST_WORKER_DIR) + "/procpool-worker-" + name;
 }
 
-// Options for a small pool of `workers` example workers `name` with test-friendly timings.
+// Options for a small pool of `workers` example workers `name`; everything else is the default.
 inline PoolOptions small_pool(const std::string& name, unsigned workers = 1) {
   PoolOptions options;
   options.executable = worker_path(name);
   options.min_workers = workers;
   options.max_workers = workers;
-  options.restart.initial_backoff = std::chrono::milliseconds(10);
-  options.restart.max_backoff = std::chrono::milliseconds(100);
   return options;
 }
 

@@ -14,8 +14,21 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Throws Error("<what>: <strerror(error)>"). For set-up paths only (segment creation, mapping).
-// Callers save errno into `error` before building `what`: building a string may clobber errno.
+// An Error caused by a failed system call, with its errno (code()), so that callers can tell a
+// transient failure (EMFILE, EAGAIN, ENOMEM) from a permanent one (ENOENT, EACCES) without
+// matching text.
+class SystemError : public Error {
+ public:
+  SystemError(int code, const std::string& message) : Error(message), code_(code) {}
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
+// Throws SystemError(error, "<what>: <strerror(error)>"). For set-up paths only (segment creation,
+// mapping). Callers save errno into `error` before building `what`: building a string may clobber
+// errno.
 [[noreturn]] void throw_errno(int error, std::string_view what);
 
 }  // namespace procpool

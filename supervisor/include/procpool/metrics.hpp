@@ -13,12 +13,17 @@ struct WorkerMetrics {
   unsigned slot = 0;
   std::uint64_t incarnation = 0;
   int pid = 0;
-  std::string state;          // starting, ready, draining, stopping, backoff
+  std::string state;          // starting, ready, draining, stopping, backoff, crash_loop
   double started_unix_s = 0;  // wall-clock start time
   double uptime_s = 0;
   double idle_s = 0;               // since the worker last finished or received a task
   std::uint64_t tasks_done = 0;    // answered with a result (this incarnation)
   std::uint64_t tasks_failed = 0;  // answered with an error (this incarnation)
+  // The same over every incarnation of the slot (they survive restarts).
+  std::uint64_t slot_tasks_done = 0;
+  std::uint64_t slot_tasks_failed = 0;
+  double last_active_unix_s = 0;      // wall-clock time it last finished or received a task
+  unsigned consecutive_failures = 0;  // broken starts in a row (RestartPolicy)
   unsigned inflight = 0;
   unsigned pipeline_depth = 0;  // tasks it may have on board now (fixed, or adaptive)
   std::uint64_t restarts = 0;   // times this slot's worker was replaced after dying
@@ -41,8 +46,10 @@ struct PoolMetrics {
   std::uint64_t failed = 0;     // resolved with an error (any kind)
   std::uint64_t retried = 0;    // dispatched again after a worker crash
   std::uint64_t restarts = 0;   // workers replaced after dying
-  LatencySummary queue_wait;    // submit -> dispatch
-  LatencySummary run_time;      // dispatch -> result
+  // Completion or item callbacks that threw (each reported on stderr; the pool went on).
+  std::uint64_t callback_errors = 0;
+  LatencySummary queue_wait;  // submit -> dispatch
+  LatencySummary run_time;    // dispatch -> result
 
   // The same as a JSON object (Boost.JSON).
   std::string to_json() const;

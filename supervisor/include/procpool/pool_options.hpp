@@ -1,12 +1,15 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
-#include <chrono>   // durations
-#include <cstdint>  // std::uint64_t
-#include <memory>   // std::shared_ptr
-#include <string>   // std::string
-#include <utility>  // std::pair
-#include <vector>   // std::vector
+#include <chrono>      // durations
+#include <cstdint>     // std::uint64_t
+#include <functional>  // PoolOptions::on_event
+#include <memory>      // std::shared_ptr
+#include <string>      // std::string
+#include <utility>     // std::pair
+#include <vector>      // std::vector
+
+#include "procpool/pool_event.hpp"
 
 namespace procpool {
 
@@ -30,16 +33,30 @@ struct TaskOptions {
 };
 
 // How a slot's worker is restarted after it dies (docs/pool.md compares these defaults with
-// PM2, systemd and Erlang/OTP).
+// Kubernetes, PM2, systemd and Erlang/OTP). A slot never stops retrying unless give_up_after
+// says so: a crash loop or a failing spawn backs the slot off, like Kubernetes'
+// CrashLoopBackOff, and never stops the healthy workers. Queued tasks wait meanwhile; they fail
+// only by their own attempts or timeouts.
+//
+// Only deaths that show the program is broken count: a failed spawn, an exit before READY, or
+// an exit while idle within min_uptime of READY. A death with a task on board is charged to
+// that task (TaskOptions::max_attempts), and the worker is restarted at once.
 struct RestartPolicy {
-  // A worker that was READY for at least this long proved itself: its death is not counted as
-  // a start-up failure and it is restarted at once.
+  // A worker READY for at least this long has proven the program: the count of broken starts
+  // in a row is reset.
   std::chrono::milliseconds min_uptime{1000};
-  // Consecutive failures n = 1, 2, ... wait initial * 2^(n-1), capped, with +-20% jitter.
+  // The n-th broken start in a row waits a uniformly random time below
+  // min(max_backoff, initial_backoff * 2^(n-1)) ("full jitter").
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{10000};
-  // This many consecutive failures of one slot put the pool in the failed state.
-  unsigned max_consecutive_failures = 5;
+  // This many broken starts in a row and the slot is reported as crash-looping (its state
+  // "crash_loop", PoolEvent::Kind::CrashLoop). It keeps retrying. During Pool construction it
+  // makes the constructor throw: a program that cannot come up once is not retried for the
+  // caller. 0 = never reported.
+  unsigned crash_loop_after = 5;
+  // Opt-in: this many broken starts in a row of one slot fail the pool (queued tasks fail
+  // PoolFailed, new ones ShuttingDown). 0 = never give up (the default).
+  unsigned give_up_after = 0;
 };
 
 struct PoolOptions {
@@ -105,6 +122,12 @@ struct PoolOptions {
   std::uint64_t shared_memory_size = 0;
   // Copy each worker's stderr to ours (the last lines are kept for crash reports either way).
   bool forward_stderr = true;
+
+  // Called for every worker life-cycle event (started, ready, exited, restarting, spawn failed,
+  // crash loop), on the pool's supervisor thread, outside the pool's lock, in order. Keep it
+  // short; what it throws is caught and reported on stderr. It must not call Pool::shutdown()
+  // or the destructor.
+  std::function<void(const PoolEvent&)> on_event;
 };
 
 }  // namespace procpool
