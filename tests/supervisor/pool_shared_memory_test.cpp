@@ -9,10 +9,12 @@
 #include <cstring>  // std::memcpy
 #include <future>   // std::promise
 #include <memory>   // std::make_shared
+#include <mutex>    // std::mutex
 #include <set>      // std::set
 #include <string>   // std::string
+#include <vector>   // std::vector
 
-#include "pool_test_support.hpp"  // Watchdog, bounded waits, directory_entries, poll_until
+#include "pool_test_support.hpp"  // Watchdog, Callbacks, directory_entries, poll_until
 #include "procpool/pool.hpp"
 #include "test_workers.hpp"
 
@@ -48,21 +50,51 @@ std::string range(std::uint64_t offset, std::uint64_t length) {
   return std::to_string(offset) + " " + std::to_string(length);
 }
 
+// Both workers must serve: the batch is queued whole and dispatched to the least-loaded ready
+// worker each time, so with both ready its first two tasks go to different workers. The pid
+// that answered each task is the one that read the region.
 TEST_F(PoolSharedMemory, EveryWorkerReadsWhatTheSupervisorWroteInPlace) {
   Pool pool(shared_pool(2));
   std::span<std::byte> shared = pool.shared_memory();
   ASSERT_EQ(shared.size(), kSize);
   for (std::size_t j = 0; j < shared.size(); ++j)
     shared[j] = std::byte(static_cast<unsigned char>((7 * j + 3) % 256));
-  std::set<int> pids;
-  for (int i = 0; i < 8; ++i) {  // both workers, different ranges
+  ASSERT_TRUE(poll_until([&] {
+    const PoolMetrics m = pool.metrics();
+    return m.workers.size() == 2 && m.workers[0].state == "ready" && m.workers[1].state == "ready";
+  })) << "the two workers did not become ready";
+  std::set<int> live;
+  for (const WorkerMetrics& worker : pool.metrics().workers) live.insert(worker.pid);
+
+  constexpr std::size_t kTasks = 8;  // different ranges
+  std::vector<std::string> inputs;
+  for (std::size_t i = 0; i < kTasks; ++i) {
     const std::uint64_t offset = 4096 * static_cast<std::uint64_t>(i);
-    const std::uint64_t length = kSize - offset;
-    auto future = pool.submit("checksum_shared", range(offset, length));
-    EXPECT_EQ(value_of(future), local_checksum(shared.subspan(offset, length))) << i;
+    inputs.push_back(range(offset, kSize - offset));
   }
-  for (const WorkerMetrics& worker : pool.metrics().workers) pids.insert(worker.pid);
-  EXPECT_EQ(pids.size(), 2u);
+  const std::vector<std::string_view> payloads(inputs.begin(), inputs.end());
+  std::mutex mu;
+  std::vector<std::string> answers(kTasks);
+  std::vector<int> served_by(kTasks, 0);
+  Callbacks done;
+  pool.submit_batch("checksum_shared", payloads, {}, [&](std::size_t i, const TaskOutcome& o) {
+    {
+      const std::lock_guard lock(mu);
+      answers[i] = o.ok() ? std::string(o.value()) : o.error()->what();
+      served_by[i] = o.worker_pid();
+    }
+    done.add();
+  });
+  done.wait_for(kTasks);
+  std::set<int> served;
+  const std::lock_guard lock(mu);
+  for (std::size_t i = 0; i < kTasks; ++i) {
+    const std::uint64_t offset = 4096 * static_cast<std::uint64_t>(i);
+    EXPECT_EQ(answers[i], local_checksum(shared.subspan(offset, kSize - offset))) << i;
+    served.insert(served_by[i]);
+  }
+  EXPECT_EQ(served, live) << "not every worker read the region";
+  EXPECT_EQ(served.size(), 2u);
 }
 
 TEST_F(PoolSharedMemory, TheSupervisorSeesWhatAWorkerWrote) {

@@ -23,6 +23,7 @@
 #include <thread>   // std::this_thread::sleep_for (polling a process state)
 #include <vector>   // std::vector
 
+#include "test_timing.hpp"  // scaled
 #include "test_workers.hpp"
 
 extern char** environ;
@@ -109,12 +110,12 @@ TEST(SupervisorDeath, WorkersAndTheirChildrenDieWithinOneSecond) {
     }
     return true;
   };
-  while (!all_gone() && Clock::now() - killed < 5s) std::this_thread::sleep_for(5ms);
+  while (!all_gone() && Clock::now() - killed < scaled(5s)) std::this_thread::sleep_for(5ms);
   const auto took = Clock::now() - killed;
   for (const int pid : pids) EXPECT_TRUE(gone(pid)) << "pid " << pid << " outlived its supervisor";
-  EXPECT_LT(took, 1s) << "took "
-                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                      << " ms";
+  EXPECT_LT(took, scaled(1s)) << "took "
+                              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                              << " ms";
   EXPECT_EQ(dev_shm(), shm_before);
 }
 
