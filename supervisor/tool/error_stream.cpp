@@ -24,7 +24,11 @@ constexpr std::size_t kMaxRelayLine = 64 * 1024;
 
 }  // namespace
 
-bool write_all(int fd, const char* data, std::size_t size, Deadline deadline) {
+bool write_all(int fd, const char* data, std::size_t size, Deadline deadline,
+               std::size_t* written) {
+  std::size_t ignored = 0;
+  std::size_t& done = written != nullptr ? *written : ignored;
+  done = 0;
   while (size > 0) {
     std::size_t chunk = size;
     if (deadline) {
@@ -40,6 +44,7 @@ bool write_all(int fd, const char* data, std::size_t size, Deadline deadline) {
     if (n > 0) {
       data += n;
       size -= static_cast<std::size_t>(n);
+      done += static_cast<std::size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

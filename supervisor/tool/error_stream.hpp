@@ -23,8 +23,10 @@ using Deadline = std::optional<std::chrono::steady_clock::time_point>;
 
 // write(2) all of it: retries EINTR, waits for room on a non-blocking fd. False with errno set.
 // With a deadline it waits for room only until then (false, ETIMEDOUT), and writes at most
-// PIPE_BUF bytes once poll(2) says there is room, so that no write(2) blocks on a pipe.
-bool write_all(int fd, const char* data, std::size_t size, Deadline deadline = std::nullopt);
+// PIPE_BUF bytes once poll(2) says there is room, so that no write(2) blocks on a pipe. If
+// `written` is given, it is set to how many bytes were written, also when it fails.
+bool write_all(int fd, const char* data, std::size_t size, Deadline deadline = std::nullopt,
+               std::size_t* written = nullptr);
 
 class ErrorStream {
  public:

@@ -48,22 +48,25 @@ int usage_error(const std::string& message) {
 }
 
 // A closed fd 0, 1 or 2 would be taken by the next open() (a pool's eventfd read as input, say):
-// point any closed one at /dev/null first.
-void ensure_standard_fds() {
+// point any closed one at /dev/null first. Returns which were closed (bit N for fd N).
+unsigned ensure_standard_fds() {
+  unsigned closed = 0;
   for (int fd = 0; fd < 3; ++fd) {
     if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    closed |= 1U << fd;
     const int null_fd = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
     if (null_fd >= 0 && null_fd != fd) {
       ::dup2(null_fd, fd);
       ::close(null_fd);
     }
   }
+  return closed;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_standard_fds();
+  const unsigned closed_fds = ensure_standard_fds();
   const std::span<char* const> args(argv + 1, argc > 0 ? static_cast<std::size_t>(argc - 1) : 0);
   if (args.empty()) return usage_error("missing command");
   const std::string_view command = args[0];
@@ -75,7 +78,9 @@ int main(int argc, char** argv) {
     write_out(STDOUT_FILENO, "procpool " PROCPOOL_VERSION "\n");
     return procpool::tool::kExitOk;
   }
-  if (command == "map") return procpool::tool::run_map_command(args.subspan(1));
+  if (command == "map") {
+    return procpool::tool::run_map_command(args.subspan(1), (closed_fds & (1U << 1)) != 0);
+  }
   if (command.starts_with("-"))
     return usage_error("unrecognised option '" + std::string(command) + "'");
   return usage_error("unknown command '" + std::string(command) + "'");

@@ -51,7 +51,10 @@ constexpr std::size_t kWakeBatch = 256;  // results to wait for before waking th
 // behind one slow line): both bound memory when lines or results are large.
 constexpr std::uint64_t kMaxInFlightBytes = 64ULL << 20;
 constexpr std::uint64_t kMaxPendingResultBytes = 256ULL << 20;
-constexpr std::size_t kSmallResult = 64;     // results up to this size are not counted above
+constexpr std::size_t kSmallResult = 64;  // results up to this size are not counted above
+// Lines in flight before any result is in: the first results tell how large they are, and
+// from then on the lines in flight are as many as the pending-results budget holds.
+constexpr std::uint64_t kSlowStartLines = 64;
 constexpr std::size_t kKeepCapacity = 4096;  // a slot frees a larger result buffer once written
 constexpr std::size_t kOutputBuffer = 1 << 20;
 constexpr milliseconds kProgressInterval{200};
@@ -138,13 +141,6 @@ std::string indent_continuation(std::string_view text) {
   return out;
 }
 
-// Standard output closed or failing: nothing more can be delivered. Exit at once; the workers
-// die with us (PR_SET_PDEATHSIG) and their segments are memfds, so nothing is left behind.
-[[noreturn]] void output_failed(int error) {
-  write_stderr("procpool map: cannot write standard output: " + errno_text(error) + "\n");
-  std::_Exit(kExitFailed);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run: the main thread reads, submits and writes; completions (on pool threads, or on the
 // main thread inside submit_batch) fill result slots.
@@ -167,7 +163,7 @@ class MapRun {
         input_fd_(input_fd),
         slots_(kWindow),
         reader_(input_fd, max_line),
-        out_(output_fd, kOutputBuffer, &output_failed),
+        out_(output_fd, kOutputBuffer),
         max_line_(max_line) {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw_errno(errno, "procpool map: eventfd");
@@ -204,6 +200,7 @@ class MapRun {
     next_progress_ = start_ + kProgressInterval;
     for (;;) {
       check_signals();
+      if (out_.failed() && !output_failed_) stop_for_output_failure();
       if (forced_.load(std::memory_order_relaxed)) break;
       bool progressed = drain_results();
       bool want_input = false;
@@ -245,6 +242,10 @@ class MapRun {
     if (forced_.load(std::memory_order_relaxed)) settle_in_flight();
     flush_errors();
     out_.flush();
+    if (out_.failed() && !output_failed_) {  // the last results failed to go out
+      output_failed_ = true;
+      say("procpool map: cannot write standard output: " + errno_text(out_.error()) + "\n");
+    }
     if (options_.progress) show_progress(true);
     if (pool_failed_) {
       say("procpool map: stopped (" + group_digits(not_processed_) +
@@ -253,8 +254,9 @@ class MapRun {
           indent_continuation(pool_failure_) + "\n");
     }
     if (interrupted_) report_interruption();
+    if (output_failed_ && !interrupted_) report_output_failure();
     if (options_.stats) print_stats();
-    const bool all_ok = failed_ == 0 && not_processed_ == 0 && !input_error_;
+    const bool all_ok = failed_ == 0 && not_processed_ == 0 && !input_error_ && !out_.failed();
     const int status = interrupted_ ? kExitSignalBase + signal_ : all_ok ? kExitOk : kExitFailed;
     if (!pool_stopped) {
       // Killed workers not reaped within kForcedStopBound: a late completion may still write
@@ -461,24 +463,52 @@ class MapRun {
 
   // The summary after a signal: what was done, and which lines to run again.
   void report_interruption() {
-    std::sort(not_completed_.begin(), not_completed_.end());
-    const std::uint64_t missing = not_completed_.size();
     std::string text = "procpool map: interrupted by " + signal_name(signal_);
     if (forced_.load(std::memory_order_relaxed)) text += ", stopped at once";
-    text += ": " + group_digits(ok_) + (ok_ == 1 ? " result" : " results") + " written, " +
-            group_digits(failed_) + " failed, " + group_digits(missing) +
-            (missing == 1 ? " line" : " lines") + " not completed\n";
-    // The first line not submitted, if the input goes on.
-    const std::uint64_t rest = input_ended_ ? kNoLine : next_line_;
-    if (missing != 0 || rest != kNoLine) {
-      text += "procpool map: not completed: " + line_ranges(not_completed_, rest) + "\n";
-    }
+    if (out_.failed()) text += ", standard output failed (" + errno_text(out_.error()) + ")";
+    text += ": " + completion_report();
     if (out_.abandoned()) {
       text += "procpool map: standard output did not take the results within " +
               duration_text(std::chrono::duration_cast<milliseconds>(kForcedFlushBound)) +
               ": some of those written above are missing from it\n";
     }
     say(text);
+  }
+
+  // Standard output failed: the run stops at once, as after a second signal, and every line
+  // whose result did not get out in full is named as not completed.
+  void stop_for_output_failure() {
+    output_failed_ = true;
+    input_done_ = true;
+    say("procpool map: cannot write standard output: " + errno_text(out_.error()) +
+        "; stopping: the workers are killed\n");
+    forced_.store(true, std::memory_order_release);
+    forced_at_ = Clock::now();
+    start_stopping_pool();
+    pool_.terminate();
+  }
+
+  void report_output_failure() {
+    say("procpool map: stopped, standard output failed (" + errno_text(out_.error()) +
+        "): " + completion_report());
+  }
+
+  // "R results written, F failed, N lines not completed" and the list of the lines not
+  // completed, to run again (with the lines whose result did not get out in full).
+  std::string completion_report() {
+    not_completed_.insert(not_completed_.end(), out_.lost().begin(), out_.lost().end());
+    std::sort(not_completed_.begin(), not_completed_.end());
+    const std::uint64_t missing = not_completed_.size();
+    const std::uint64_t results = ok_ - out_.lost().size();
+    std::string text = group_digits(results) + (results == 1 ? " result" : " results") +
+                       " written, " + group_digits(failed_) + " failed, " + group_digits(missing) +
+                       (missing == 1 ? " line" : " lines") + " not completed\n";
+    // The first line not submitted, if the input goes on.
+    const std::uint64_t rest = input_ended_ ? kNoLine : next_line_;
+    if (missing != 0 || rest != kNoLine) {
+      text += "procpool map: not completed: " + line_ranges(not_completed_, rest) + "\n";
+    }
+    return text;
   }
 
   // --- the main thread: standard error (ErrorStream keeps it off the progress line) ---
@@ -503,7 +533,21 @@ class MapRun {
 
   // --- the main thread: input and results ---
 
+  // Lines in flight that the pending-results budget holds if the results to come are as large
+  // as those so far (on average), so that the results piling up behind a slow line in ordered
+  // mode stay within it.
+  std::uint64_t in_flight_cap() const {
+    std::uint64_t cap = std::max(kSlowStartLines, 2 * emitted_);
+    if (emitted_bytes_ != 0) {
+      const double mean = static_cast<double>(emitted_bytes_) / static_cast<double>(emitted_);
+      const double fit = static_cast<double>(kMaxPendingResultBytes) / mean;
+      cap = std::min(cap, fit < 1 ? std::uint64_t{1} : static_cast<std::uint64_t>(fit));
+    }
+    return std::min<std::uint64_t>(cap, kWindow);
+  }
+
   bool has_room() const {
+    if (in_flight_ >= in_flight_cap()) return false;
     if (in_flight_bytes_ >= kMaxInFlightBytes ||
         pending_result_bytes_.load(std::memory_order_relaxed) >= kMaxPendingResultBytes) {
       return in_flight_ == 0;
@@ -527,7 +571,8 @@ class MapRun {
     std::uint64_t bytes = 0;
     bool too_long = false;
     Gathered result = Gathered::kSubmitted;
-    while (views_.size() < kBatch && in_flight_bytes_ + bytes < kMaxInFlightBytes) {
+    const std::size_t most = std::min<std::uint64_t>(kBatch, in_flight_cap() - in_flight_);
+    while (views_.size() < most && in_flight_bytes_ + bytes < kMaxInFlightBytes) {
       std::string_view line;
       const LineReader::Next next = reader_.next(line);
       if (next == LineReader::Next::kLine) {
@@ -599,11 +644,12 @@ class MapRun {
   void emit(Slot& slot, std::uint8_t state) {
     switch (state) {
       case kOk:
-        out_.append_line(slot.text);
+        out_.append_line(slot.text, slot.line);
         ++ok_;
         break;
       case kFailed:
         ++failed_;
+        if (options_.empty_on_failure) out_.append_line("", OutputBuffer::kUntracked);
         report("procpool map: line " + std::to_string(slot.line + 1) + ": " +
                std::string(to_string(slot.kind)) + ": " + indent_continuation(slot.text) + "\n");
         break;
@@ -617,7 +663,9 @@ class MapRun {
         ++not_processed_;
         break;
     }
+    ++emitted_;
     if (slot.text.size() > kSmallResult) {
+      emitted_bytes_ += slot.text.size();
       pending_result_bytes_.fetch_sub(slot.text.size(), std::memory_order_relaxed);
     }
     if (slot.text.capacity() > kKeepCapacity) std::string().swap(slot.text);
@@ -734,11 +782,14 @@ class MapRun {
   std::vector<std::string_view> views_;
 
   // Main thread only.
-  std::uint64_t next_line_ = 0;   // lines submitted (the next line's 0-based number)
-  std::uint64_t next_write_ = 0;  // ordered: the next line to write
-  std::uint64_t written_ = 0;     // results written or reported
-  std::uint64_t ok_ = 0;          // results written
-  std::uint64_t in_flight_ = 0;   // submitted, not yet written
+  std::uint64_t next_line_ = 0;      // lines submitted (the next line's 0-based number)
+  std::uint64_t next_write_ = 0;     // ordered: the next line to write
+  std::uint64_t written_ = 0;        // results written or reported
+  std::uint64_t ok_ = 0;             // results given to out_ (some may be lost: out_.lost())
+  std::uint64_t emitted_ = 0;        // results and failures taken from their slots
+  std::uint64_t emitted_bytes_ = 0;  // of those, the bytes of the large ones (kSmallResult)
+  bool output_failed_ = false;       // standard output failed, and the run was stopped
+  std::uint64_t in_flight_ = 0;      // submitted, not yet written
   std::uint64_t in_flight_bytes_ = 0;
   std::uint64_t bytes_done_ = 0;
   std::uint64_t total_bytes_ = 0;  // of the input, if known (a regular file), else 0
@@ -780,7 +831,7 @@ class MapRun {
 
 }  // namespace
 
-int run_map_command(std::span<char* const> args) {
+int run_map_command(std::span<char* const> args, bool stdout_was_closed) {
   int status = kExitOk;
   const std::optional<MapOptions> options = parse_map_options(args, status);
   if (!options) return status;
@@ -790,6 +841,17 @@ int run_map_command(std::span<char* const> args) {
   // stdout) and 2 (where the pool copies the workers' stderr) then go to a relay that writes
   // their lines to the real stderr, never into the progress line; so a worker that prints
   // cannot corrupt the output either.
+  // Results that go nowhere are no success: refuse a closed or read-only standard output
+  // before anything starts.
+  const int output_flags = ::fcntl(STDOUT_FILENO, F_GETFL);
+  if (stdout_was_closed || output_flags < 0) {
+    write_stderr("procpool map: standard output is closed: the results would go nowhere\n");
+    return kExitUsage;
+  }
+  if ((output_flags & O_ACCMODE) == O_RDONLY) {
+    write_stderr("procpool map: standard output is not open for writing\n");
+    return kExitUsage;
+  }
   const int output_fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
   const int error_fd = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
   if (output_fd < 0 || error_fd < 0) {
@@ -809,7 +871,7 @@ int run_map_command(std::span<char* const> args) {
   struct ForgetErrors {
     ~ForgetErrors() { g_errors = nullptr; }
   } forget_errors;
-  // A closed pipe on stdout becomes EPIPE from write(2), reported by output_failed(). (The
+  // A closed pipe on stdout becomes EPIPE from write(2), which stops the run. (The
   // launcher resets every signal disposition in the workers.)
   ::signal(SIGPIPE, SIG_IGN);
 

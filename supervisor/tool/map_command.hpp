@@ -18,13 +18,16 @@ namespace procpool::tool {
 // Exit statuses of every procpool command.
 inline constexpr int kExitOk = 0;      // every task succeeded
 inline constexpr int kExitFailed = 1;  // some task failed, or input/output failed
-inline constexpr int kExitUsage = 2;   // bad command line, or the pool could not start
+inline constexpr int kExitUsage =
+    2;  // bad command line, no standard output, or the pool could not start
 // Interrupted by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as the shell
 // reports a command that a signal killed.
 inline constexpr int kExitSignalBase = 128;
 
-// `args` are the arguments after "map" (argv[2..]). Returns the exit status.
-int run_map_command(std::span<char* const> args);
+// `args` are the arguments after "map" (argv[2..]). `stdout_was_closed`: file descriptor 1 was
+// closed when the process started (main() then points it at /dev/null). Returns the exit
+// status.
+int run_map_command(std::span<char* const> args, bool stdout_was_closed);
 
 // The text `procpool map --help` prints.
 std::string_view map_help();

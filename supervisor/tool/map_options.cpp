@@ -37,13 +37,16 @@ Options:
                       their workers are killed (default: 30s; 0 = kill them at once). Also how
                       long a worker may take to exit at the end of the input
   --unordered         write results as they complete instead of in input order
+  --empty-on-failure  write an empty line for each line whose task failed, so that output
+                      lines stay aligned with input lines (in input order)
   --progress          show progress on standard error (the default when it is a terminal)
   --no-progress       do not show progress
   --stats             print a summary on standard error at the end: tasks, failed, retried,
                       restarts, elapsed time, lines/s
 
 A line whose task fails writes NOTHING to standard output (so output lines no longer line up
-with input lines); the failure goes to standard error as
+with input lines), or an empty line with --empty-on-failure; the failure goes to standard
+error as
   procpool map: line L: KIND: MESSAGE
 where L counts input lines from 1 and KIND is HandlerError, WorkerCrashed, Timeout, ...
 For WorkerCrashed, MESSAGE says how the worker ended (exit code, or signal and core dump), how
@@ -64,8 +67,13 @@ SIGINT or SIGTERM stops at once: the workers are killed, the results already in 
 and the rest is reported as not completed. A third one, or a second one while standard output
 has been blocked for 100 ms, ends procpool map immediately, writing nothing more.
 
+If writing standard output fails (EPIPE, ENOSPC, ...), procpool map stops as at a second
+SIGINT and reports, as after one, how many results were written and which lines were not
+completed (a result that did not get out in full among them).
+
 Exit status: 0 every task succeeded; 1 some task failed, or reading input or writing output
-failed; 2 usage error, or the pool could not start (missing or failing worker, unknown handler);
+failed; 2 usage error, standard output closed or read-only, or the pool could not start
+(missing or failing worker, unknown handler);
 130 interrupted by SIGINT, 143 interrupted by SIGTERM (128 + the signal number, as the shell
 reports a command killed by it), whether or not some task failed.
 
@@ -118,6 +126,7 @@ std::optional<MapOptions> parse_map_options(std::span<char* const> args, int& st
       ("timeout", po::value<std::string>())              //
       ("grace", po::value<std::string>())                //
       ("unordered", po::bool_switch())                   //
+      ("empty-on-failure", po::bool_switch())            //
       ("progress", po::bool_switch())                    //
       ("no-progress", po::bool_switch())                 //
       ("stats", po::bool_switch())                       //
@@ -217,6 +226,7 @@ std::optional<MapOptions> parse_map_options(std::span<char* const> args, int& st
   }
   map.progress = progress || (!no_progress && ::isatty(STDERR_FILENO) == 1);
   map.unordered = values["unordered"].as<bool>();
+  map.empty_on_failure = values["empty-on-failure"].as<bool>();
   map.stats = values["stats"].as<bool>();
   return map;
 }

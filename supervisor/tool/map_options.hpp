@@ -19,6 +19,7 @@ struct MapOptions {
   // SIGINT/SIGTERM: time for running tasks, then workers are killed
   std::chrono::milliseconds grace{30000};
   bool unordered = false;
+  bool empty_on_failure = false;  // an empty line stands in for each failed line's result
   bool progress = false;
   bool stats = false;
   std::string worker;

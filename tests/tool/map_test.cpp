@@ -5,13 +5,14 @@
 // interruption tests send SIGINT/SIGTERM when the run reaches a point they can see (so many
 // result lines on stdout, a message on stderr), never after a sleep.
 
-#include <fcntl.h>        // pipe2, fcntl
-#include <poll.h>         // poll
-#include <signal.h>       // SIGKILL, SIGPIPE
-#include <spawn.h>        // posix_spawn
-#include <sys/syscall.h>  // SYS_pidfd_open, SYS_pidfd_send_signal
-#include <sys/wait.h>     // waitpid
-#include <unistd.h>       // close, read, write
+#include <fcntl.h>         // pipe2, fcntl
+#include <poll.h>          // poll
+#include <signal.h>        // SIGKILL, SIGPIPE
+#include <spawn.h>         // posix_spawn
+#include <sys/resource.h>  // struct rusage: the peak RSS
+#include <sys/syscall.h>   // SYS_pidfd_open, SYS_pidfd_send_signal
+#include <sys/wait.h>      // wait4
+#include <unistd.h>        // close, read, write
 
 #include <algorithm>  // std::sort, std::count
 #include <cerrno>     // errno
@@ -39,6 +40,8 @@ struct Result {
   int signal = 0;      // the terminating signal, if any
   bool timed_out = false;
   std::string out, err;
+  std::size_t out_bytes = 0;  // all of stdout, also when it is not kept (RunOptions::keep_stdout)
+  long max_rss_kb = 0;        // the peak resident set size of procpool (and its reaped workers)
   std::size_t signals_sent = 0;
   // From the last signal sent to the exit seen.
   std::chrono::milliseconds exit_after_signal{-1};
@@ -55,6 +58,12 @@ struct SignalStep {
 struct RunOptions {
   std::chrono::milliseconds deadline = 60s;
   bool close_stdout = false;  // the reader of stdout is gone before the run starts
+  // The reader of stdout goes away once it has read this many lines (0 = never).
+  std::size_t close_stdout_after_lines = 0;
+  // What procpool gets as its fd 1 instead of the pipe: "closed", "read-only" (/dev/null opened
+  // O_RDONLY) or "full" (/dev/full: every write fails ENOSPC).
+  std::string stdout_is;
+  bool keep_stdout = true;  // false: stdout is counted (out_bytes), not kept in `out`
   // If set, stdin stays open after the input is written until this shows up on stdout.
   std::string hold_stdin_until_output;
   // Stdin stays open until the run exits: the input never ends.
@@ -86,7 +95,15 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);  // dup2 clears close-on-exec
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  if (options.stdout_is == "closed") {
+    posix_spawn_file_actions_addclose(&actions, 1);
+  } else if (options.stdout_is == "read-only") {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_RDONLY, 0);
+  } else if (options.stdout_is == "full") {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/full", O_WRONLY, 0);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  }
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
@@ -158,7 +175,15 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
         const bool is_out = fds[i].fd == out_fd;
         const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
         if (n > 0) {
-          (is_out ? run.out : run.err).append(buffer, static_cast<std::size_t>(n));
+          if (is_out) run.out_bytes += static_cast<std::size_t>(n);
+          if (!is_out || options.keep_stdout) {
+            (is_out ? run.out : run.err).append(buffer, static_cast<std::size_t>(n));
+          }
+          if (is_out && options.close_stdout_after_lines != 0 &&
+              static_cast<std::size_t>(std::count(run.out.begin(), run.out.end(), '\n')) >=
+                  options.close_stdout_after_lines) {
+            close_fd(out_fd);
+          }
         } else if (n == 0 || errno != EAGAIN) {
           close_fd(is_out ? out_fd : err_fd);
         }
@@ -184,7 +209,9 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
       }
     }
     // The exit: through the pidfd, or (no pidfd) by polling waitpid each round.
-    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) {
+    struct rusage usage {};
+    if (!exited && ::wait4(pid, &status, WNOHANG, &usage) == pid) {
+      run.max_rss_kb = usage.ru_maxrss;
       exited = true;
       if (run.signals_sent != 0) {
         run.exit_after_signal =
@@ -409,18 +436,18 @@ TEST_F(MapTest, RetriesRecoverTasksWhoseWorkerCrashed) {
   EXPECT_EQ(run.out, "a\nb\n");
 }
 
-// Several lines on one worker, so a finished task and the crashing one are on board together.
-// (At most 4 lines: every line crashes a worker once, and 5 quick crashes in a row fail the pool
-// by its restart policy.) Fails while the pool blames the first unanswered task for a crash:
+// Several lines on one worker, so a finished task and the crashing one are on board together;
+// every line crashes a worker once, which its task is charged for (not a crash loop). Fails
+// while the pool blames the first unanswered task for a crash:
 // the worker publishes results in batches, so the retried line 1, finished on the second
 // worker but its result not yet published when line 2 crashes that worker, is blamed and
 // reported as poison.
 TEST_F(MapTest, RetriesRecoverCrashesWithSeveralTasksOnBoard) {
   const Result run = run_procpool({"map", "--workers", "1", "--retries", "1", "--handler",
                                    "crash_on_first_attempt", "--", worker("crashy")},
-                                  numbers(1, 4));
+                                  numbers(1, 100));
   EXPECT_EXIT_CODE(run, 0);
-  EXPECT_EQ(run.out, numbers(1, 4));
+  EXPECT_EQ(run.out, numbers(1, 100));
 }
 
 TEST_F(MapTest, WithoutRetriesACrashFailsTheLine) {
@@ -437,6 +464,137 @@ TEST_F(MapTest, ClosedStdoutExitsWithStatus1) {
   const Result run = run_procpool({"map", "--", worker("increment")}, numbers(1, 200'000), options);
   EXPECT_EXIT_CODE(run, 1);
   EXPECT_NE(run.err.find("cannot write standard output"), std::string::npos) << run.err;
+}
+
+// The summary of a run that stopped because standard output failed: the results written and
+// the lines not completed (counted from 1), which must add up to every line.
+struct OutputFailure {
+  bool reported = false;
+  std::uint64_t written = 0;
+  NotCompleted missing;
+};
+
+OutputFailure parse_output_failure(const std::string& err, const std::string& reason) {
+  OutputFailure result;
+  const std::string marker = "procpool map: stopped, standard output failed (" + reason + "): ";
+  const std::size_t at = err.find(marker);
+  if (at == std::string::npos) return result;
+  result.reported = true;
+  std::string count = err.substr(at + marker.size());
+  count.resize(count.find(" "));
+  std::erase(count, ',');  // "1,234"
+  result.written = std::stoull(count);
+  result.missing = parse_not_completed(err);
+  return result;
+}
+
+// The reader of stdout reads some results, then goes: the run stops with status 1, says so, and
+// accounts for every line: results written first, then the lines not completed, to run again.
+TEST_F(MapTest, BrokenPipeStopsTheRunAndNamesTheLinesNotWritten) {
+  RunOptions options;
+  options.close_stdout_after_lines = 1000;
+  const Result run = run_procpool({"map", "--", worker("increment")}, numbers(0, 199'999), options);
+  EXPECT_EXIT_CODE(run, 1);
+  EXPECT_NE(run.err.find("procpool map: cannot write standard output: Broken pipe"),
+            std::string::npos)
+      << run.err.substr(0, 4000);
+  const OutputFailure failure = parse_output_failure(run.err, "Broken pipe");
+  ASSERT_TRUE(failure.reported) << run.err.substr(0, 4000);
+  EXPECT_GE(failure.written, 1000u) << run.err.substr(0, 4000);
+  EXPECT_TRUE(run.out.starts_with(numbers(1, 1000))) << run.out.substr(0, 100);
+  // In input order: the first `written` lines got out; the rest is named, from the next one.
+  EXPECT_TRUE(failure.missing.lines.empty()) << run.err.substr(0, 4000);
+  EXPECT_EQ(failure.missing.rest_from, failure.written + 1) << run.err.substr(0, 4000);
+}
+
+// /dev/full: every write fails ENOSPC. Nothing was written, and every line is named.
+TEST_F(MapTest, FullDiskStopsTheRunAndNamesEveryLine) {
+  RunOptions options;
+  options.stdout_is = "full";
+  const Result run = run_procpool({"map", "--", worker("increment")}, numbers(1, 200'000), options);
+  EXPECT_EXIT_CODE(run, 1);
+  EXPECT_NE(run.err.find("procpool map: cannot write standard output: No space left on device"),
+            std::string::npos)
+      << run.err;
+  const OutputFailure failure = parse_output_failure(run.err, "No space left on device");
+  ASSERT_TRUE(failure.reported) << run.err;
+  EXPECT_EQ(failure.written, 0u) << run.err;
+  EXPECT_TRUE(failure.missing.lines.empty()) << run.err;
+  EXPECT_EQ(failure.missing.rest_from, 1u) << run.err;
+}
+
+// `procpool map ... >&-`: the results would go nowhere. Refused before any line is read.
+TEST_F(MapTest, ClosedOrReadOnlyStdoutIsRefusedWithStatus2) {
+  for (const char* stdout_is : {"closed", "read-only"}) {
+    RunOptions options;
+    options.stdout_is = stdout_is;
+    const Result run = run_procpool({"map", "--", worker("increment")}, numbers(1, 1000), options);
+    EXPECT_EXIT_CODE(run, 2);
+    EXPECT_NE(run.err.find("procpool map: standard output is "), std::string::npos)
+        << stdout_is << ": " << run.err;
+  }
+}
+
+// --empty-on-failure: each failed line leaves an empty line in its place, so output line N is
+// input line N's result; the failures are reported as usual.
+TEST_F(MapTest, EmptyOnFailureKeepsOutputAlignedWithInput) {
+  const Result run = run_procpool({"map", "--empty-on-failure", "--", worker("increment")},
+                                  "1\nnot a number\n3\nx\n5\n");
+  EXPECT_EXIT_CODE(run, 1);
+  EXPECT_EQ(run.out, "2\n\n4\n\n6\n");
+  EXPECT_NE(run.err.find("procpool map: line 2: HandlerError: "), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("procpool map: line 4: HandlerError: "), std::string::npos) << run.err;
+}
+
+// Ordered output behind one slow line (3 s): the 1 MiB results of the 700 lines after it wait
+// for it. What piles up must stay within map's pending-results budget (256 MiB), not grow with
+// the input. Sanitizer runtimes hold freed memory back (quarantine, shadow), so the peak says
+// nothing about map there.
+TEST_F(MapTest, ResultsWaitingBehindASlowLineStayWithinTheBudget) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the peak RSS under a sanitizer is the runtime's";
+#endif
+  constexpr std::size_t kResult = 1 << 20;
+  constexpr std::size_t kLines = 700;
+  RunOptions options;
+  options.keep_stdout = false;
+  const Result run =
+      run_procpool({"map", "--workers", "2", "--handler", "fill", "--", worker("crashy")},
+                   "1048576 3000\n" + repeat_line("1048576", kLines), options);
+  EXPECT_EXIT_CODE(run, 0);
+  EXPECT_EQ(run.out_bytes, (kLines + 1) * (kResult + 1));
+  // The budget, and room for the program itself and one batch of results in transit.
+  EXPECT_LT(run.max_rss_kb, (256 + 96) * 1024) << "peak RSS " << run.max_rss_kb / 1024 << " MiB";
+}
+
+// 9 crashing ("poison") lines spread over 200,000, with default options: each fails as a
+// WorkerCrashed line of its own, and every other line is processed, in order. A death while a
+// task runs is charged to that task, never counted as a crash loop that ends the pool.
+TEST_F(MapTest, PoisonLinesFailAloneAndEveryOtherLineIsProcessed) {
+  constexpr std::uint64_t kLines = 200'000, kEvery = 20'000;
+  std::string input, expected;
+  std::set<std::uint64_t> poison;  // counted from 1
+  for (std::uint64_t line = 1; line <= kLines; ++line) {
+    if (line % kEvery == 0 && line < kLines) {
+      poison.insert(line);
+      input += "poison\n";
+    } else {
+      input += std::to_string(line) + "\n";
+      expected += std::to_string(line) + "\n";
+    }
+  }
+  ASSERT_EQ(poison.size(), 9u);
+  const Result run =
+      run_procpool({"map", "--handler", "poison", "--", worker("crashy")}, input, RunOptions{});
+  EXPECT_EXIT_CODE(run, 1);  // some task failed
+  EXPECT_TRUE(run.out == expected) << run.out.size() << " bytes written, " << expected.size()
+                                   << " expected; stderr: " << run.err.substr(0, 4000);
+  for (const std::uint64_t line : poison) {
+    EXPECT_NE(run.err.find("procpool map: line " + std::to_string(line) + ": WorkerCrashed: "),
+              std::string::npos)
+        << line << ": " << run.err.substr(0, 4000);
+  }
+  EXPECT_EQ(run.err.find("stopped ("), std::string::npos) << run.err.substr(0, 4000);
 }
 
 // --- usage errors ---
@@ -482,12 +640,33 @@ TEST_F(MapTest, BadNumbersAreUsageErrors) {
   }
 }
 
+// Each form is read as the duration it says: --timeout's shows in the Timeout report of a
+// hung task, --grace's in the notice after SIGINT while tasks run (sleep_run, below).
+std::vector<std::string> sleep_run(const std::vector<std::string>& options);
+
 TEST_F(MapTest, AcceptsDurationForms) {
-  for (const char* timeout : {"500ms", "2s", "1m", "3", "0.5"}) {
-    const Result run =
-        run_procpool({"map", "--timeout", timeout, "--", worker("increment")}, "1\n");
-    EXPECT_EXIT_CODE(run, 0);
-    EXPECT_EQ(run.out, "2\n") << timeout;
+  for (const auto& [timeout, shown] :
+       {std::pair{"300ms", "300 ms"}, std::pair{"0.3", "300 ms"}, std::pair{"0.25s", "250 ms"}}) {
+    const Result run = run_procpool(
+        {"map", "--timeout", timeout, "--handler", "hang", "--", worker("crashy")}, "1\n");
+    EXPECT_EXIT_CODE(run, 1);
+    EXPECT_NE(run.err.find(std::string("line 1: Timeout: ")), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find(std::string("timed out after ") + shown), std::string::npos)
+        << timeout << ": " << run.err;
+  }
+  for (const auto& [grace, shown] :
+       {std::pair{"500ms", "500 ms"}, std::pair{"2s", "2 s"}, std::pair{"1m", "60 s"},
+        std::pair{"1.5m", "90 s"}, std::pair{"1h", "3600 s"}, std::pair{"3", "3 s"},
+        std::pair{"0.5", "500 ms"}}) {
+    RunOptions options;
+    options.keep_stdin_open = true;
+    options.signals = {{SIGINT, 2, ""}};
+    const Result run = run_procpool(sleep_run({"--grace", grace}),
+                                    repeat_line("1", 2) + repeat_line("200", 40), options);
+    EXPECT_EXIT_CODE(run, 130);
+    EXPECT_NE(run.err.find(std::string("waiting up to ") + shown + " for the running ones"),
+              std::string::npos)
+        << grace << ": " << run.err;
   }
 }
 

@@ -20,6 +20,8 @@
 //   "spin_increment"  busy for the worker data's microseconds, then answer the input + 1
 //   "alloc"       allocate and keep the input's MiB of heap (touched), answer "ok"
 //   "alloc_shared"  map and touch the input's MiB of shared memory (not in RLIMIT_DATA), then hang
+//   "poison"      SIGSEGV if the input is "poison", else answer it (a poison line in a stream)
+//   "fill"        input "BYTES [MS]": sleep MS ms (if given), answer BYTES bytes of 'x'
 #include <signal.h>    // raise
 #include <sys/mman.h>  // mmap (an inaccessible page to fault on)
 #include <unistd.h>    // getpid, fork, pause, write
@@ -128,6 +130,19 @@ int main(int argc, char** argv) {
       for (;;) ::pause();
     }
     task.reply(std::to_string(child));
+  });
+  worker.on("poison", [](procpool::Task& task) {
+    if (task.input() == "poison") segfault();
+    task.reply(task.input());
+  });
+  worker.on("fill", [](procpool::Task& task) {  // large results from small inputs
+    const std::string input(task.input());
+    const std::size_t space = input.find(' ');
+    const std::size_t bytes = std::stoull(input.substr(0, space));
+    if (space != std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::stoll(input.substr(space + 1))));
+    }
+    task.reply(std::string(bytes, 'x'));
   });
   worker.on("alloc", [](procpool::Task& task) {  // keeps the input's MiB of heap, touched
     static std::vector<std::unique_ptr<char[]>> kept;
