@@ -23,6 +23,7 @@
 #include "procpool/wait_strategy.hpp"
 #include "procpool/wire_format.hpp"
 #include "procpool/worker_environment.hpp"
+#include "adaptive_depth.hpp"
 #include "restart_tracker.hpp"
 
 namespace procpool::detail {
@@ -897,20 +898,9 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
 void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now) {
   const Clock::time_point began = std::max(slot.last_answer, task.dispatched);
   slot.last_answer = now;
-  const std::int64_t sample = std::max<std::int64_t>(
-      1, std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
-  slot.service_ns =
-      slot.service_ns == 0 ? sample : slot.service_ns + (sample - slot.service_ns) / 16;
-  const std::int64_t queued =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(kPipelineWork).count() /
-      std::max<std::int64_t>(1, slot.service_ns);
-  // Long tasks: one running and one queued hides the dispatch round trip; more would only
-  // leave one worker idle at the end of a batch while another still has tasks queued.
-  const std::int64_t most =
-      slot.service_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count()
-          ? 2
-          : kMaxAdaptiveDepth;
-  slot.depth = static_cast<unsigned>(std::clamp<std::int64_t>(1 + queued, 1, most));
+  slot.service_ns = AdaptiveDepth::next_service_ns(
+      slot.service_ns, std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
+  slot.depth = AdaptiveDepth::depth(slot.service_ns);
 }
 
 bool PoolCore::answers_soon_locked() const noexcept {
@@ -1160,10 +1150,10 @@ void PoolCore::await(FutureState& state) {
 
 void PoolCore::wait_idle() {
   check_owner();
-  if (in_callback()) {
+  if (in_callback() || on_supervisor_thread()) {
     throw Error(
-        "procpool::Pool::wait_idle() called from one of the pool's completion callbacks: it "
-        "would wait for that callback itself");
+        "procpool::Pool::wait_idle() called from one of the pool's completion callbacks (or "
+        "another callback on the pool's own thread): it would wait for that callback itself");
   }
   std::unique_lock lock(mu_);
   // Counted: a callback run below may drop the pool's last reference.
@@ -1380,7 +1370,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.timed_out_task = WorkerSlot::kNoTask;
   slot.control_lied = false;
   slot.service_ns = 0;
-  slot.depth = 1;
+  slot.depth = AdaptiveDepth::kUnmeasured;
   slot.next_scan = Clock::time_point::max();
   slot.next_memory_check = now;
   slot.memory_exceeded = false;

@@ -13,6 +13,7 @@
 #include <unordered_map>       // handler names
 #include <vector>              // slots, tasks
 
+#include "adaptive_depth.hpp"
 #include "latency_histogram.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/shared_region.hpp"
@@ -35,17 +36,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   // PoolOptions::pipeline_depth: the largest fixed depth, and the adaptive depth's bounds.
   static constexpr unsigned kMaxPipelineDepth = 65536;
-  static constexpr std::int64_t kMaxAdaptiveDepth = 1024;
-  static constexpr std::chrono::microseconds kPipelineWork{1000};
+  static constexpr std::chrono::nanoseconds kPipelineWork = AdaptiveDepth::kPipelineWork;
   // Waiting threads spin on the result rings only while some busy worker answers faster than
   // this on average (or is not measured yet): with longer tasks a spin only takes a CPU from
   // the workers (C1 on 2 cores), and sleeping costs one wake-up per answer.
   static constexpr std::chrono::microseconds kSpinWorthy{25};
-  // Tasks at least this long keep at most 2 on board per worker (adaptive depth): one running,
-  // one queued to hide the dispatch round trip. More would only leave one worker idle at the end
-  // of a batch while another still has tasks queued; fewer-but-shorter tasks (B1's 1 MiB
-  // copies) keep the deeper pipeline, whose payloads go straight into the ring.
-  static constexpr std::chrono::microseconds kLongTask{200};
+  static constexpr std::chrono::nanoseconds kLongTask = AdaptiveDepth::kLongTask;
   // See charged_task_locked.
   static constexpr std::uint32_t kMaxUnchargedDeaths = 3;
 
