@@ -198,7 +198,9 @@ void expect_timeout_not_counted_while_queued(unsigned pipeline_depth) {
   TaskOptions timed;
   timed.timeout = 300ms;
   auto queued = pool.submit("echo", "made it", timed);
-  if (pipeline_depth == 1) ASSERT_EQ(pool.metrics().queued, 1u);
+  if (pipeline_depth == 1) {
+    ASSERT_EQ(pool.metrics().queued, 1u);
+  }
   EXPECT_EQ(value_of(queued), "made it");
   EXPECT_EQ(value_of(busy), "slept");
 }
