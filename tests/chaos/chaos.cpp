@@ -144,8 +144,8 @@ std::string ChaosReport::text() const {
       << "\nrestarts " << restarts << "\nretried " << retried << "\nsupervisor_rss_start_mib "
       << mib(supervisor_rss_start) << "\nsupervisor_rss_end_mib " << mib(supervisor_rss_end)
       << "\nchecker_mib " << mib(checker_bytes) << " (1 byte per task, part of the supervisor RSS)"
-      << "\nelapsed_s " << elapsed_s << "\nserved_after " << (served_after ? "yes" : "no")
-      << "\nanomalies " << anomalies.size() << "\n";
+      << "\nelapsed_s " << elapsed_s << "\nwall_s " << wall_s << "\nserved_after "
+      << (served_after ? "yes" : "no") << "\nanomalies " << anomalies.size() << "\n";
   for (const std::string& anomaly : anomalies) out << "anomaly: " << anomaly << "\n";
   return out.str();
 }
@@ -161,10 +161,7 @@ ChaosReport run_chaos(const ChaosConfig& config) {
   options.executable = config.worker;
   options.min_workers = options.max_workers = config.workers;
   options.max_attempts = config.max_attempts;
-  options.worker_data = std::to_string(config.spin_us);
-  options.forward_stderr = config.forward_stderr;
-  options.restart.min_uptime = std::chrono::milliseconds(0);  // every kill is a fresh failure
-  options.restart.max_consecutive_failures = 1000;            // ... that must never fail the pool
+  options.worker_data = std::to_string(config.spin_us);  // the workload, not a pool policy
   {
     Pool pool(options);
 
@@ -219,6 +216,7 @@ ChaosReport run_chaos(const ChaosConfig& config) {
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> kills{0};
     std::thread killer([&] {
+      if (!config.kill) return;
       std::mt19937_64 rng(config.seed);
       std::uniform_int_distribution<long> pause(config.kill_min.count(), config.kill_max.count());
       std::mutex sleep_mutex;
@@ -250,6 +248,7 @@ ChaosReport run_chaos(const ChaosConfig& config) {
     });
 
     std::uint64_t next = warm;
+    const auto stream_started = Clock::now();
     auto more = [&] {
       if (Clock::now() >= deadline) return false;
       if (config.tasks != 0) return next < warm + config.tasks;
@@ -264,6 +263,7 @@ ChaosReport run_chaos(const ChaosConfig& config) {
       submit(next++);
     }
     const bool drained = wait_below(1);
+    report.wall_s = std::chrono::duration<double>(Clock::now() - stream_started).count();
     stop.store(true);
     killer.join();
 
@@ -330,6 +330,26 @@ ChaosReport run_chaos(const ChaosConfig& config) {
     if (shm_before.count(name) == 0) report.anomalies.push_back("/dev/shm/" + name + " appeared");
   }
   return report;
+}
+
+std::string ChaosComparison::text() const {
+  std::ostringstream out;
+  out << chaos.text() << "wall_without_kills_s " << baseline.wall_s << "\nratio " << ratio()
+      << "\nbaseline_clean " << (baseline.clean() ? "yes" : "no") << "\n";
+  for (const std::string& anomaly : baseline.anomalies)
+    out << "baseline anomaly: " << anomaly << "\n";
+  return out.str();
+}
+
+ChaosComparison run_chaos_and_baseline(const ChaosConfig& config) {
+  ChaosComparison comparison;
+  ChaosConfig quiet = config;
+  quiet.kill = false;
+  comparison.baseline = run_chaos(quiet);
+  ChaosConfig chaos = config;
+  chaos.kill = true;
+  comparison.chaos = run_chaos(chaos);
+  return comparison;
 }
 
 }  // namespace procpool::chaos

@@ -23,6 +23,8 @@
 //   "scribble_control" SEED    random values in every control-block field, the heartbeat random,
 //                              0 or in the far future, the running task's id random or 0; again
 //                              every millisecond
+//   "scribble_all" SEED        random bytes over the whole segment (header, control block, both
+//                              rings and their positions, arena); again every millisecond
 //   "scribble_arena" SEED      random bytes over the arena and the segment header, which the
 //                              supervisor never reads back; then answers "scribbled <pid>"
 //   "bad_frame" "KIND SEED"    one well-formed ring record holding a bad frame; KIND: version,
@@ -311,6 +313,20 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
   park(scribble);
 }
 
+// Everything the worker can reach. The supervisor reads published answers first (settle), so
+// what it finds afterwards is this task's doing alone.
+[[noreturn]] void scribble_all(Channel& channel, std::mt19937_64& rng) {
+  channel.settle();
+  procpool::Segment& segment = channel.segment();
+  const std::span<std::byte> whole(
+      reinterpret_cast<std::byte*>(&segment.control()) - segment.layout().control_offset,
+      segment.size());
+  auto scribble = [&] { fill_random(whole, rng); };
+  scribble();
+  channel.ring();
+  park(scribble);
+}
+
 void scribble_arena(Channel& channel, std::mt19937_64& rng) {
   procpool::Segment& segment = channel.segment();
   fill_random(segment.arena(), rng);
@@ -501,6 +517,11 @@ int main(int argc, char** argv) {
     announce("scribble_control", task.input());
     std::mt19937_64 rng(seed_of(task.input()));
     scribble_control(channel, rng);
+  });
+  worker.on("scribble_all", [&](procpool::Task& task) {
+    announce("scribble_all", task.input());
+    std::mt19937_64 rng(seed_of(task.input()));
+    scribble_all(channel, rng);
   });
   worker.on("scribble_arena", [&](procpool::Task& task) {
     announce("scribble_arena", task.input());

@@ -3,6 +3,8 @@
 // Start-up options (argv):
 //   --exit-before-ready CODE   exit with CODE before announcing handlers (a broken deployment)
 //   --hang-before-ready        never announce handlers
+//   --exit-after-ready MS      exit 3 about MS milliseconds after starting to serve, idle (a
+//                              program that comes up and then falls over: a crash loop)
 // Handlers (input = argument):
 //   "echo"        answer the input              "segfault"  SIGSEGV
 //   "abort"       SIGABRT (std::abort)          "exit"      exit with the decimal code in input
@@ -161,5 +163,18 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < bytes; i += 4096) bytes_of[i] = 1;
     for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   });
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--exit-after-ready") == 0) {
+      // Counted from just before run() announces READY; a worker slower than that to announce
+      // exits before READY, which is the same broken start to the supervisor.
+      const auto after = std::chrono::milliseconds(std::atol(argv[i + 1]));
+      std::thread([after] {
+        std::this_thread::sleep_for(after);
+        std::fprintf(stderr, "crashy: exiting after ready as asked\n");
+        std::fflush(stderr);
+        std::_Exit(3);
+      }).detach();
+    }
+  }
   return worker.run();
 }
