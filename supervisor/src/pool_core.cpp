@@ -17,13 +17,13 @@
 #include <cstring>    // std::memcpy
 #include <limits>     // std::numeric_limits
 
+#include "adaptive_depth.hpp"
 #include "process_status.hpp"
 #include "procpool/chunk_format.hpp"
 #include "procpool/detail/launcher.hpp"
 #include "procpool/wait_strategy.hpp"
 #include "procpool/wire_format.hpp"
 #include "procpool/worker_environment.hpp"
-#include "adaptive_depth.hpp"
 #include "restart_tracker.hpp"
 
 namespace procpool::detail {
@@ -1653,7 +1653,9 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     death = DeathKind::kBroken;
   } else if (now - slot.ready_at >= options_.restart.min_uptime) {
     death = DeathKind::kStable;
-  } else if (busy) {
+  } else if (busy || (!slot.killed && exit.signaled && exit.signal == SIGKILL)) {
+    // With tasks on board the running one is charged. An idle worker SIGKILLed from outside
+    // (an operator, a chaos test) says nothing about the program: restarted at once too.
     death = DeathKind::kBusy;
   }
   PoolEvent exited;

@@ -286,9 +286,6 @@ void s1(Figures& f) {
 void r1(Figures& f) {
   PoolOptions options = pool_of("increment", 1);
   options.max_attempts = 3;  // a task that lands on the dying worker is retried
-  // The default min_uptime (1 s) treats a worker that dies younger as failing at start-up and
-  // backs off; kills here come faster than that, so R1 measures the plain restart path.
-  options.restart.min_uptime = std::chrono::milliseconds(0);
   Pool pool(options);
   pool.submit("increment", "1").get();
   std::vector<double> samples;

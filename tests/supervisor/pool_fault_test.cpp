@@ -302,29 +302,43 @@ TEST_F(PoolFault, CrashingTasksAreChargedToThemselvesAndThePoolKeepsServing) {
   EXPECT_EQ(value_of(late), "late");
 }
 
-// Opt-in give-up: give_up_after broken starts in a row fail the pool, and queued tasks with it.
+// Opt-in give-up: give_up_after broken starts in a row fail the pool. Here the program exits
+// by itself while idle right after READY, every time (a broken start each time).
 TEST_F(PoolFault, GiveUpAfterIsAnOptInThatFailsThePool) {
   PoolOptions options = crashy();
-  options.restart.give_up_after = 2;
+  options.args = {"--exit-after-ready", "20"};
+  options.restart.give_up_after = 3;
+  options.restart.crash_loop_after = 0;  // the constructor must not throw first
   Pool pool(options);
-  ASSERT_EQ(pool.metrics().state, "running");
-  // Killed while idle right after READY: a broken start each time.
-  for (int round = 0; round < 2 && pool.metrics().state == "running"; ++round) {
-    const auto w = slot_metrics(pool);
-    ASSERT_TRUE(w);
-    const std::uint64_t incarnation = w->incarnation;
-    ASSERT_GT(w->pid, 0);
-    ::kill(w->pid, SIGKILL);
-    ASSERT_TRUE(poll_until(
-        [&] { return replaced_since(pool, incarnation) || pool.metrics().state == "failed"; }));
-  }
-  EXPECT_EQ(pool.metrics().state, "failed");
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == "failed"; }))
+      << pool.metrics().to_json();
   auto late = pool.submit("echo", "late");
   const auto rejected = error_of(late);
   ASSERT_TRUE(rejected);
   EXPECT_EQ(rejected->kind(), Kind::ShuttingDown) << rejected->what();
-  EXPECT_NE(std::string(rejected->what()).find("2 failures in a row"), std::string::npos)
+  EXPECT_NE(std::string(rejected->what()).find("3 failures in a row"), std::string::npos)
       << rejected->what();
+  EXPECT_NE(std::string(rejected->what()).find("exit code 3"), std::string::npos)
+      << rejected->what();
+}
+
+// An idle worker SIGKILLed from outside, again and again, is restarted at once each time: the
+// kill says nothing about the program, so the slot neither backs off nor fails.
+TEST_F(PoolFault, IdleWorkerKilledFromOutsideIsRestartedAtOnceEveryTime) {
+  PoolOptions options = crashy();
+  options.restart.give_up_after = 2;  // would fail the pool if the kills counted
+  Pool pool(options);
+  for (int round = 0; round < 6; ++round) {
+    const auto w = slot_metrics(pool);
+    ASSERT_TRUE(w && w->pid > 0);
+    ASSERT_EQ(::kill(w->pid, SIGKILL), 0);
+    ASSERT_TRUE(poll_until([&] { return replaced_since(pool, w->incarnation); }))
+        << "round " << round << ": " << pool.metrics().to_json();
+    EXPECT_EQ(slot_metrics(pool)->consecutive_failures, 0u);
+  }
+  EXPECT_EQ(pool.metrics().state, "running");
+  auto echo = pool.submit("echo", "fine");
+  EXPECT_EQ(value_of(echo), "fine");
 }
 
 // ---------------------------------------------------------------------------------------------
