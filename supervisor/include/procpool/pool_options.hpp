@@ -20,8 +20,9 @@ class CancelSource;
 // Per-task options. Defaults come from the pool.
 struct TaskOptions {
   Priority priority = Priority::Normal;
-  // Counted from dispatch to a worker; 0 = no timeout. On expiry the worker running the task is
-  // killed and replaced, and the task fails with Timeout (or is retried while attempts remain).
+  // Counted from the task's start (when it reaches the head of its worker's pipeline), never
+  // while it waits; 0 = no timeout. On expiry the worker running the task is killed and
+  // replaced, and the task fails with Timeout (or is retried while attempts remain).
   std::chrono::milliseconds timeout{0};
   // Dispatches allowed when workers crash under the task; 0 = PoolOptions::max_attempts.
   unsigned max_attempts = 0;
