@@ -13,6 +13,22 @@
 // Threads: every member function is thread-safe. Completion callbacks run on whichever pool
 // thread resolves the task (the pool's supervisor thread, or a thread waiting in get() or
 // wait_idle()); keep them short; they may submit more tasks.
+//
+// Callbacks, fork() and signals (docs/pool.md has the details):
+//   - A callback that throws does not reach the thread that happened to run it: the exception
+//     is caught, reported on stderr (the task's worker pid included) and counted in
+//     PoolMetrics::callback_errors, and the other callbacks still run.
+//   - From a callback, shutdown() and terminate() start the stop and return at once (waiting
+//     there would wait for the callback itself); the stop completes once the callback returns.
+//     wait_idle() throws procpool::Error. Destroying the Pool (or dropping the last future)
+//     inside a callback starts the shutdown too; a helper thread finishes it in the background.
+//   - A child fork()ed after the Pool was created gets an inert copy: every member function
+//     throws procpool::Error ("this pool belongs to process N"), so do get() and cancel() of
+//     what was submitted before, shared_memory() is empty, and the destructor returns at once
+//     without touching the parent's workers, rings or threads. Create a new Pool in the child.
+//   - Forwarding worker stderr never raises SIGPIPE in the host (a closed stderr gets EPIPE).
+//   - procpool/shutdown_signals.hpp turns SIGTERM/SIGINT into shutdown(), a second into
+//     terminate().
 
 #include <cstddef>      // std::byte
 #include <future>       // std::future
@@ -36,7 +52,8 @@ class Pool {
   // clear message on bad options, a missing or non-executable worker, or a worker that never
   // became READY (its exit status and last stderr lines included).
   explicit Pool(PoolOptions options);
-  // shutdown(), then stops the supervisor thread.
+  // shutdown(), then stops the supervisor thread. Inside one of the pool's callbacks it only
+  // starts the shutdown (see above); in a fork()ed child it does nothing.
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -87,19 +104,22 @@ class Pool {
                           std::make_shared<detail::ItemCallback>(std::forward<F>(on_done)));
   }
 
-  // Blocks until no task is queued or running (helps resolve results meanwhile).
+  // Blocks until no task is queued or running (helps resolve results meanwhile). Throws
+  // procpool::Error when called from one of this pool's callbacks (it would wait for itself).
   void wait_idle();
 
   // Stops taking tasks (new ones fail with ShuttingDown), lets queued and running tasks finish
   // within shutdown_grace, stops the workers (SIGTERM-equivalent shutdown frame, SIGKILL after
-  // stop_grace) and reaps them. Idempotent.
+  // stop_grace) and reaps them. Idempotent. From one of the pool's callbacks it starts all this
+  // and returns at once; a later shutdown() elsewhere waits for the end.
   void shutdown();
 
   // Stops at once: new tasks fail ShuttingDown, queued ones fail ShuttingDown without running,
   // every worker is SIGKILLed (with its process group) and the tasks on board fail ShuttingDown
   // naming the worker; returns once the workers are reaped. Cuts short a shutdown() running on
   // another thread (which then returns too). Idempotent; the destructor's shutdown() is then a
-  // no-op. For a second Ctrl-C, or a deadline the graceful stop overran.
+  // no-op. For a second Ctrl-C, or a deadline the graceful stop overran. From one of the pool's
+  // callbacks it kills and returns without waiting for the reaping.
   void terminate();
 
   PoolMetrics metrics() const;
