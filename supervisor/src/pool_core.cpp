@@ -806,6 +806,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                 KillCause::kProtocolViolation);
     return;
   }
+  slot.last_answered_id = task_id;
   if (on_board == slot.inflight.begin()) {
     slot.inflight.pop_front();  // the usual case: answers come in dispatch order
   } else {
@@ -1365,6 +1366,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.deadline = now + options_.startup_timeout;
   slot.dispatched = slot.tasks_done = slot.tasks_failed = 0;
   slot.killed = false;
+  slot.last_answered_id = 0;
   slot.kill_cause = KillCause::kUnhealthy;
   slot.kill_reason.clear();
   slot.timed_out_task = WorkerSlot::kNoTask;
@@ -1653,9 +1655,12 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     death = DeathKind::kBroken;
   } else if (now - slot.ready_at >= options_.restart.min_uptime) {
     death = DeathKind::kStable;
-  } else if (busy || (!slot.killed && exit.signaled && exit.signal == SIGKILL)) {
-    // With tasks on board the running one is charged. An idle worker SIGKILLed from outside
-    // (an operator, a chaos test) says nothing about the program: restarted at once too.
+  } else if (busy || slot.last_answered_id != 0 ||
+             (!slot.killed && exit.signaled && exit.signal == SIGKILL)) {
+    // With tasks on board the running one is charged. A worker that answered a task has shown
+    // the program can serve (a protocol violation in an answer is that task's). An idle worker
+    // SIGKILLed from outside (an operator, a chaos test) says nothing about the program. All
+    // restart at once.
     death = DeathKind::kBusy;
   }
   PoolEvent exited;
@@ -1722,12 +1727,14 @@ void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const 
 
 // The task on board that the death is charged to, if any. Normally the one whose handler was
 // running, as the worker said (untrusted: only compared with our own ids), or the one we killed
-// it for. When that report cannot be trusted (the worker broke the protocol or scribbled its
-// control block, or names no task on board) or says nothing while only one task was on board
-// of a worker that died by itself, the oldest task on board, the one the worker serves first, is
-// charged: otherwise a task that makes every worker it reaches misbehave would go from worker to
-// worker for free, forever. A task that saw kMaxUnchargedDeaths workers die under it uncharged is
-// charged too, for the same reason.
+// it for. When that report cannot be trusted (the worker scribbled its control block, or names
+// a task that is neither on board nor the one it last answered), or names nothing while only
+// one task was on board of a worker that died by itself, the oldest task on board, the one the
+// worker serves first, is charged: otherwise a task that makes every worker it reaches scribble
+// or die would go from worker to worker for free, forever. A task that saw kMaxUnchargedDeaths
+// workers die under it uncharged is charged too, for the same reason (a rogue that breaks the
+// protocol between tasks). A protocol violation alone does not make the report a lie: the task
+// behind a malformed or duplicate answer is innocent.
 const PoolCore::TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
   const std::uint64_t running_id =
       slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
@@ -1746,9 +1753,10 @@ const PoolCore::TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot
     if (oldest == nullptr) oldest = &task;
   }
   if (slot.timed_out_task != WorkerSlot::kNoTask || oldest == nullptr) return nullptr;
-  const bool untrusted = slot.control_lied ||
-                         (slot.killed && slot.kill_cause == KillCause::kProtocolViolation) ||
-                         (running_id != 0 && !named);
+  // The last task it answered may still be named if it died before clearing the field: a
+  // stale report, not a lie.
+  const bool untrusted =
+      slot.control_lied || (running_id != 0 && !named && running_id != slot.last_answered_id);
   // A lone task on a worker that died by itself: nothing else on board can have done it. (Not
   // for a worker we killed as hung: with no task named running, it hung outside any task.)
   if (untrusted || (running_id == 0 && live == 1 && !slot.killed)) return oldest;

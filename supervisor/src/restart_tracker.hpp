@@ -12,8 +12,10 @@ namespace procpool::detail {
 // about the program itself; a death with tasks on board is the running task's problem (its
 // attempts decide), and a death after a stable run is an accident: both restart at once.
 enum class DeathKind : std::uint8_t {
-  kBroken,    // exited before READY, failed to spawn, or died idle right after READY
-  kBusy,      // died with tasks on board (the one running was charged an attempt for it)
+  kBroken,    // exited before READY, failed to spawn, or died idle right after READY without
+              // answering a task
+  kBusy,      // died with tasks on board (the one running was charged an attempt for it),
+              // or after answering a task
   kStable,    // died after being READY for at least RestartPolicy::min_uptime
   kIntended,  // stopped by us (recycling, scale-down, shutdown) or killed for a task's sake
 };

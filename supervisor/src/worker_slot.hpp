@@ -101,6 +101,7 @@ struct WorkerSlot {
   std::string kill_reason;
   std::uint32_t timed_out_task = kNoTask;
   bool control_lied = false;  // killed for an impossible control block: current_task_id too
+  std::uint64_t last_answered_id = 0;  // the task of its latest answer (charged_task_locked)
 
   // Restart history, kept across incarnations.
   std::uint64_t restarts = 0;

@@ -40,7 +40,7 @@ struct TaskOptions {
 // only by their own attempts or timeouts.
 //
 // Only deaths that show the program is broken count: a failed spawn, an exit before READY, or
-// an exit while idle within min_uptime of READY. A death with a task on board is charged to
+// an exit while idle within min_uptime of READY before answering any task. A death with a task on board is charged to
 // that task (TaskOptions::max_attempts), and the worker is restarted at once.
 struct RestartPolicy {
   // A worker READY for at least this long has proven the program: the count of broken starts
