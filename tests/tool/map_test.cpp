@@ -5,24 +5,37 @@
 // interruption tests send SIGINT/SIGTERM when the run reaches a point they can see (so many
 // result lines on stdout, a message on stderr), never after a sleep.
 
+#include <dirent.h>        // opendir: a process's threads
 #include <fcntl.h>         // pipe2, fcntl
 #include <poll.h>          // poll
 #include <signal.h>        // SIGKILL, SIGPIPE
 #include <spawn.h>         // posix_spawn
 #include <sys/resource.h>  // struct rusage: the peak RSS
 #include <sys/syscall.h>   // SYS_pidfd_open, SYS_pidfd_send_signal
-#include <sys/wait.h>      // wait4
+#include <sys/wait.h>      // waitid, wait4
 #include <unistd.h>        // close, read, write
 
-#include <algorithm>  // std::sort, std::count
-#include <cerrno>     // errno
-#include <chrono>     // the deadline
-#include <cstring>    // std::strerror
-#include <set>        // line numbers
-#include <string>     // inputs and outputs
-#include <vector>     // argv
+#include <algorithm>           // std::sort, std::count
+#include <atomic>              // the killer's count
+#include <cerrno>              // errno
+#include <chrono>              // the deadline
+#include <condition_variable>  // the killer's pause, cut short by stop()
+#include <cstdio>              // std::printf: the chaos run's figures
+#include <cstring>             // std::strerror
+#include <fstream>             // /proc files
+#include <functional>          // RunOptions' hooks
+#include <iterator>            // std::istreambuf_iterator
+#include <mutex>               // the killer's stop flag
+#include <optional>            // a killer started with the run
+#include <random>              // which worker, how long a pause
+#include <set>                 // line numbers
+#include <string>              // inputs and outputs
+#include <thread>              // the killer
+#include <vector>              // argv
 
 #include <gtest/gtest.h>
+
+#include "../common/test_timing.hpp"  // kTimingScale
 
 extern char** environ;
 
@@ -69,6 +82,12 @@ struct RunOptions {
   // Stdin stays open until the run exits: the input never ends.
   bool keep_stdin_open = false;
   std::vector<SignalStep> signals;  // sent in order, each once its condition holds
+  // Once the input given is written, the next chunk to write; an empty chunk ends the input.
+  std::function<std::string()> more_input;
+  // Called with procpool's pid once it runs, and before it is reaped (then the pid may be
+  // reused): what a test does to the process in between.
+  std::function<void(pid_t)> on_started;
+  std::function<void()> before_reap;
 };
 
 void close_fd(int& fd) {
@@ -128,13 +147,21 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
     return run;
   }
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (options.on_started) options.on_started(pid);
   if (options.close_stdout) close_fd(out_fd);
   for (int fd : {in_fd, out_fd, err_fd}) {
     if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
 
+  std::string feed = input;
   std::size_t written = 0;
-  if (input.empty()) close_fd(in_fd);
+  auto next_chunk = [&] {
+    if (!options.more_input) return;
+    feed = options.more_input();
+    written = 0;
+  };
+  if (feed.empty()) next_chunk();
+  if (feed.empty()) close_fd(in_fd);
   bool exited = false;
   int status = 0;
   const auto deadline = Clock::now() + options.deadline;
@@ -150,7 +177,7 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
     pollfd fds[4];
     int count = 0;
     auto watch = [&](int fd, short events) { fds[count++] = pollfd{fd, events, 0}; };
-    if (in_fd >= 0 && written < input.size()) watch(in_fd, POLLOUT);
+    if (in_fd >= 0 && written < feed.size()) watch(in_fd, POLLOUT);
     if (out_fd >= 0) watch(out_fd, POLLIN);
     if (err_fd >= 0) watch(err_fd, POLLIN);
     if (!exited && pidfd >= 0) watch(pidfd, POLLIN);
@@ -164,10 +191,11 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
     for (int i = 0; i < count && ready > 0; ++i) {
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == in_fd) {
-        const ssize_t n = ::write(in_fd, input.data() + written, input.size() - written);
+        const ssize_t n = ::write(in_fd, feed.data() + written, feed.size() - written);
         if (n > 0) written += static_cast<std::size_t>(n);
+        if (n > 0 && written == feed.size()) next_chunk();
         if ((n < 0 && errno != EAGAIN) ||
-            (written == input.size() && options.hold_stdin_until_output.empty() &&
+            (written == feed.size() && options.hold_stdin_until_output.empty() &&
              !options.keep_stdin_open)) {
           close_fd(in_fd);
         }
@@ -189,7 +217,7 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
         }
       }
     }
-    if (in_fd >= 0 && written == input.size() && !options.hold_stdin_until_output.empty() &&
+    if (in_fd >= 0 && written == feed.size() && !options.hold_stdin_until_output.empty() &&
         run.out.find(options.hold_stdin_until_output) != std::string::npos) {
       close_fd(in_fd);
     }
@@ -208,9 +236,15 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
         signalled_at = Clock::now();
       }
     }
-    // The exit: through the pidfd, or (no pidfd) by polling waitpid each round.
+    // The exit: through the pidfd, or (no pidfd) by polling waitid each round; seen first
+    // without reaping, so that before_reap runs while the pid is still procpool's.
+    siginfo_t info{};
     struct rusage usage {};
-    if (!exited && ::wait4(pid, &status, WNOHANG, &usage) == pid) {
+    if (!exited &&
+        ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid) {
+      if (options.before_reap) options.before_reap();
+      ::wait4(pid, &status, 0, &usage);
       run.max_rss_kb = usage.ru_maxrss;
       exited = true;
       if (run.signals_sent != 0) {
@@ -226,6 +260,7 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
     } else {
       ::kill(pid, SIGKILL);
     }
+    if (options.before_reap) options.before_reap();
     ::waitpid(pid, &status, 0);
     run.timed_out = true;
   }
@@ -595,6 +630,150 @@ TEST_F(MapTest, PoisonLinesFailAloneAndEveryOtherLineIsProcessed) {
         << line << ": " << run.err.substr(0, 4000);
   }
   EXPECT_EQ(run.err.find("stopped ("), std::string::npos) << run.err.substr(0, 4000);
+}
+
+// The worker processes of `procpool map` (pid): its children, which are listed per thread, since
+// the pool's supervisor thread spawns them. Zombies (killed, not yet reaped) are left out.
+std::vector<pid_t> live_children_of(pid_t pid) {
+  std::vector<pid_t> children;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* directory = ::opendir(tasks.c_str());
+  if (directory == nullptr) return children;
+  while (const dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream list(tasks + "/" + entry->d_name + "/children");
+    for (pid_t child = 0; list >> child;) {
+      std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      const std::size_t name_end = text.rfind(')');
+      if (name_end != std::string::npos && name_end + 2 < text.size() &&
+          text[name_end + 2] != 'Z') {
+        children.push_back(child);
+      }
+    }
+  }
+  ::closedir(directory);
+  return children;
+}
+
+// SIGKILLs a random live worker of one `procpool map` run every 100-250 ms until stopped. A
+// pid is signalled through a pidfd opened while it was listed, and only if it is still listed
+// after: a worker that exited and was reaped in between cannot make it kill anything else.
+class WorkerKiller {
+ public:
+  WorkerKiller(pid_t map, std::uint32_t seed) : thread_([this, map, seed] { run(map, seed); }) {}
+  WorkerKiller(const WorkerKiller&) = delete;
+  WorkerKiller& operator=(const WorkerKiller&) = delete;
+  ~WorkerKiller() { stop(); }
+
+  void stop() {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::size_t kills() const { return kills_.load(); }
+
+ private:
+  void run(pid_t map, std::uint32_t seed) {
+    std::mt19937 random(seed);
+    std::uniform_int_distribution<int> pause_ms(100, 250);
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::milliseconds(pause_ms(random)),
+                           [this] { return stopping_; })) {
+      lock.unlock();
+      if (kill_one(map, random)) ++kills_;
+      lock.lock();
+    }
+  }
+
+  static bool kill_one(pid_t map, std::mt19937& random) {
+    const std::vector<pid_t> workers = live_children_of(map);
+    if (workers.empty()) return false;
+    const pid_t victim =
+        workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(random)];
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, victim, 0));
+    if (pidfd < 0) return false;
+    const std::vector<pid_t> still = live_children_of(map);
+    const bool killed = std::find(still.begin(), still.end(), victim) != still.end() &&
+                        ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
+    ::close(pidfd);
+    return killed;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::atomic<std::size_t> kills_{0};
+  std::thread thread_;  // last: started once the members it uses exist
+};
+
+// Line L of `text` (counted from 1) must read `first + L - 1`, for `count` lines; says where
+// the first difference is.
+std::string first_difference(const std::string& text, std::uint64_t first, std::uint64_t count) {
+  std::size_t at = 0;
+  for (std::uint64_t line = 1; line <= count; ++line) {
+    const std::string expected = std::to_string(first + line - 1) + "\n";
+    if (text.compare(at, expected.size(), expected) != 0) {
+      return "line " + std::to_string(line) + ": \"" + text.substr(at, 20) + "\", expected " +
+             expected;
+    }
+    at += expected.size();
+  }
+  if (at != text.size()) return std::to_string(text.size() - at) + " bytes after the last line";
+  return "";
+}
+
+// The chaos of the restart-policy finding, through `procpool map --retries 5` with default
+// options otherwise: a random worker SIGKILLed every 100-250 ms while lines stream in. Each
+// death is charged to the task that ran (5 more attempts), never counted as a crash loop that
+// ends the pool, so every line comes out, in order, and the run succeeds. The input goes on
+// until the killer has made its kills, so that slower or faster machines still see them all
+// during the run. Fails while a worker that served and then died inside min_uptime counts as a
+// broken start: after five in a row the pool failed and map stopped with status 1.
+TEST_F(MapTest, RetriesOutlastAWorkerKilledEvery100To250Ms) {
+  using procpool::test::kTimingScale;
+  const std::uint64_t min_lines = 100'000 / kTimingScale;
+  const std::size_t min_kills = kTimingScale == 1 ? 10 : 5;
+  // Where feeding stops even if the kills fall short (then the test fails on their count).
+  constexpr std::uint64_t kMaxLines = 10'000'000;
+  constexpr std::uint64_t kChunk = 10'000;
+  const std::uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("killer seed " + std::to_string(seed));
+
+  std::optional<WorkerKiller> killer;
+  std::uint64_t lines = 0;  // line L holds L - 1
+  RunOptions options;
+  options.deadline = 90s;
+  options.on_started = [&](pid_t pid) { killer.emplace(pid, seed); };
+  options.before_reap = [&] {
+    if (killer) killer->stop();
+  };
+  options.more_input = [&] {
+    std::string chunk;
+    if (lines >= kMaxLines || (lines >= min_lines && killer && killer->kills() >= min_kills)) {
+      return chunk;
+    }
+    for (std::uint64_t i = 0; i < kChunk; ++i) chunk += std::to_string(lines++) + "\n";
+    return chunk;
+  };
+  const auto started = Clock::now();
+  const Result run =
+      run_procpool({"map", "--retries", "5", "--", worker("increment")}, "", options);
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  ASSERT_TRUE(killer.has_value());
+  killer->stop();
+  const std::size_t kills = killer->kills();
+  std::printf("[ chaos    ] %llu lines, %zu workers SIGKILLed, %lld ms, status %d\n",
+              static_cast<unsigned long long>(lines), kills, static_cast<long long>(wall.count()),
+              run.exit_code);
+  EXPECT_EXIT_CODE(run, 0);
+  EXPECT_EQ(first_difference(run.out, 1, lines), "")
+      << lines << " lines; stderr: " << run.err.substr(0, 4000);
+  EXPECT_GE(kills, min_kills) << "too few workers killed during the run for it to show anything ("
+                              << lines << " lines in " << wall.count() << " ms)";
 }
 
 // --- usage errors ---
