@@ -107,8 +107,9 @@ for preset in "${presets[@]}"; do
   timeout --kill-after=30 "$bound" ctest --preset "$preset" 2>&1 | tee "$log" || rc=$?
 
   echo "slowest tests ($preset):"
-  test_times "$log" | head -n 10 \
-    | awk '{ t = $1; name = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %8.2f s  %s (%s)\n", t, name, $0 }'
+  # awk, not head: head exiting early would SIGPIPE sort, which pipefail turns into an exit.
+  test_times "$log" \
+    | awk 'NR <= 10 { t = $1; name = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %8.2f s  %s (%s)\n", t, name, $0 }'
 
   # ctest's summary: "100% tests passed, 0 tests failed out of 12"
   summary="$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)"
