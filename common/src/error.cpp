@@ -4,6 +4,8 @@
 
 namespace procpool {
 
+SystemError::~SystemError() = default;
+
 void throw_errno(int error, std::string_view what) {
   throw SystemError(error, std::string(what) + ": " + std::strerror(error));
 }

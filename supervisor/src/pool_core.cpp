@@ -1298,6 +1298,23 @@ void PoolCore::run_loop() {
   deliver(lock);
 }
 
+// Releases what a spawn that failed part way had set up.
+void PoolCore::undo_spawn_locked(WorkerSlot& slot, int (&stderr_pipe)[2]) {
+  close_fd(stderr_pipe[0]);
+  close_fd(stderr_pipe[1]);
+  close_fd(slot.doorbell_fd);
+  slot.reader.reset();
+  slot.writer.reset();
+  slot.segment.reset();
+  if (slot.pidfd >= 0) {  // launched, then registering it failed: do not leave it running
+    ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
+    ::waitpid(slot.pid, nullptr, 0);
+    close_fd(slot.pidfd);
+    close_fd(slot.stderr_fd);
+    slot.pid = -1;
+  }
+}
+
 void PoolCore::spawn_locked(WorkerSlot& slot) {
   const auto now = Clock::now();
   last_spawn_ = now;
@@ -1342,21 +1359,13 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     epoll_add(epoll_fd_, slot.pidfd, kEpollPidfd | slot.index);
     epoll_add(epoll_fd_, slot.stderr_fd, kEpollStderr | slot.index);
     epoll_add(epoll_fd_, slot.doorbell_fd, kEpollDoorbell | slot.index);
+  } catch (const SystemError& e) {
+    undo_spawn_locked(slot, stderr_pipe);
+    spawn_failed_locked(slot, e.what(), e.code());
+    return;
   } catch (const Error& e) {
-    close_fd(stderr_pipe[0]);
-    close_fd(stderr_pipe[1]);
-    close_fd(slot.doorbell_fd);
-    slot.reader.reset();
-    slot.writer.reset();
-    slot.segment.reset();
-    if (slot.pidfd >= 0) {  // launched, then registering it failed: do not leave it running
-      ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
-      ::waitpid(slot.pid, nullptr, 0);
-      close_fd(slot.pidfd);
-      close_fd(slot.stderr_fd);
-      slot.pid = -1;
-    }
-    spawn_failed_locked(slot, e);
+    undo_spawn_locked(slot, stderr_pipe);
+    spawn_failed_locked(slot, e.what(), 0);
     return;
   }
   slot.incarnation = next_incarnation_;
@@ -1395,10 +1404,9 @@ namespace {
 // A launch error that the next attempt cannot fix by itself: the program is missing, not
 // executable, or not a program. Everything else (EMFILE, ENFILE, EAGAIN from fork, ENOMEM,
 // ETXTBSY while a binary is being replaced) may pass.
-bool permanent_spawn_error(const std::exception& error) noexcept {
-  const auto* system = dynamic_cast<const SystemError*>(&error);
-  if (system == nullptr) return true;  // a bad spec (path, argument, environment)
-  switch (system->code()) {
+bool permanent_spawn_error(int code) noexcept {
+  switch (code) {
+    case 0:  // not a system call's failure: a bad spec (path, argument, environment)
     case ENOENT:
     case EACCES:
     case EPERM:
@@ -1419,17 +1427,15 @@ bool permanent_spawn_error(const std::exception& error) noexcept {
 // once (the constructor throws the reason); otherwise the slot backs off and tries again, as
 // after a broken start: a binary replaced non-atomically during a redeploy, or a moment of fd
 // or process-table exhaustion, must not stop the pool or its healthy workers.
-void PoolCore::spawn_failed_locked(WorkerSlot& slot, const std::exception& error) {
-  const std::string what = std::string("cannot start worker: ") + error.what();
+void PoolCore::spawn_failed_locked(WorkerSlot& slot, const char* reason, int code) {
+  const std::string what = std::string("cannot start worker: ") + reason;
   PoolEvent failed;
   failed.kind = PoolEvent::Kind::SpawnFailed;
   failed.message = what;
-  if (const auto* system = dynamic_cast<const SystemError*>(&error)) {
-    failed.error_code = system->code();
-  }
+  failed.error_code = code;
   emit_locked(slot, std::move(failed));
   slot.pid = -1;
-  if (!started_up_ && permanent_spawn_error(error)) {
+  if (!started_up_ && permanent_spawn_error(code)) {
     fail_pool_locked(what);
     slot.state = State::kEmpty;
     return;

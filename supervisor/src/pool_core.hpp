@@ -158,7 +158,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const TaskRecord* charged_task_locked(const WorkerSlot& slot) const;
   void schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
                                Clock::time_point now);
-  void spawn_failed_locked(WorkerSlot& slot, const std::exception& error);
+  // `code`: the errno of the failed system call, 0 if none applies.
+  void spawn_failed_locked(WorkerSlot& slot, const char* reason, int code);
+  void undo_spawn_locked(WorkerSlot& slot, int (&stderr_pipe)[2]);
   // Life-cycle events (PoolOptions::on_event): queued under mu_, run by the supervisor thread
   // with mu_ released, in order.
   void emit_locked(const WorkerSlot& slot, PoolEvent event);

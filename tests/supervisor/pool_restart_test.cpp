@@ -269,6 +269,9 @@ class FdTableFull {
 // WorkerReady once fds are free again); the healthy worker is never stopped, and tasks succeed.
 // The old policy treated every launch error like a missing binary: the pool failed for good.
 TEST(PoolRestart, TransientEmfileWhileRestartingBacksOffAndRecovers) {
+  // UBSan's runtime (with ASan's) opens files of its own while checking types; with the fd table
+  // full it reports a false "invalid vptr" on the exception the failed spawn throws.
+  if (kAddressSanitizer) GTEST_SKIP() << "the sanitizer runtime needs fds the test takes away";
   Watchdog watchdog(kTestBound);
   EventLog log;
   PoolOptions options = pool_of("echo", 2);

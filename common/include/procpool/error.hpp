@@ -20,6 +20,7 @@ class Error : public std::runtime_error {
 class SystemError : public Error {
  public:
   SystemError(int code, const std::string& message) : Error(message), code_(code) {}
+  ~SystemError() override;  // out of line: one vtable and type_info, in error.cpp
   int code() const noexcept { return code_; }
 
  private:
