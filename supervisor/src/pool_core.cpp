@@ -65,13 +65,14 @@ TaskError::Kind kind_of(WorkerErrorCode code) noexcept {
   return TaskError::Kind::HandlerError;
 }
 
-// What a user callback threw: reported on stderr (best effort, never raising SIGPIPE: the
-// supervisor thread blocks it), and the pool goes on.
+// What a user callback threw: reported on stderr (best effort, never raising SIGPIPE), and the
+// pool goes on.
+void write_stderr_quietly(const char* bytes, std::size_t size) noexcept;  // below
+
 void report_callback_error(const char* where, const char* what) noexcept {
   char text[512];
   const int n = std::snprintf(text, sizeof text, "procpool: %s threw: %s\n", where, what);
-  if (n > 0)
-    (void)!::write(STDERR_FILENO, text, std::min(sizeof text - 1, static_cast<std::size_t>(n)));
+  if (n > 0) write_stderr_quietly(text, std::min(sizeof text - 1, static_cast<std::size_t>(n)));
 }
 
 std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
