@@ -65,16 +65,6 @@ TaskError::Kind kind_of(WorkerErrorCode code) noexcept {
   return TaskError::Kind::HandlerError;
 }
 
-// What a user callback threw: reported on stderr (best effort, never raising SIGPIPE), and the
-// pool goes on.
-void write_stderr_quietly(const char* bytes, std::size_t size) noexcept;  // below
-
-void report_callback_error(const char* where, const char* what) noexcept {
-  char text[512];
-  const int n = std::snprintf(text, sizeof text, "procpool: %s threw: %s\n", where, what);
-  if (n > 0) write_stderr_quietly(text, std::min(sizeof text - 1, static_cast<std::size_t>(n)));
-}
-
 std::string milliseconds_text(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 
 std::string mebibytes_text(std::uint64_t bytes) {
@@ -1462,17 +1452,20 @@ void PoolCore::flush_events(std::unique_lock<std::mutex>& lock) {
   if (events_.empty()) return;
   events_out_.swap(events_);
   lock.unlock();
+  // As in deliver(): what the callback throws is reported and counted, and the rest still run.
+  CallbackScope scope{this, tls_callbacks};
+  tls_callbacks = &scope;
   for (const PoolEvent& event : events_out_) {
     try {
       options_.on_event(event);
-    } catch (const std::exception& e) {
-      report_callback_error("PoolOptions::on_event", e.what());
     } catch (...) {
-      report_callback_error("PoolOptions::on_event", "unknown exception");
+      callback_threw("PoolOptions::on_event", -1, event.pid);
     }
   }
+  tls_callbacks = scope.outer;
   events_out_.clear();
   lock.lock();
+  callback_errors_ += scope.errors;
 }
 
 void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause) {

@@ -126,8 +126,9 @@ struct PoolOptions {
 
   // Called for every worker life-cycle event (started, ready, exited, restarting, spawn failed,
   // crash loop), on the pool's supervisor thread, outside the pool's lock, in order. Keep it
-  // short; what it throws is caught and reported on stderr. It must not call Pool::shutdown()
-  // or the destructor.
+  // short; what it throws is caught, reported on stderr and counted in
+  // PoolMetrics::callback_errors. As in a completion callback, shutdown() and terminate() return
+  // at once (the stop completes after it returns) and wait_idle() throws.
   std::function<void(const PoolEvent&)> on_event;
 };
 
