@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `release` preset and runs a procpool benchmark suite. Every figure is printed in the
-# WORKLOADS.md line format (`WORKLOAD IMPL FIGURE VALUE UNIT`, median of the rounds with the
+# docs/workloads.md line format (`WORKLOAD IMPL FIGURE VALUE UNIT`, median of the rounds with the
 # spread), as measured in this run.
 #
 # Usage: scripts/bench.sh SUITE [--quick] [args...]

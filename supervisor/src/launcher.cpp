@@ -2,7 +2,7 @@
 // -DBOOST_PROCESS_V2_HEADER_ONLY, linked with Boost::filesystem).
 //
 // Boost 1.81's posix::default_launcher does the fork, the exec-error pipe and the exec; everything
-// it gets wrong for us (DESIGN-RULES 9) is handled here:
+// it gets wrong for us (docs/design-rules.md §9) is handled here:
 //   - it leaks non-CLOEXEC fds lying between whitelisted fds (close_all compares an fd with
 //     itself): our child-side initializer closes every fd we do not keep, with close_range;
 //   - the child inherits the signal mask and ignored signals: the initializer resets both;
@@ -134,8 +134,8 @@ void kill_and_reap(int pid) noexcept {
   } while (r < 0 && errno == EINTR);
 }
 
-// The child-side initializer (DESIGN-RULES 10). Everything it needs is prepared in the parent;
-// on_exec_setup runs in the forked child and only makes async-signal-safe system calls: no
+// The child-side initializer (docs/design-rules.md §10). Everything it needs is prepared in the
+// parent; on_exec_setup runs in the forked child and only makes async-signal-safe system calls: no
 // allocation, no locks, no exceptions.
 struct ChildSetup {
   pid_t supervisor_pid = -1;

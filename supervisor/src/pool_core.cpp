@@ -395,7 +395,8 @@ std::future<std::string> PoolCore::submit_future(std::string_view handler, std::
            state->done.notify_all();
          }));
   // Deferred: get() runs this in the caller's thread, which then waits on the result ring
-  // itself (DESIGN-RULES 21) instead of sleeping until another thread hands the result over.
+  // itself (docs/design-rules.md §21) instead of sleeping until another thread hands the result
+  // over.
   return std::async(std::launch::deferred, [self = shared_from_this(), state]() -> std::string {
     self->await(*state);
     if (state->exception) std::rethrow_exception(state->exception);
@@ -1526,8 +1527,8 @@ void PoolCore::read_stderr_locked(WorkerSlot& slot, std::size_t budget) {
 // A worker's doorbell rang. The SDK rings it only after a publish or a release the supervisor
 // waits for, each of at least one frame's record: so a worker rings at most once per
 // kMinFrameRecord bytes of ring traffic (results published, task bytes handed back), plus
-// slack. More is a wake-up flood (DESIGN-RULES 18), and the worker is killed for it; its ring
-// is drained first, so what it published counts.
+// slack. More is a wake-up flood (docs/design-rules.md §18), and the worker is killed for it; its
+// ring is drained first, so what it published counts.
 void PoolCore::doorbell_locked(WorkerSlot& slot) {
   constexpr std::uint64_t kMinFrameRecord = ring_record_footprint(sizeof(FrameHeader));
   constexpr std::uint64_t kDoorbellSlack = 1024;
@@ -1923,7 +1924,7 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
         if (slot.restart.broken_in_a_row() != 0) soon(slot.ready_at + options_.restart.min_uptime);
         const std::uint64_t beat =
             slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
-        // Worker-written, so checked (DESIGN-RULES 17): a heartbeat from before the worker
+        // Worker-written, so checked (docs/design-rules.md §17): a heartbeat from before the worker
         // started, or from the future (which would blind the hang check), is a lie.
         const auto started_ms = static_cast<std::uint64_t>(
             std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());

@@ -27,11 +27,11 @@ namespace procpool::detail {
 //
 // Threads: one supervisor thread (run_loop) spawns, watches (epoll over pidfds, stderr pipes and
 // each worker's doorbell eventfd), reaps and restarts workers; it is the only thread that spawns
-// (PDEATHSIG follows the spawning thread, DESIGN-RULES 11). Submitting threads dispatch directly
-// into workers' rings, and threads waiting in get()/wait_idle() drain result rings themselves
-// while they spin, so a lone round trip never needs a thread wake-up. All of it under one
-// process-local mutex (never shared with a worker): every task and slot field is guarded by mu_.
-// Completion callbacks run outside mu_.
+// (PDEATHSIG follows the spawning thread, docs/design-rules.md §11). Submitting threads dispatch
+// directly into workers' rings, and threads waiting in get()/wait_idle() drain result rings
+// themselves while they spin, so a lone round trip never needs a thread wake-up. All of it under
+// one process-local mutex (never shared with a worker): every task and slot field is guarded by
+// mu_. Completion callbacks run outside mu_.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   // PoolOptions::pipeline_depth: the largest fixed depth, and the adaptive depth's bounds.

@@ -37,7 +37,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // ---------------------------------------------------------------------------------------------
-// Tuning, measured with WORKLOADS.md M1 on 2 cores: batches of 256 to 1024 lines and pipeline
+// Tuning, measured with docs/workloads.md M1 on 2 cores: batches of 256 to 1024 lines and pipeline
 // depths of 32 to 128 all ran at 2.5-3 million lines/s (within the noise). The batch amortises
 // the pool's lock over many tasks; the window keeps both workers busy while a slow line holds up
 // ordered output.

@@ -1,4 +1,4 @@
-// scripts/bench.sh pool: procpool's pool through its public API, WORKLOADS.md L1, T1, B1, C1,
+// scripts/bench.sh pool: procpool's pool through its public API, docs/workloads.md L1, T1, B1, C1,
 // S1, R1 and I1 (M1 is timed by bench.sh around the procpool binary). Each figure is measured
 // `rounds` times, rounds interleaving the workloads, and reported as the median with its spread.
 //

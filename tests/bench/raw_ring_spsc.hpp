@@ -1,8 +1,8 @@
 #pragma once
 
-// The "shm-spin" ring of WORKLOADS.md, written the simple way: SPSC rings of 16-byte slots in one
-// shared mapping, one release store of head and of tail per message, both sides busy-spinning with
-// PAUSE, plus the fork/reap helpers around it. Used by raw_ring.cpp (the transport suite's
+// The "shm-spin" ring of docs/workloads.md, written the simple way: SPSC rings of 16-byte slots in
+// one shared mapping, one release store of head and of tail per message, both sides busy-spinning
+// with PAUSE, plus the fork/reap helpers around it. Used by raw_ring.cpp (the transport suite's
 // IMPL=raw-ring) and by the raw-ring peer (tests/bench/peers/cxx/raw_ring_peer.cpp).
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // scripts/bench.sh transport: procpool's transport against the raw spin ring, interleaved round by
-// round in one run (WORKLOADS.md: L1 ping-pong p50/p99, one-way 16-byte messages).
+// round in one run (docs/workloads.md: L1 ping-pong p50/p99, one-way 16-byte messages).
 
 #include <cstdio>     // std::printf
 #include <cstdlib>    // std::atoi

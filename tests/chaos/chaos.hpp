@@ -1,6 +1,6 @@
 #pragma once
 
-// The chaos workload (issue 4, WORKLOADS.md X1 scaled up; issue 10): increments through a
+// The chaos workload (issue 4, docs/workloads.md X1 scaled up; issue 10): increments through a
 // procpool::Pool while a killer thread SIGKILLs a random worker every kill_min..kill_max. The
 // pool runs with default options apart from max_attempts: no tuning of the restart policy.
 // It checks that every task resolves exactly once with the right answer, and reports what a

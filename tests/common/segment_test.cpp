@@ -237,14 +237,15 @@ TEST(Segment, CreatedMemfdIsOwnerOnlyAndCloseOnExec) {
   EXPECT_TRUE(S_ISREG(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600U) << std::oct << (st.st_mode & 0777);
   EXPECT_EQ(static_cast<std::uint64_t>(st.st_size), segment.size());
-  // Close-on-exec: the fd reaches only the worker it is deliberately handed to (DESIGN-RULES 13).
+  // Close-on-exec: the fd reaches only the worker it is deliberately handed to
+  // (docs/design-rules.md §13).
   const int fd_flags = ::fcntl(segment.fd(), F_GETFD);
   ASSERT_NE(fd_flags, -1) << std::strerror(errno);
   EXPECT_NE(fd_flags & FD_CLOEXEC, 0);
 }
 
 // A worker holding the fd must not be able to shrink the memory under the supervisor's mapping
-// (SIGBUS on its next access, DESIGN-RULES 15), nor grow it, nor lift the seals.
+// (SIGBUS on its next access, docs/design-rules.md §15), nor grow it, nor lift the seals.
 TEST(Segment, CreatedMemfdIsSealedAgainstResizeAndFurtherSeals) {
   Segment segment = Segment::create(small_config(), 1);
   const auto size = static_cast<off_t>(segment.size());
@@ -834,7 +835,7 @@ TEST(Segment, DestroyedSegmentsLeaveNothingInDevShm) {
 }
 
 // The creator dies without running a destructor (SIGKILL): memfds die with their last fd and
-// mapping, so there is nothing for anyone to sweep (DESIGN-RULES 15, 22).
+// mapping, so there is nothing for anyone to sweep (docs/design-rules.md §15, 22).
 TEST(Segment, CreatorKilledLeavesNothingInDevShm) {
   if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm here";
   const std::set<std::string> before = list_dev_shm();

@@ -1,4 +1,5 @@
-// Tests of procpool::detail::launch(), the supervisor's process launcher (DESIGN-RULES 8-13, 22).
+// Tests of procpool::detail::launch(), the supervisor's process launcher (docs/design-rules.md
+// §8-13, 22).
 //
 // Each TEST runs as its own process under CTest. Every child is started through launch() or
 // ChildProcess, waited for with a bound (pidfd + poll, never a sleep) and reaped; nothing here
@@ -97,7 +98,7 @@ class Fd {
 struct Pipe {
   Fd read;
   Fd write;
-  static Pipe make() {  // O_CLOEXEC, as every supervisor fd (DESIGN-RULES 13)
+  static Pipe make() {  // O_CLOEXEC, as every supervisor fd (docs/design-rules.md §13)
     int fds[2];
     EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0) << std::strerror(errno);
     return Pipe{Fd(fds[0]), Fd(fds[1])};

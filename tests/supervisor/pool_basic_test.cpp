@@ -86,7 +86,7 @@ std::string first_difference(const std::string& expected, const std::string& act
   return "identical";
 }
 
-// --- Process hygiene after a failed construction (DESIGN-RULES 22) ---
+// --- Process hygiene after a failed construction (docs/design-rules.md §22) ---
 
 // Snapshot of fds, /dev/shm and children; check() says what changed.
 class Hygiene {

@@ -794,7 +794,7 @@ TEST_F(PoolFault, StoppedWorkerMissesHeartbeatsAndIsReplaced) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Process hygiene (DESIGN-RULES 22)
+// Process hygiene (docs/design-rules.md §22)
 
 TEST_F(PoolFault, NoZombiesNoLeakedFdsAfterPoolWithCrashesIsDestroyed) {
   { Pool warm_up(crashy()); }  // one-time process state (if any) is not a per-pool leak

@@ -366,7 +366,7 @@ TEST_F(PoolRogue, FragmentBombIsCutOffAboveMaxPayload) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wake-up floods (DESIGN-RULES 18)
+// Wake-up floods (docs/design-rules.md §18)
 
 double process_cpu_seconds() {
   rusage usage{};
@@ -395,7 +395,7 @@ TEST_F(PoolRogue, DoorbellFloodIsKilledAndCostsTheSupervisorLittleCpu) {
 }
 
 // FUTEX_WAKE on every ring futex in a tight loop: the supervisor never sleeps on a futex
-// (DESIGN-RULES 7), so it is not woken at all; the worker answers when its flood is over.
+// (docs/design-rules.md §7), so it is not woken at all; the worker answers when its flood is over.
 TEST_F(PoolRogue, FutexFloodDoesNotWakeTheSupervisor) {
   const std::uint64_t restarts = pool().metrics().restarts;
   both_ready(pool());

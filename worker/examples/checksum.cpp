@@ -1,5 +1,5 @@
-// checksum: the WORKLOADS.md B1 task. The sum, modulo 2^64, of the input's little-endian 64-bit
-// words (input length a multiple of 8), as decimal text. Handlers:
+// checksum: the docs/workloads.md B1 task. The sum, modulo 2^64, of the input's little-endian
+// 64-bit words (input length a multiple of 8), as decimal text. Handlers:
 //   "checksum" (= "main")  the sum of the input's words
 //   "checksum_shared"      input "OFFSET LENGTH": the sum of those bytes of the pool's shared
 //                          memory (PoolOptions::shared_memory_size), summed in place: no copy

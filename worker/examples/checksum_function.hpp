@@ -1,6 +1,6 @@
 #pragma once
 
-// The WORKLOADS.md B1 function: the sum, modulo 2^64, of the little-endian 64-bit words of a
+// The docs/workloads.md B1 function: the sum, modulo 2^64, of the little-endian 64-bit words of a
 // buffer whose length is a multiple of 8. One definition for the checksum worker and for the
 // B1 in-process context figure (tests/bench/pool_bench.cpp), so both time the same code. Four
 // independent sums let the CPU (and the vectoriser) add several words per cycle; the result is

@@ -1,5 +1,5 @@
-// fib: naive recursive Fibonacci of the decimal integer in the input (the WORKLOADS.md C1 task).
-// Handlers: "fib" (= "main").
+// fib: naive recursive Fibonacci of the decimal integer in the input (the docs/workloads.md C1
+// task). Handlers: "fib" (= "main").
 #include <procpool/worker.hpp>
 
 #include <charconv>   // std::from_chars

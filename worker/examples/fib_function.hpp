@@ -1,6 +1,6 @@
 #pragma once
 
-// The WORKLOADS.md C1 function: naive recursive Fibonacci. One definition for the fib worker
+// The docs/workloads.md C1 function: naive recursive Fibonacci. One definition for the fib worker
 // and for the C1 serial baseline (tests/bench/pool_bench.cpp), so that both time the same
 // machine code: noinline, and called with a number the compiler cannot see (the worker parses
 // it from the payload; the baseline reads it from a volatile).

@@ -1,4 +1,4 @@
-// increment: the WORKLOADS.md L1/T1/M1 task. Handlers: "increment" (= "main"): decimal x ->
+// increment: the docs/workloads.md L1/T1/M1 task. Handlers: "increment" (= "main"): decimal x ->
 // decimal x + 1; "increment_u64": 8-byte little-endian x -> 8-byte x + 1.
 #include <procpool/worker.hpp>
 

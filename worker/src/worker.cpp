@@ -42,8 +42,8 @@ static_assert(std::atomic<bool>::is_always_lock_free);
 extern "C" void on_stop_signal(int) { g_stop_signal.store(true, std::memory_order_relaxed); }
 
 // The supervisor died: take the worker's process group with it, the worker and any children it
-// started (PDEATHSIG alone does not reach grandchildren, DESIGN-RULES 11). Only a group the
-// worker leads (the launcher makes it so); otherwise only the worker itself.
+// started (PDEATHSIG alone does not reach grandchildren, docs/design-rules.md §11). Only a group
+// the worker leads (the launcher makes it so); otherwise only the worker itself.
 extern "C" void on_supervisor_death(int) {
   ::kill(::getpgrp() == ::getpid() ? 0 : ::getpid(), SIGKILL);
 }

@@ -7,7 +7,7 @@
 namespace procpool {
 
 // What a ring view found wrong in data the other process wrote. Any fault is sticky: the view
-// refuses further work, and the runtime ends the peer that wrote it (DESIGN-RULES 18).
+// refuses further work, and the runtime ends the peer that wrote it (docs/design-rules.md §18).
 enum class RingFault : std::uint8_t {
   kNone,
   kPositionRegressed,   // the peer's position moved backwards

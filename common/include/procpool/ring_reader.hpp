@@ -19,8 +19,8 @@ enum class ReadStatus : std::uint8_t {
 
 // The consumer's view of a ring. Lives in the consumer's own memory and trusts nothing the
 // producer wrote: every position and every record header is loaded once into a local and
-// validated before use (DESIGN-RULES 17). A violation is reported as kCorrupt with a RingFault,
-// never as a crash or an out-of-bounds read.
+// validated before use (docs/design-rules.md §17). A violation is reported as kCorrupt with a
+// RingFault, never as a crash or an out-of-bounds read.
 //
 // Reading is two-phase so that many records cost one release store:
 //     std::span<const std::byte> record;

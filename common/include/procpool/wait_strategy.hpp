@@ -15,9 +15,9 @@ namespace procpool {
 // Waking a sleeping process on the other CPU costs about 20 µs on our 2-vCPU machines, so a round
 // trip between two sleepers costs about 45 µs whatever the mechanism. Spinning a little longer
 // than that wake cost keeps a busy conversation out of the kernel entirely; a 3 µs spin was
-// measured bimodal (p99 30 µs), 20 µs was not (WORKLOADS.md). Idle means asleep: once the budget
-// is spent the waiter sleeps and costs no CPU.
-// The part of the spin that never yields the CPU.
+// measured bimodal (p99 30 µs), 20 µs was not (docs/workloads.md). Idle means asleep: once the
+// budget is spent the waiter sleeps and costs no CPU. The part of the spin that never yields the
+// CPU.
 inline constexpr std::chrono::nanoseconds kPureSpin = std::chrono::microseconds(5);
 
 struct WaitPolicy {

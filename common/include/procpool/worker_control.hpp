@@ -22,7 +22,7 @@ enum class WorkerState : std::uint32_t {
 // message round trip, and the few flags the supervisor raises for the worker.
 //
 // Every field the worker writes is untrusted: the supervisor loads each once, range-checks it, and
-// never lets a value drive a memory access (DESIGN-RULES 17).
+// never lets a value drive a memory access (docs/design-rules.md §17).
 struct WorkerControl {
   // Cache line 0 — written by the worker only.
   alignas(kCacheLineSize) std::atomic<std::uint32_t> state{0};  // a WorkerState value

@@ -18,8 +18,8 @@ enum class FutexResult : std::uint8_t {
 // FUTEX_WAIT on a 32-bit word in shared memory, *without* FUTEX_PRIVATE_FLAG: the kernel keys
 // the wait by the backing page, so it works across processes and across different mapping
 // addresses. (std::atomic::wait uses a private futex plus a per-process table and never wakes
-// a waiter in another process: DESIGN-RULES 5.) `timeout` < 0 means wait without a bound, which
-// no cross-process caller in procpool does.
+// a waiter in another process: docs/design-rules.md §5.) `timeout` < 0 means wait without a bound,
+// which no cross-process caller in procpool does.
 FutexResult futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
                        std::chrono::nanoseconds timeout) noexcept;
 

@@ -9,8 +9,8 @@ namespace procpool::detail {
 
 // The 8-byte record header word: payload size (low 32 bits) and tag (high 32 bits). Read and
 // written as one 64-bit access through atomic_ref, so the reader fetches a header exactly once
-// (no double fetch the peer could race, DESIGN-RULES 17) and never sees half an update. Relaxed
-// is enough: the release/acquire pair on the ring positions orders the record's bytes.
+// (no double fetch the peer could race, docs/design-rules.md §17) and never sees half an update.
+// Relaxed is enough: the release/acquire pair on the ring positions orders the record's bytes.
 inline std::uint64_t load_record_header(std::byte* at) noexcept {
   return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at))
       .load(std::memory_order_relaxed);

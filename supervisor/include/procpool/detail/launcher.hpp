@@ -2,7 +2,7 @@
 #include "procpool/detail/require_cxx20.hpp"
 
 // The supervisor's process launcher: fork + exec of one worker executable with exactly the fds,
-// environment, signal state and process group the worker should have (DESIGN-RULES 8-13).
+// environment, signal state and process group the worker should have (docs/design-rules.md §8-13).
 //
 // This header includes no Boost header on purpose: Boost.Process v2 and Asio are confined to
 // launcher.cpp, the only translation unit that includes them.
@@ -26,8 +26,8 @@ struct LaunchSpec {
   std::vector<std::pair<std::string, std::string>> env;
   // Fds the child keeps open at the SAME numbers. Each must be open and >= 3 (0, 1 and 2 are set
   // through the fields below). Close-on-exec is cleared in the child only; the parent's fds are
-  // left exactly as they were (keep them O_CLOEXEC, DESIGN-RULES 13). Every other fd >= 3 is
-  // closed in the child, whether or not it is close-on-exec in the parent.
+  // left exactly as they were (keep them O_CLOEXEC, docs/design-rules.md §13). Every other fd >= 3
+  // is closed in the child, whether or not it is close-on-exec in the parent.
   std::vector<int> inherit_fds;
   int stdin_fd = -1;   // -1: /dev/null; else dup2'ed to 0 in the child
   int stdout_fd = -1;  // -1: inherit the parent's stdout; else dup2'ed to 1 in the child
@@ -38,11 +38,11 @@ struct LaunchSpec {
 
 // A started child. The caller owns both:
 //   - `pidfd` (O_CLOEXEC, from pidfd_open right after the spawn): poll it for the child's exit and
-//     signal only through pidfd_send_signal (DESIGN-RULES 12); close it after the reap.
+//     signal only through pidfd_send_signal (docs/design-rules.md §12); close it after the reap.
 //   - `pid`: nobody else reaps it. Reap it with waitpid(pid, ...) once the pidfd is readable; never
-//     waitpid(-1) and never SIGCHLD = SIG_IGN anywhere in the supervisor (DESIGN-RULES 8).
+//     waitpid(-1) and never SIGCHLD = SIG_IGN anywhere in the supervisor (docs/design-rules.md §8).
 // The child leads its own process group (pgid == pid), so kill(-pid, sig) reaches its own children
-// too, which PDEATHSIG does not (DESIGN-RULES 11); do that only before the reap.
+// too, which PDEATHSIG does not (docs/design-rules.md §11); do that only before the reap.
 struct LaunchedProcess {
   int pid = -1;
   int pidfd = -1;
@@ -62,8 +62,8 @@ struct LaunchedProcess {
 // close-on-exec cleared on `inherit_fds`, every other fd >= 3 closed, setpgid(0, 0).
 //
 // THREADING: PR_SET_PDEATHSIG fires when the spawning *thread* exits, not the process
-// (DESIGN-RULES 11). Call launch() only from one long-lived supervisor thread (the one that
-// lives as long as the supervisor), never from a short-lived or pool thread: a worker started
+// (docs/design-rules.md §11). Call launch() only from one long-lived supervisor thread (the one
+// that lives as long as the supervisor), never from a short-lived or pool thread: a worker started
 // from a thread that later exits would be SIGKILLed at that moment.
 LaunchedProcess launch(const LaunchSpec& spec);
 

@@ -1,14 +1,14 @@
 // Peer `boost-mq`: boost::interprocess::message_queue as the transport between a supervisor
 // process and worker processes it spawns (posix_spawn of this same executable with --worker).
-// One round of WORKLOADS.md L1 (p50/p99), T1 (window 1024, one and two workers) and S1 (spawn of
-// the worker to its first reply, the queues already existing).
+// One round of docs/workloads.md L1 (p50/p99), T1 (window 1024, one and two workers) and S1 (spawn
+// of the worker to its first reply, the queues already existing).
 //
 // Two queues: requests (supervisor -> workers) and responses (workers -> supervisor), 1,024
 // messages of 8 bytes each: a task is the 64-bit input x, its result x + 1. With two workers both
 // take from the same request queue (message_queue is multi-producer/multi-consumer), so results
 // come back in any order and are checked against a bitmap of outstanding inputs.
 //
-// This is the design procpool avoids (docs: DESIGN-RULES.md rule 1): the queue's robust
+// This is the design procpool avoids (docs: docs/design-rules.md.md rule 1): the queue's robust
 // process-shared mutex is poisoned for good when a worker dies holding it. Fine for a benchmark
 // peer that nobody kills.
 //

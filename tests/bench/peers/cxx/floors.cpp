@@ -1,4 +1,4 @@
-// Floors: one round of the WORKLOADS.md S1 floors and the C1 `cxx-fork` baseline.
+// Floors: one round of the docs/workloads.md S1 floors and the C1 `cxx-fork` baseline.
 //   S1 spawn-static / spawn-dynamic: posix_spawn of procpool-peer-tiny(-static), which writes one
 //      byte to a pipe; timed from the spawn call to the byte read. 5 warm-ups, 200 measured.
 //   S1 fork: fork() (no exec), the child writes one byte; same timing.

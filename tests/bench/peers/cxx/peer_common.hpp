@@ -1,5 +1,5 @@
 // Helpers shared by the C++ peer benchmarks (scripts/bench.sh peers). Each peer binary runs ONE
-// round of the workloads it supports and prints one WORKLOADS.md line per figure,
+// round of the workloads it supports and prints one docs/workloads.md line per figure,
 //   WORKLOAD IMPL FIGURE VALUE UNIT
 // without a spread: the orchestrator (scripts/bench_report.py) takes the median over rounds.
 // Every result is checked; a wrong answer or a failed system call aborts the peer with a
@@ -155,7 +155,7 @@ inline bool write_full(int fd, const void* buf, std::size_t len) {
   return true;
 }
 
-// The workloads' sizes (WORKLOADS.md).
+// The workloads' sizes (docs/workloads.md).
 constexpr std::size_t kL1Warmup = 1'000;
 constexpr std::size_t kL1Measured = 20'000;
 constexpr std::uint64_t kL1Base = 1'000'000;

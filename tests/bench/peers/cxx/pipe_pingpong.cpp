@@ -1,4 +1,4 @@
-// Peers `pipe` and `socketpair`: WORKLOADS.md L1 as an 8-byte ping-pong between two processes
+// Peers `pipe` and `socketpair`: docs/workloads.md L1 as an 8-byte ping-pong between two processes
 // (a fork()ed child replies x + 1), over two pipes and over one AF_UNIX SOCK_STREAM socketpair.
 // Blocking reads on both sides: these are the kernel's floor for a sleeping round trip.
 //

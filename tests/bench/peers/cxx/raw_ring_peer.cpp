@@ -1,4 +1,4 @@
-// Peer `raw-ring`: the "shm-spin" physical-limit baseline of WORKLOADS.md, one round of L1
+// Peer `raw-ring`: the "shm-spin" physical-limit baseline of docs/workloads.md, one round of L1
 // (p50/p99), T1 (one worker, window 1024) and B1 (1 MiB copied with one memcpy into one of 4
 // shared 1-MiB slots, summed in place by the worker). The one-way 16-byte stream is left to
 // `scripts/bench.sh transport`: 20 million messages take 30 s when the two spinning processes

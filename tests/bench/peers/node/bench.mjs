@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Node peers for procpool's benchmarks: ONE ROUND of the WORKLOADS.md workloads on Piscina
+// Node peers for procpool's benchmarks: ONE ROUND of the docs/workloads.md workloads on Piscina
 // (worker_threads), tinypool (worker_threads) and tinypool with runtime 'child_process', printed
 // on stdout one figure per line as `WORKLOAD IMPL FIGURE VALUE UNIT`. scripts/bench.sh peers calls
 // this once per round, interleaving implementations, and takes the medians.
@@ -20,7 +20,7 @@ import { checksumOf, fib } from './worker.mjs';
 const WORKER = new URL('./worker.mjs', import.meta.url).href;
 const WORKER_MOVE = new URL('./worker-move.mjs', import.meta.url).href;
 
-// ---- sizes (WORKLOADS.md) ----
+// ---- sizes (docs/workloads.md) ----
 const L1_WARMUP = 1_000;
 const L1_MEASURED = 20_000;
 const L1_BASE = 1_000_000;
@@ -41,7 +41,7 @@ const R1_KILLS = 20;
 const R1_DEADLINE_MS = 10_000; // per kill: a replacement that has not answered by then is a failure
 
 const WORKLOADS = ['L1', 'T1', 'B1', 'C1', 'S1', 'R1', 'I1'];
-const NOT_HERE = ['M1', 'X1']; // WORKLOADS.md workloads that these peers do not run
+const NOT_HERE = ['M1', 'X1']; // docs/workloads.md workloads that these peers do not run
 const IMPLS = ['piscina', 'tinypool', 'tinypool-cp', 'node-inproc'];
 
 // ---- output and failure ----

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python peers for procpool's benchmarks: ONE ROUND of the WORKLOADS.md workloads.
+"""Python peers for procpool's benchmarks: ONE ROUND of the docs/workloads.md workloads.
 
 Implementations (standard library only):
   py-processpool  concurrent.futures.ProcessPoolExecutor
@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-# ---- sizes (WORKLOADS.md) ----
+# ---- sizes (docs/workloads.md) ----
 L1_WARMUP = 1_000
 L1_MEASURED = 20_000
 L1_BASE = 1_000_000
@@ -47,7 +47,7 @@ S1_WARMUP = 1
 MASK64 = (1 << 64) - 1
 
 WORKLOADS = ("L1", "T1", "B1", "C1", "S1", "I1")
-# WORKLOADS.md workloads that these peers do not run. R1: ProcessPoolExecutor breaks for good at
+# docs/workloads.md workloads that these peers do not run. R1: ProcessPoolExecutor breaks for good at
 # the first killed worker (BrokenProcessPool), and multiprocessing.Pool starts a replacement that
 # never gets a task (the killed worker held the task queue's read lock). See README.md.
 NOT_HERE = ("R1", "M1", "X1")
@@ -434,7 +434,7 @@ def parse_list(parser, value, known, what):
 
 def main():
     global VERBOSE
-    parser = argparse.ArgumentParser(description="Python peers: one round of the WORKLOADS.md workloads.")
+    parser = argparse.ArgumentParser(description="Python peers: one round of the docs/workloads.md workloads.")
     parser.add_argument("--workload", "--workloads", default=",".join(WORKLOADS),
                         help="comma-separated workloads (default: all supported: %(default)s)")
     parser.add_argument("--impl", "--impls", default=",".join(IMPLS),
