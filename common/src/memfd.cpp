@@ -9,27 +9,24 @@
 #include <string>  // std::string, std::to_string
 
 #include "procpool/error.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool::detail {
 namespace {
 constexpr int kSizeSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 }
 
-FdGuard::~FdGuard() {
-  if (fd >= 0) ::close(fd);
-}
-
 int create_sealed_memfd(const char* name, std::uint64_t size, std::string_view what) {
   const std::string prefix(what);
   // CLOEXEC: the fd reaches exactly the processes the launcher hands it to, no other child.
-  FdGuard fd{::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)};
-  if (fd.fd < 0) throw_errno(errno, prefix + ": memfd_create");
-  if (::fchmod(fd.fd, 0600) != 0) throw_errno(errno, prefix + ": fchmod 0600");
-  if (::ftruncate(fd.fd, static_cast<off_t>(size)) != 0) {
+  UniqueFd fd{::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)};
+  if (fd.get() < 0) throw_errno(errno, prefix + ": memfd_create");
+  if (::fchmod(fd.get(), 0600) != 0) throw_errno(errno, prefix + ": fchmod 0600");
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     const int error = errno;
     throw_errno(error, prefix + ": ftruncate to " + std::to_string(size) + " bytes");
   }
-  if (::fcntl(fd.fd, F_ADD_SEALS, kSizeSeals) != 0) throw_errno(errno, prefix + ": sealing");
+  if (::fcntl(fd.get(), F_ADD_SEALS, kSizeSeals) != 0) throw_errno(errno, prefix + ": sealing");
   return fd.release();
 }
 

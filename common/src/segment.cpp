@@ -6,19 +6,20 @@
 
 #include <cerrno>   // errno
 #include <cstring>  // std::memcpy
-#include <string>   // std::to_string
 #include <new>      // placement new
+#include <string>   // std::to_string
 #include <utility>  // std::exchange
 
 #include "procpool/detail/memfd.hpp"
 #include "procpool/error.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool {
 
 Segment Segment::create(const SegmentConfig& config, std::uint64_t incarnation) {
   const SegmentHeader layout = make_segment_layout(config, incarnation);
-  detail::FdGuard fd{detail::create_sealed_memfd("procpool-segment", layout.total_size, "segment")};
-  std::byte* base = detail::map_shared(fd.fd, layout.total_size, "segment");
+  UniqueFd fd{detail::create_sealed_memfd("procpool-segment", layout.total_size, "segment")};
+  std::byte* base = detail::map_shared(fd.get(), layout.total_size, "segment");
   // Fresh memfd pages are zero; construct the shared structs explicitly all the same, so their
   // initial values are those their declarations state.
   std::memcpy(base, &layout, sizeof layout);
@@ -29,9 +30,9 @@ Segment Segment::create(const SegmentConfig& config, std::uint64_t incarnation) 
 }
 
 Segment Segment::attach(int raw_fd) {
-  detail::FdGuard fd{raw_fd};
+  UniqueFd fd{raw_fd};
   struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) {
+  if (::fstat(fd.get(), &st) != 0) {
     const int error = errno;
     throw_errno(error, "segment: fstat of fd " + std::to_string(raw_fd));
   }
@@ -39,7 +40,7 @@ Segment Segment::attach(int raw_fd) {
     throw Error("segment: fd " + std::to_string(raw_fd) + " is not a procpool segment");
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  std::byte* base = detail::map_shared(fd.fd, size, "segment");
+  std::byte* base = detail::map_shared(fd.get(), size, "segment");
   SegmentHeader layout{};
   std::memcpy(&layout, base, sizeof layout);  // read once; only the copy is used
   std::string problem = validate_segment_layout(layout, size);

@@ -10,29 +10,30 @@
 
 #include "procpool/detail/memfd.hpp"
 #include "procpool/error.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool {
 
 SharedRegion SharedRegion::create(std::uint64_t size) {
   if (size == 0) throw Error("shared memory: size must be > 0");
-  detail::FdGuard fd{detail::create_sealed_memfd("procpool-shared", size, "shared memory")};
-  std::byte* base = detail::map_shared(fd.fd, size, "shared memory");
+  UniqueFd fd{detail::create_sealed_memfd("procpool-shared", size, "shared memory")};
+  std::byte* base = detail::map_shared(fd.get(), size, "shared memory");
   return SharedRegion(fd.release(), base, size);
 }
 
 SharedRegion SharedRegion::attach(int raw_fd) {
-  detail::FdGuard fd{raw_fd};
+  UniqueFd fd{raw_fd};
   struct stat st {};
-  if (::fstat(fd.fd, &st) != 0) {
+  if (::fstat(fd.get(), &st) != 0) {
     const int error = errno;
     throw_errno(error, "shared memory: fstat of fd " + std::to_string(raw_fd));
   }
-  if (!S_ISREG(st.st_mode) || st.st_size <= 0 || !detail::has_size_seals(fd.fd)) {
+  if (!S_ISREG(st.st_mode) || st.st_size <= 0 || !detail::has_size_seals(fd.get())) {
     throw Error("shared memory: fd " + std::to_string(raw_fd) +
                 " is not a sealed procpool shared-memory region");
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  std::byte* base = detail::map_shared(fd.fd, size, "shared memory");
+  std::byte* base = detail::map_shared(fd.get(), size, "shared memory");
   return SharedRegion(fd.release(), base, size);
 }
 

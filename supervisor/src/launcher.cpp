@@ -41,6 +41,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "procpool/error.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool::detail {
 namespace {
@@ -48,18 +49,6 @@ namespace {
 namespace bp = boost::process::v2;
 
 constexpr std::string_view kDefaultPath = "/bin:/usr/bin";  // glibc's execvp default
-
-// Owns one fd in the parent.
-struct UniqueFd {
-  int fd = -1;
-  UniqueFd() = default;
-  explicit UniqueFd(int f) noexcept : fd(f) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 std::string quoted(std::string_view path) { return "'" + std::string(path) + "'"; }
 
@@ -328,8 +317,8 @@ LaunchedProcess launch(const LaunchSpec& spec) {
 
   UniqueFd dev_null;
   if (spec.stdin_fd < 0) {
-    dev_null.fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (dev_null.fd < 0) {
+    dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (dev_null.get() < 0) {
       const int error = errno;
       throw_errno(error, what + ": open /dev/null");
     }
@@ -338,7 +327,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   ChildSetup setup;
   setup.supervisor_pid = self;
   setup.rlimit_data = spec.rlimit_data;
-  setup.stdio[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null.fd;
+  setup.stdio[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null.get();
   setup.stdio[1] = spec.stdout_fd;
   setup.stdio[2] = spec.stderr_fd;
   setup.inherit = inherit.data();

@@ -33,6 +33,7 @@
 #include "child_process.hpp"
 #include "procpool/error.hpp"
 #include "procpool/segment.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool {
 namespace {
@@ -60,27 +61,7 @@ SegmentConfig small_config() {
   return config;
 }
 
-// Owns one fd; closes it unless released.
-class UniqueFd {
- public:
-  UniqueFd() noexcept = default;
-  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using procpool::UniqueFd;
 
 struct Pipe {
   UniqueFd read;

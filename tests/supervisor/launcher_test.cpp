@@ -39,6 +39,7 @@
 
 #include "../common/child_process.hpp"
 #include "procpool/error.hpp"
+#include "procpool/unique_fd.hpp"
 
 namespace procpool::detail {
 namespace {
@@ -75,25 +76,7 @@ bool wait_readable(int fd, milliseconds timeout) {
   }
 }
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = procpool::UniqueFd;
 
 struct Pipe {
   Fd read;

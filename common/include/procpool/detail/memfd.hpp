@@ -7,16 +7,8 @@
 #include <cstddef>      // std::byte
 #include <cstdint>      // std::uint64_t
 #include <string_view>  // std::string_view
-#include <utility>      // std::exchange
 
 namespace procpool::detail {
-
-// Closes the fd unless released (construction that fails halfway).
-struct FdGuard {
-  int fd;
-  ~FdGuard();
-  int release() noexcept { return std::exchange(fd, -1); }
-};
 
 // A new memfd of `size` bytes, mode 0600, MFD_CLOEXEC, sealed against shrinking, growing and
 // further sealing (F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL): nobody holding the fd can change its
