@@ -1,4 +1,4 @@
-// RestartTracker (supervisor/src/restart_tracker.hpp): which deaths count, the full-jitter
+// RestartTracker (supervisor/process/restart_tracker.hpp): which deaths count, the full-jitter
 // backoff bounds, the reset after a stable run, crash-loop reporting and the opt-in give-up.
 
 #include "restart_tracker.hpp"
