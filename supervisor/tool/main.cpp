@@ -12,7 +12,7 @@
 #include <string>       // messages
 #include <string_view>  // std::string_view
 
-#include "map_command.hpp"
+#include "map/map_command.hpp"
 
 namespace {
 

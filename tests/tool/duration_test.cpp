@@ -1,6 +1,6 @@
 // parse_duration and duration_text: the durations of --timeout and --grace, and of messages.
 
-#include "duration.hpp"
+#include "common/duration.hpp"
 
 #include <gtest/gtest.h>
 

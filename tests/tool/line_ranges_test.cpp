@@ -1,6 +1,6 @@
 // line_ranges: the "not completed" list of an interrupted run, which a user re-runs from.
 
-#include "line_ranges.hpp"
+#include "map/line_ranges.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // LineReader: map's input, split into lines, read through a pipe as map reads standard input.
 
-#include "line_reader.hpp"
+#include "map/line_reader.hpp"
 
 #include <fcntl.h>   // pipe2
 #include <unistd.h>  // write, close

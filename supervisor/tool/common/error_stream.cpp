@@ -1,4 +1,4 @@
-#include "error_stream.hpp"
+#include "common/error_stream.hpp"
 
 #include <fcntl.h>        // pipe2, O_NONBLOCK
 #include <limits.h>       // PIPE_BUF
@@ -10,7 +10,7 @@
 #include <cerrno>     // errno
 #include <string>     // the relay's pending bytes
 
-#include "interrupt_signals.hpp"
+#include "common/interrupt_signals.hpp"
 #include "procpool/error.hpp"
 
 namespace procpool::tool {

@@ -2,8 +2,8 @@
 
 // SIGINT and SIGTERM for the procpool tool: the handler only counts the signal, remembers the
 // first one, and writes a byte to a self-pipe; the main thread polls the pipe with its other
-// fds and acts on the count (see map_command.cpp: the first signal stops the run gracefully, the
-// second stops it at once).
+// fds and acts on the count (see map/map_command.cpp: the first signal stops the run gracefully,
+// the second stops it at once).
 //
 // The handler never runs on the pool's threads: start every thread through
 // start_thread_without_signals(), which blocks both signals in the new thread (and so in every

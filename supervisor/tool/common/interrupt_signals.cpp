@@ -1,4 +1,4 @@
-#include "interrupt_signals.hpp"
+#include "common/interrupt_signals.hpp"
 
 #include <fcntl.h>   // pipe2, O_NONBLOCK
 #include <signal.h>  // sigaction, pthread_sigmask

@@ -1,4 +1,4 @@
-#include "map_options.hpp"
+#include "map/map_options.hpp"
 
 #include <sched.h>   // sched_getaffinity
 #include <unistd.h>  // isatty, sysconf
@@ -9,9 +9,9 @@
 
 #include <boost/program_options.hpp>  // option parsing
 
-#include "duration.hpp"
-#include "error_stream.hpp"
-#include "map_command.hpp"
+#include "common/duration.hpp"
+#include "common/error_stream.hpp"
+#include "map/map_command.hpp"
 
 namespace procpool::tool {
 namespace {

@@ -1,10 +1,10 @@
-#include "output_buffer.hpp"
+#include "map/output_buffer.hpp"
 
 #include <cerrno>   // errno, ETIMEDOUT
 #include <cstring>  // std::memcpy
 
-#include "error_stream.hpp"
-#include "interrupt_signals.hpp"
+#include "common/error_stream.hpp"
+#include "common/interrupt_signals.hpp"
 
 namespace procpool::tool {
 

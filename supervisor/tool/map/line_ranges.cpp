@@ -1,4 +1,4 @@
-#include "line_ranges.hpp"
+#include "map/line_ranges.hpp"
 
 #include <cstddef>  // std::size_t
 

@@ -13,16 +13,9 @@
 #include <span>         // std::span
 #include <string_view>  // std::string_view
 
-namespace procpool::tool {
+#include "common/exit_status.hpp"  // every command's statuses
 
-// Exit statuses of every procpool command.
-inline constexpr int kExitOk = 0;      // every task succeeded
-inline constexpr int kExitFailed = 1;  // some task failed, or input/output failed
-inline constexpr int kExitUsage =
-    2;  // bad command line, no standard output, or the pool could not start
-// Interrupted by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as the shell
-// reports a command that a signal killed.
-inline constexpr int kExitSignalBase = 128;
+namespace procpool::tool {
 
 // `args` are the arguments after "map" (argv[2..]). `stdout_was_closed`: file descriptor 1 was
 // closed when the process started (main() then points it at /dev/null). Returns the exit

@@ -1,4 +1,4 @@
-#include "duration.hpp"
+#include "common/duration.hpp"
 
 #include <charconv>  // std::from_chars
 #include <cmath>     // std::ceil

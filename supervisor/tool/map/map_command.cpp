@@ -1,4 +1,4 @@
-#include "map_command.hpp"
+#include "map/map_command.hpp"
 
 #include <fcntl.h>        // fcntl, F_DUPFD_CLOEXEC
 #include <poll.h>         // poll
@@ -21,13 +21,14 @@
 #include <thread>     // the pool's stopper and starter threads
 #include <vector>     // slots, batches
 
-#include "duration.hpp"
-#include "error_stream.hpp"
-#include "interrupt_signals.hpp"
-#include "line_ranges.hpp"
-#include "line_reader.hpp"
-#include "map_options.hpp"
-#include "output_buffer.hpp"
+#include "common/duration.hpp"
+#include "common/error_stream.hpp"
+#include "common/interrupt_signals.hpp"
+#include "common/text_format.hpp"
+#include "map/line_ranges.hpp"
+#include "map/line_reader.hpp"
+#include "map/map_options.hpp"
+#include "map/output_buffer.hpp"
 #include "procpool/pool.hpp"
 
 namespace procpool::tool {
@@ -78,67 +79,6 @@ void write_stderr(std::string_view text) {
   } else {
     (void)write_all(STDERR_FILENO, text.data(), text.size());
   }
-}
-
-std::string errno_text(int error) { return std::strerror(error); }
-
-// 1234567 -> "1,234,567"
-std::string group_digits(std::uint64_t value) {
-  // Built by appending, never by inserting into the string itself: GCC 12 at -O3 reports a
-  // spurious overlap (-Wrestrict) in the in-place insert.
-  const std::string digits = std::to_string(value);
-  std::string grouped;
-  grouped.reserve(digits.size() + digits.size() / 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0) grouped.push_back(',');
-    grouped.push_back(digits[i]);
-  }
-  return grouped;
-}
-
-// 1234567.0 -> "1.23M"
-std::string short_rate(double value) {
-  char text[32];
-  if (value >= 1e6) {
-    std::snprintf(text, sizeof text, "%.2fM", value / 1e6);
-  } else if (value >= 1e3) {
-    std::snprintf(text, sizeof text, "%.1fk", value / 1e3);
-  } else {
-    std::snprintf(text, sizeof text, "%.0f", value);
-  }
-  return text;
-}
-
-// 3725 s -> "1:02:05", 65 s -> "1:05"
-std::string clock_time(double seconds) {
-  const auto total = static_cast<std::uint64_t>(seconds + 0.5);
-  char text[48];
-  if (total >= 3600) {
-    std::snprintf(text, sizeof text, "%llu:%02llu:%02llu",
-                  static_cast<unsigned long long>(total / 3600),
-                  static_cast<unsigned long long>(total / 60 % 60),
-                  static_cast<unsigned long long>(total % 60));
-  } else {
-    std::snprintf(text, sizeof text, "%llu:%02llu", static_cast<unsigned long long>(total / 60),
-                  static_cast<unsigned long long>(total % 60));
-  }
-  return text;
-}
-
-// Every further line of a multi-line message (a crash report with the worker's last stderr
-// lines) is indented by this, so that the message reads as one item among the others.
-constexpr std::string_view kContinuationIndent = "    ";
-
-// `text` for standard error: trailing newlines dropped, every line after the first indented.
-std::string indent_continuation(std::string_view text) {
-  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  std::string out;
-  out.reserve(text.size() + 16);
-  for (const char c : text) {
-    out += c;
-    if (c == '\n') out += kContinuationIndent;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
