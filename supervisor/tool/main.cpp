@@ -1,50 +1,66 @@
 // procpool: the command-line front end of the pool.
 //
-//   procpool map [OPTIONS] -- WORKER [ARGS...]   (see map_command.hpp)
+//   procpool COMMAND [OPTIONS] ...   (one folder per command: map/, ...)
 //   procpool --help | --version
 
 #include <fcntl.h>   // open, fcntl
-#include <unistd.h>  // write
+#include <unistd.h>  // dup2, close
 
+#include <algorithm>    // std::max, std::find_if
 #include <cerrno>       // errno
 #include <cstring>      // std::strcmp
+#include <iterator>     // std::size
 #include <span>         // std::span
+#include <sstream>      // the generated help
 #include <string>       // messages
 #include <string_view>  // std::string_view
 
+#include <boost/program_options.hpp>  // the options before the command
+
+#include "common/command.hpp"
+#include "common/exit_status.hpp"
+#include "common/usage.hpp"
 #include "map/map_command.hpp"
 
 namespace {
 
-constexpr std::string_view kHelp =
-    R"(Usage: procpool COMMAND [OPTIONS]
-       procpool --help | --version
+namespace po = boost::program_options;
+using procpool::tool::Command;
 
-Runs tasks in a pool of worker processes (procpool workers: see worker/include/procpool/worker.hpp).
+// Every command: one entry here (its summary is its line in `procpool --help`) and its folder.
+constexpr Command kCommands[] = {
+    {"map", "run a worker handler on every line of standard input, results to standard output",
+     procpool::tool::run_map_command},
+};
 
-Commands:
-  map    run a worker handler on every line of standard input, results to standard output
+constexpr std::string_view kProgram = "procpool";
 
-Options:
-  -h, --help     show this help and exit
-  --version      show the version and exit
-
-Run 'procpool COMMAND --help' for a command's options.
-)";
-
-void write_out(int fd, std::string_view text) {
-  while (!text.empty()) {
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    text.remove_prefix(static_cast<std::size_t>(n));
-  }
+po::options_description global_options() {
+  po::options_description options("Options", procpool::tool::kHelpWidth,
+                                  procpool::tool::kHelpDescriptionColumn);
+  options.add_options()                      //
+      ("help,h", "show this help and exit")  //
+      ("version", "show the version and exit");
+  return options;
 }
 
-int usage_error(const std::string& message) {
-  write_out(STDERR_FILENO,
-            "procpool: " + message + "\nTry 'procpool --help' for more information.\n");
-  return procpool::tool::kExitUsage;
+std::string help_text() {
+  std::ostringstream text;
+  text << "Usage: procpool COMMAND [OPTIONS]\n"
+          "       procpool --help | --version\n\n"
+          "Runs tasks in a pool of worker processes (procpool workers: see "
+          "worker/include/procpool/worker.hpp).\n\n"
+          "Commands:\n";
+  std::size_t width = 0;
+  for (const Command& command : kCommands) width = std::max(width, command.name.size());
+  for (const Command& command : kCommands) {
+    text << "  " << command.name << std::string(width - command.name.size() + 4, ' ')
+         << command.summary << '\n';
+  }
+  text << '\n'
+       << procpool::tool::options_text(global_options())
+       << "\nRun 'procpool COMMAND --help' for a command's options.\n";
+  return std::move(text).str();
 }
 
 // A closed fd 0, 1 or 2 would be taken by the next open() (a pool's eventfd read as input, say):
@@ -66,22 +82,50 @@ unsigned ensure_standard_fds() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace procpool::tool;
   const unsigned closed_fds = ensure_standard_fds();
   const std::span<char* const> args(argv + 1, argc > 0 ? static_cast<std::size_t>(argc - 1) : 0);
-  if (args.empty()) return usage_error("missing command");
-  const std::string_view command = args[0];
-  if (command == "--help" || command == "-h") {
-    write_out(STDOUT_FILENO, kHelp);
-    return procpool::tool::kExitOk;
+
+  // Only the options before the command are ours; the command parses the rest, so that
+  // `procpool map --help` is map's help. The command is the first argument that is no option
+  // (or the one after "--").
+  std::size_t command_end = args.size();
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (std::strcmp(args[i], "--") == 0) {
+      command_end = std::min(i + 2, args.size());
+      break;
+    }
+    if (args[i][0] != '-') {
+      command_end = i + 1;
+      break;
+    }
   }
-  if (command == "--version") {
-    write_out(STDOUT_FILENO, "procpool " PROCPOOL_VERSION "\n");
-    return procpool::tool::kExitOk;
+  po::positional_options_description positional;
+  positional.add("command", 1);
+  po::options_description options = global_options();
+  options.add_options()("command", po::value<std::string>());
+  po::variables_map values;
+  try {
+    po::store(
+        po::command_line_parser(std::vector<std::string>(args.begin(), args.begin() + command_end))
+            .options(options)
+            .positional(positional)
+            .style(kOptionStyle)
+            .run(),
+        values);
+    po::notify(values);
+  } catch (const po::error& e) {
+    return usage_error(kProgram, e.what());
   }
-  if (command == "map") {
-    return procpool::tool::run_map_command(args.subspan(1), (closed_fds & (1U << 1)) != 0);
-  }
-  if (command.starts_with("-"))
-    return usage_error("unrecognised option '" + std::string(command) + "'");
-  return usage_error("unknown command '" + std::string(command) + "'");
+  if (values.count("help") != 0) return print_help(help_text());
+  if (values.count("version") != 0) return print_help("procpool " PROCPOOL_VERSION "\n");
+  if (values.count("command") == 0) return usage_error(kProgram, "missing command");
+
+  const std::string& name = values["command"].as<std::string>();
+  const auto command = std::find_if(std::begin(kCommands), std::end(kCommands),
+                                    [&](const Command& c) { return c.name == name; });
+  if (command == std::end(kCommands))
+    return usage_error(kProgram, "unknown command '" + name + "'");
+  const CommandContext context{.stdout_was_closed = (closed_fds & (1U << 1)) != 0};
+  return command->run(args.subspan(command_end), context);
 }

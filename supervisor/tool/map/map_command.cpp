@@ -771,7 +771,7 @@ class MapRun {
 
 }  // namespace
 
-int run_map_command(std::span<char* const> args, bool stdout_was_closed) {
+int run_map_command(std::span<char* const> args, const CommandContext& context) {
   int status = kExitOk;
   const std::optional<MapOptions> options = parse_map_options(args, status);
   if (!options) return status;
@@ -784,7 +784,7 @@ int run_map_command(std::span<char* const> args, bool stdout_was_closed) {
   // Results that go nowhere are no success: refuse a closed or read-only standard output
   // before anything starts.
   const int output_flags = ::fcntl(STDOUT_FILENO, F_GETFL);
-  if (stdout_was_closed || output_flags < 0) {
+  if (context.stdout_was_closed || output_flags < 0) {
     write_stderr("procpool map: standard output is closed: the results would go nowhere\n");
     return kExitUsage;
   }

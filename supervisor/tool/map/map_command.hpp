@@ -7,22 +7,17 @@
 //
 // Streams in bounded memory: at most kWindow lines are in flight (submitted and not yet written),
 // and input is read only as results are written. SIGINT and SIGTERM stop it gracefully (a
-// second one at once) and it reports which lines were not completed. See map_help() for the
-// options, the messages and the exit statuses, and docs/map.md.
+// second one at once) and it reports which lines were not completed. See map_help()
+// (map_options.hpp) for the options, the messages and the exit statuses, and docs/map.md.
 
-#include <span>         // std::span
-#include <string_view>  // std::string_view
+#include <span>  // std::span
 
+#include "common/command.hpp"      // CommandContext
 #include "common/exit_status.hpp"  // every command's statuses
 
 namespace procpool::tool {
 
-// `args` are the arguments after "map" (argv[2..]). `stdout_was_closed`: file descriptor 1 was
-// closed when the process started (main() then points it at /dev/null). Returns the exit
-// status.
-int run_map_command(std::span<char* const> args, bool stdout_was_closed);
-
-// The text `procpool map --help` prints.
-std::string_view map_help();
+// `args` are the arguments after "map" (argv[2..]). Returns the exit status.
+int run_map_command(std::span<char* const> args, const CommandContext& context);
 
 }  // namespace procpool::tool

@@ -2,12 +2,11 @@
 
 // The command line of `procpool map`: its options, their parsing, and its help text.
 
-#include <chrono>       // std::chrono::milliseconds
-#include <optional>     // parse results
-#include <span>         // std::span
-#include <string>       // the worker, the handler
-#include <string_view>  // the help text
-#include <vector>       // the worker's arguments
+#include <chrono>    // std::chrono::milliseconds
+#include <optional>  // parse results
+#include <span>      // std::span
+#include <string>    // the worker, the handler
+#include <vector>    // the worker's arguments
 
 namespace procpool::tool {
 
@@ -29,5 +28,8 @@ struct MapOptions {
 // `args` are the arguments after "map". The options, or nothing with `status` set: the help
 // was written to standard output, or a usage error to standard error.
 std::optional<MapOptions> parse_map_options(std::span<char* const> args, int& status);
+
+// The text `procpool map --help` prints: generated from the options the parser uses.
+std::string map_help();
 
 }  // namespace procpool::tool
