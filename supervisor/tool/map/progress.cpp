@@ -1,0 +1,52 @@
+#include "map/map_run.hpp"
+
+#include <algorithm>  // std::min
+#include <cstdio>     // std::snprintf
+
+#include "common/text_format.hpp"
+
+namespace procpool::tool {
+
+void MapRun::show_progress(bool final) {
+  flush_errors();  // messages gathered so far go above the progress line
+  const auto now = Clock::now();
+  next_progress_ = now + kProgressInterval;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const std::uint64_t done = done_lines();
+  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+  std::string line = "\rprocpool map: " + group_digits(done) + " lines";
+  if (failed_ != 0) line += ", " + group_digits(failed_) + " failed";
+  line += ", " + short_rate(rate) + " lines/s";
+  double fraction = -1;
+  if (input_done_ && next_line_ != 0) {
+    fraction = static_cast<double>(written_) / static_cast<double>(next_line_);
+  } else if (total_bytes_ != 0) {
+    fraction = std::min(1.0, static_cast<double>(bytes_done_) / static_cast<double>(total_bytes_));
+  }
+  if (fraction >= 0 && !final && !interrupted_) {  // interrupted: no end to estimate
+    char percent[16];
+    std::snprintf(percent, sizeof percent, "%.0f%%", fraction * 100);
+    line += std::string(", ") + percent;
+    if (fraction > 0) line += ", ETA " + clock_time(elapsed * (1 - fraction) / fraction);
+  }
+  if (final) line += " in " + clock_time(elapsed);
+  line += errors_.tty() ? "\033[K" : "   ";
+  if (final) line += "\n";
+  errors_.progress(line, final);
+}
+
+void MapRun::print_stats() {
+  const PoolMetrics metrics = pool_.metrics();
+  const double rate = elapsed_s_ > 0 ? static_cast<double>(done_lines()) / elapsed_s_ : 0;
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "procpool map: %llu tasks, %llu failed, %llu retried, %llu restarts, "
+                "%.3f s elapsed, %.0f lines/s\n",
+                static_cast<unsigned long long>(done_lines()),
+                static_cast<unsigned long long>(failed_ + not_processed_),
+                static_cast<unsigned long long>(metrics.retried),
+                static_cast<unsigned long long>(metrics.restarts), elapsed_s_, rate);
+  say(text);
+}
+
+}  // namespace procpool::tool
