@@ -27,7 +27,8 @@ namespace {
 namespace po = boost::program_options;
 using procpool::tool::Command;
 
-// Every command: one entry here (its summary is its line in `procpool --help`) and its folder.
+// Every command: one entry here (its summary is its line in `procpool --help`), the include of
+// its header above, and its folder next to map/ (supervisor/tool/CMakeLists.txt takes it in).
 constexpr Command kCommands[] = {
     {"map", "run a worker handler on every line of standard input, results to standard output",
      procpool::tool::run_map_command},
