@@ -1,3 +1,6 @@
+// MapRun's window of lines in flight: lines submitted in batches into result slots, completions
+// filling them (any thread), and results taken out in order (or as they come with --unordered).
+
 #include "map/map_run.hpp"
 
 #include <poll.h>         // poll: is input readable

@@ -1,3 +1,6 @@
+// MapRun stopping early: after SIGINT/SIGTERM (gracefully, then at once) or a failed standard
+// output, and the report of what was written and which lines were not completed.
+
 #include "map/map_run.hpp"
 
 #include <poll.h>         // poll

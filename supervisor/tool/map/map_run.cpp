@@ -1,3 +1,5 @@
+// MapRun's main loop: read, submit, write, sleep until there is work; and its standard error.
+
 #include "map/map_run.hpp"
 
 #include <poll.h>         // poll

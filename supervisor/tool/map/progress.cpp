@@ -1,3 +1,5 @@
+// MapRun's progress line (--progress) and end-of-run summary (--stats).
+
 #include "map/map_run.hpp"
 
 #include <algorithm>  // std::min
