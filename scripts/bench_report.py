@@ -4,8 +4,9 @@
 Input: the raw figure lines of every round, one per line, `WORKLOAD IMPL FIGURE VALUE UNIT`
 (extra fields after the unit are ignored), and optional notes (one per line: skipped peers,
 failures). Output:
-  * on stdout: the final WORKLOADS lines (median over the rounds, with the spread), then a table
-    of medians with procpool / peer ratios and the issue's targets, marked met or missed;
+  * on stdout: the final figure lines in the docs/workloads.md format (median over the rounds,
+    with the spread), then a table of medians with procpool / peer ratios and the issue's
+    targets, marked met or missed;
   * --md: docs/benchmarks.md (machine, versions, date, the tables, targets, caveats);
   * --png: docs/benchmarks.png, three panels drawn with gnuplot: L1 p50 latency (log),
     T1 best throughput (log), S1 cold start and R1 restart (ms, log) per implementation.
