@@ -32,14 +32,6 @@ SegmentHeader make_segment_layout(const SegmentConfig& config, std::uint64_t inc
                 std::to_string(kMinRingCapacity) + " and " + std::to_string(kMaxRingCapacity) +
                 " bytes");
   }
-  if (config.arena_slot_count != 0 &&
-      (config.arena_slot_size == 0 || !aligned(config.arena_slot_size))) {
-    throw Error("segment: arena slot size must be a non-zero multiple of 64 bytes");
-  }
-  if (config.arena_slot_count != 0 &&
-      config.arena_slot_size > kMaxSegmentSize / config.arena_slot_count) {
-    throw Error("segment: arena larger than 1 TiB");
-  }
   if (config.heartbeat_interval_ms == 0) {
     throw Error("segment: heartbeat interval must be at least 1 ms");
   }
@@ -61,10 +53,6 @@ SegmentHeader make_segment_layout(const SegmentConfig& config, std::uint64_t inc
   h.to_supervisor_bytes_offset = cursor;
   h.to_supervisor_capacity = config.to_supervisor_capacity;
   cursor += config.to_supervisor_capacity;
-  h.arena_offset = cursor;
-  h.arena_slot_size = config.arena_slot_count == 0 ? 0 : config.arena_slot_size;
-  h.arena_slot_count = config.arena_slot_count;
-  cursor += h.arena_slot_size * h.arena_slot_count;
   if (cursor > kMaxSegmentSize) throw Error("segment: larger than 1 TiB");
   h.total_size = cursor;
   h.heartbeat_interval_ms = config.heartbeat_interval_ms;
@@ -86,13 +74,8 @@ std::string validate_segment_layout(const SegmentHeader& h, std::uint64_t mapped
       !is_valid_ring_capacity(h.to_supervisor_capacity)) {
     return "ring capacity not a valid power of two";
   }
-  if (h.arena_slot_count != 0 && (h.arena_slot_size == 0 || !aligned(h.arena_slot_size))) {
-    return "bad arena slot size";
-  }
-  if (h.arena_slot_count != 0 && h.arena_slot_size > kMaxSegmentSize / h.arena_slot_count) {
-    return "arena too large";
-  }
   if (h.heartbeat_interval_ms == 0) return "zero heartbeat interval";
+  if (h.padding != 0) return "padding not zero";
   // Each part must be aligned, inside the mapping, and after the previous one (no overlap).
   struct Part {
     std::uint64_t offset, size;
@@ -104,7 +87,6 @@ std::string validate_segment_layout(const SegmentHeader& h, std::uint64_t mapped
       {h.to_supervisor_ring_offset, sizeof(RingData)},
       {h.to_worker_bytes_offset, h.to_worker_capacity},
       {h.to_supervisor_bytes_offset, h.to_supervisor_capacity},
-      {h.arena_offset, h.arena_slot_size * h.arena_slot_count},
   };
   std::uint64_t end_of_previous = 0;
   for (const Part& part : parts) {

@@ -29,7 +29,7 @@ DecodeStatus decode_frame(std::span<const std::byte> record, FrameHeader& header
   std::memcpy(&local, record.data(), sizeof local);  // the one read of the header
   if (local.version != kWireVersion) return DecodeStatus::kBadVersion;
   const auto type = static_cast<std::uint8_t>(local.type);
-  if (type == 0 || type > kMaxFrameType) return DecodeStatus::kBadType;
+  if (!is_known_frame_type(type)) return DecodeStatus::kBadType;
   if ((local.flags & ~kKnownFrameFlags) != 0) return DecodeStatus::kBadFlags;
   if (local.payload_size != record.size() - sizeof(FrameHeader)) {
     return DecodeStatus::kLengthMismatch;

@@ -771,8 +771,6 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
           std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
       return;
     }
-    case FrameType::kHeartbeat:
-      return;
     default:
       kill_locked(slot, "protocol violation: unexpected frame type from worker",
                   KillCause::kProtocolViolation);
@@ -1313,7 +1311,6 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   SegmentConfig config;
   config.to_worker_capacity = options_.ring_capacity;
   config.to_supervisor_capacity = options_.ring_capacity;
-  config.arena_slot_count = 0;
   config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
   int stderr_pipe[2] = {-1, -1};
   try {
@@ -1788,7 +1785,6 @@ std::size_t PoolCore::live_slots_locked() const {
 
 void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
   send_frame_locked(slot, FrameType::kShutdown, 0);
-  slot.segment->control().stop_requested.store(1, std::memory_order_release);
   slot.state = State::kStopping;
   slot.deadline = now + options_.stop_grace;
 }

@@ -4,6 +4,11 @@
 // docs/protocol.md, read here independently of the decoder; whatever decodes is encoded again
 // and must give back the input byte for byte, then decode to the same values. A frame goes
 // through a real ring for that: write_frame, try_read, decode_frame.
+//
+// The same input is also read as a conversation for the reassembler (FrameAssembler): u8 mode
+// (bit 0: copy single frames), u16 max_payload, then records, each u16 length + that many bytes.
+// Every record that decodes is added; the assembler's verdict and payload must match a model of
+// docs/protocol.md's "Large payloads" rules written here, and never exceed frame_payload_limit().
 
 #include <algorithm>    // std::equal, std::max
 #include <bit>          // std::bit_ceil
@@ -17,6 +22,8 @@
 #include "fuzz_bytes.hpp"
 #include "fuzz_check.hpp"
 #include "procpool/chunk_format.hpp"
+#include "procpool/frame_assembler.hpp"
+#include "procpool/frame_limits.hpp"
 #include "procpool/ring_data.hpp"
 #include "procpool/ring_reader.hpp"
 #include "procpool/ring_writer.hpp"
@@ -48,7 +55,7 @@ DecodeStatus expected_frame_status(std::span<const std::byte> record) {
   in.u64();  // task_id
   const std::uint32_t payload_size = in.u32();
   if (version != kWireVersion) return DecodeStatus::kBadVersion;
-  if (type < 1 || type > kMaxFrameType) return DecodeStatus::kBadType;
+  if (type < 1 || type > kMaxFrameType || type == 6) return DecodeStatus::kBadType;  // 6: retired
   if ((flags & ~(kFrameMore | kFrameChunk)) != 0) return DecodeStatus::kBadFlags;
   if (payload_size != record.size() - kHeaderSize) return DecodeStatus::kLengthMismatch;
   return DecodeStatus::kOk;
@@ -222,6 +229,97 @@ void check_frame(std::span<const std::byte> record) {
   }
 }
 
+// The reassembly rules, read from docs/protocol.md independently of FrameAssembler: what add()
+// must answer, and the payload it must then hold.
+class AssemblyModel {
+ public:
+  explicit AssemblyModel(std::uint64_t max_payload) : max_payload_(max_payload) {}
+
+  AssemblyStatus add(const FrameHeader& h, std::span<const std::byte> payload) {
+    const bool more = (h.flags & kFrameMore) != 0;
+    const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+    if (!open_) {
+      if (h.type != FrameType::kTask && h.type != FrameType::kResult &&
+          h.type != FrameType::kError) {
+        return AssemblyStatus::kNotAssembled;
+      }
+      if (more && bytes.empty()) return AssemblyStatus::kEmptyFragment;
+      limit_ = h.type == FrameType::kError ? 4 + 64 * 1024 : max_payload_;
+      if (bytes.size() > limit_) return AssemblyStatus::kTooLarge;
+      first_ = h;
+      joined_.assign(bytes);
+      open_ = more;
+      return more ? AssemblyStatus::kIncomplete : AssemblyStatus::kComplete;
+    }
+    open_ = false;  // any verdict below but kIncomplete ends the payload
+    if (h.task_id != first_.task_id) return AssemblyStatus::kTaskChanged;
+    if (h.type != first_.type) return AssemblyStatus::kTypeChanged;
+    if (h.handler_id != first_.handler_id || h.attempt != first_.attempt) {
+      return AssemblyStatus::kHeaderChanged;
+    }
+    if (((h.flags ^ first_.flags) & kFrameChunk) != 0) return AssemblyStatus::kChunkChanged;
+    if (more && bytes.empty()) return AssemblyStatus::kEmptyFragment;
+    if (joined_.size() + bytes.size() > limit_) return AssemblyStatus::kTooLarge;
+    joined_.append(bytes);
+    open_ = more;
+    return more ? AssemblyStatus::kIncomplete : AssemblyStatus::kComplete;
+  }
+
+  const FrameHeader& first() const noexcept { return first_; }
+  const std::string& joined() const noexcept { return joined_; }
+
+ private:
+  std::uint64_t max_payload_;
+  std::uint64_t limit_ = 0;
+  bool open_ = false;
+  FrameHeader first_{};
+  std::string joined_;
+};
+
+void check_assembly(std::span<const std::byte> input) {
+  ByteSource in(input);
+  const bool copy = (in.u8() & 1) != 0;
+  const std::uint64_t max_payload = in.u16();
+  FrameAssembler assembler(max_payload, copy ? FrameAssembler::SingleFrame::kCopy
+                                             : FrameAssembler::SingleFrame::kInPlace);
+  AssemblyModel model(max_payload);
+  std::vector<std::string> kept;  // taken payloads, recycled later, as the worker does
+  while (!in.empty()) {
+    const std::span<const std::byte> record = in.take(in.u16());
+    FrameHeader header;
+    std::span<const std::byte> payload;
+    if (decode_frame(record, header, payload) != DecodeStatus::kOk) continue;
+    const AssemblyStatus status = assembler.add(header, payload);
+    PROCPOOL_FUZZ_CHECK(status == model.add(header, payload));
+    PROCPOOL_FUZZ_CHECK(!to_string(status).empty());
+    PROCPOOL_FUZZ_CHECK(assembler.assembling() == (status == AssemblyStatus::kIncomplete));
+    if (status != AssemblyStatus::kComplete) {
+      PROCPOOL_FUZZ_CHECK(assembler.payload().empty());
+      continue;
+    }
+    PROCPOOL_FUZZ_CHECK(assembler.text() == model.joined());
+    PROCPOOL_FUZZ_CHECK(assembler.payload().size() <=
+                        frame_payload_limit(assembler.header().type, max_payload));
+    const FrameHeader& whole = assembler.header();
+    PROCPOOL_FUZZ_CHECK(
+        whole.type == model.first().type && whole.task_id == model.first().task_id &&
+        whole.handler_id == model.first().handler_id && whole.attempt == model.first().attempt &&
+        whole.flags == (model.first().flags & kFrameChunk));
+    // In place only for a single frame the assembler was not told to copy: then it is the
+    // record's own payload.
+    PROCPOOL_FUZZ_CHECK(assembler.in_place() == (!copy && payload.size() == model.joined().size() &&
+                                                 assembler.payload().data() == payload.data()));
+    if (!assembler.in_place() && (header.task_id & 1) != 0) {
+      kept.push_back(assembler.take());
+      PROCPOOL_FUZZ_CHECK(kept.back() == model.joined());
+    }
+    if (kept.size() > 2) {
+      assembler.recycle(std::move(kept.front()));
+      kept.erase(kept.begin());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace procpool::fuzz
 
@@ -229,6 +327,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace procpool::fuzz;
   const std::span<const std::byte> input = std::as_bytes(std::span<const std::uint8_t>(data, size));
   check_frame(input);
+  check_assembly(input);
   // The payload codecs on their own too, so that the fuzzer need not build a valid header first.
   check_handler_names(input);
   check_error(input);

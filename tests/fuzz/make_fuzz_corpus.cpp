@@ -310,7 +310,6 @@ void write_frame_seeds(const fs::path& dir) {
   save("error", frame(header_of(FrameType::kError, 42),
                       encode_error(WorkerErrorCode::kHandlerFailed, "boom")));
   save("cancel", frame(header_of(FrameType::kCancel, 42), ""));
-  save("heartbeat", frame(header_of(FrameType::kHeartbeat), ""));
   save("shutdown", frame(header_of(FrameType::kShutdown), ""));
   save("init", frame(header_of(FrameType::kInit), encode_init(2 << 20, "worker data")));
   std::string chunk;
@@ -341,6 +340,8 @@ void write_frame_seeds(const fs::path& dir) {
   broken = frame(task, "30");
   broken[1] = std::byte{kMaxFrameType + 1};  // type
   save("bad-type", broken);
+  broken[1] = std::byte{6};  // the retired heartbeat type
+  save("retired-type", broken);
   broken = frame(task, "30");
   broken[2] = std::byte{0x04};  // an unknown flag bit
   save("bad-flags", broken);
@@ -355,6 +356,31 @@ void write_frame_seeds(const fs::path& dir) {
   save("error-memory-limit",
        as_bytes(encode_error(WorkerErrorCode::kMemoryLimit, "std::bad_alloc")));
   save("init-no-data", as_bytes(encode_init(4096, "")));
+
+  // Conversations for the reassembler (frame_decoder_fuzz.cpp's check_assembly): a fragmented
+  // chunked task, then a single-frame result and a fragmented error.
+  ByteSink conversation;
+  conversation.u8(0);    // mode: single frames in place
+  conversation.u16(64);  // max_payload
+  const auto add = [&](const FrameHeader& header, std::string_view payload) {
+    const std::vector<std::byte> record = frame(header, payload);
+    conversation.u16(static_cast<std::uint16_t>(record.size()));
+    conversation.bytes(record);
+  };
+  FrameHeader part = chunk_task;
+  part.flags = kFrameChunk | kFrameMore;
+  add(part, "first ");
+  add(part, "second ");
+  part.flags = kFrameChunk;
+  add(part, "last");
+  add(header_of(FrameType::kResult, 43), "832040");
+  FrameHeader error_part = header_of(FrameType::kError, 44);
+  error_part.flags = kFrameMore;
+  const std::string error = encode_error(WorkerErrorCode::kHandlerFailed, "a long message");
+  add(error_part, std::string_view(error).substr(0, 6));
+  error_part.flags = 0;
+  add(error_part, std::string_view(error).substr(6));
+  save("assembly-fragments", conversation.data());
 }
 
 }  // namespace

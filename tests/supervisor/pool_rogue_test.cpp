@@ -1,5 +1,5 @@
 // Rogue-worker tests of procpool::Pool (issue 4): a worker that scribbles random bytes over its
-// result ring, its control block or its arena, lies about record lengths and ring positions,
+// result ring, its control block or its header, lies about record lengths and ring positions,
 // sends malformed frames or endless fragments, or floods wake-ups. The supervisor must detect it,
 // kill it with a typed error carrying its pid and saying what was detected, replace it, and keep
 // serving the other worker throughout; it never crashes, hangs or reads out of bounds (the asan
@@ -211,7 +211,7 @@ TEST_F(PoolRogue, PositionsMovingBackwardsOrBeyondKillOnlyTheRogue) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The control block and the arena
+// The control block and the segment header
 
 // Random control-block fields, the heartbeat random, 0 or in the far future, the running task's
 // id random or 0: the heartbeat is a lie the supervisor catches, and the misbehaving task is
@@ -225,7 +225,7 @@ TEST_F(PoolRogue, ScribbledControlBlockKillsOnlyTheRogue) {
   }
 }
 
-// The whole segment random (header, control block, both rings, arena), again every
+// The whole segment random (header, control block, both rings), again every
 // millisecond: whatever the supervisor detects first, the worker's own report of its running
 // task cannot be trusted, so the oldest task on board, the misbehaving one, is charged an
 // attempt for each worker it wrecks. It fails as a poison task after max_attempts instead of
@@ -258,8 +258,9 @@ TEST_F(PoolRogue, TaskThatScribblesTheWholeSegmentFailsAfterItsAttempts) {
   }
 }
 
-// The supervisor never reads the arena or the segment header back (it keeps its own layout, and
-// no arena slot is in use): scribbling them harms nobody, so the rogue keeps serving.
+// The supervisor never reads the segment header back (it keeps its own layout): scribbling it
+// harms nobody, so the rogue keeps serving. (The handler keeps its name from when the segment
+// had an arena too.)
 TEST_F(PoolRogue, ScribbledArenaAndHeaderAreNeverReadBack) {
   const std::uint64_t restarts = pool().metrics().restarts;
   for (int seed = 1; seed <= 20; ++seed) {

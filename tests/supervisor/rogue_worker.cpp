@@ -2,7 +2,7 @@
 //
 // It serves through the SDK like any worker ("echo", "pid"). Its other handlers misbehave through
 // a second mapping of its own segment (the fd the supervisor passed, attached again): they
-// scribble random bytes over the result ring, the control block or the arena, lie about record
+// scribble random bytes over the result ring, the control block or the header, lie about record
 // lengths and ring positions, send malformed frames, send result fragments without end, or flood
 // the doorbell and the futexes.
 //
@@ -24,8 +24,8 @@
 //                              0 or in the far future, the running task's id random or 0; again
 //                              every millisecond
 //   "scribble_all" SEED        random bytes over the whole segment (header, control block, both
-//                              rings and their positions, arena); again every millisecond
-//   "scribble_arena" SEED      random bytes over the arena and the segment header, which the
+//                              rings and their positions); again every millisecond
+//   "scribble_arena" SEED      random bytes over the segment header, which the
 //                              supervisor never reads back; then answers "scribbled <pid>"
 //   "bad_frame" "KIND SEED"    one well-formed ring record holding a bad frame; KIND: version,
 //                              type, flags, length, short, stranger (an answer for a task not on
@@ -286,12 +286,6 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
   // Every field random; then what this variant says about the heartbeat and the running task.
   // Repeated every millisecond, so the SDK's heartbeat thread cannot repair it.
   auto scribble = [&] {
-    control.state.store(static_cast<std::uint32_t>(rng()), std::memory_order_relaxed);
-    control.pid.store(static_cast<std::uint32_t>(rng()), std::memory_order_relaxed);
-    control.tasks_done.store(rng(), std::memory_order_relaxed);
-    control.tasks_failed.store(rng(), std::memory_order_relaxed);
-    control.stop_requested.store(static_cast<std::uint32_t>(rng()), std::memory_order_relaxed);
-    control.reserved.store(static_cast<std::uint32_t>(rng()), std::memory_order_relaxed);
     control.cancel_task_id.store(rng(), std::memory_order_relaxed);
     switch (variant) {
       case 0:
@@ -329,7 +323,6 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
 
 void scribble_arena(Channel& channel, std::mt19937_64& rng) {
   procpool::Segment& segment = channel.segment();
-  fill_random(segment.arena(), rng);
   // The header: the supervisor keeps its own copy, the SDK its validated one.
   fill_random(std::span<std::byte>(reinterpret_cast<std::byte*>(&segment.control()) -
                                        segment.layout().control_offset,

@@ -13,8 +13,8 @@
 
 namespace procpool {
 
-// The shared memory one supervisor and one worker share: header, control block, the two rings and
-// the payload arena (see SegmentHeader for the layout).
+// The shared memory one supervisor and one worker share: header, control block and the two rings
+// (see SegmentHeader for the layout).
 //
 // It is a sealed memfd, not a named /dev/shm object (docs/architecture.md has the why):
 //   - nothing has a name, so nothing is left behind when any process, the supervisor included,
@@ -54,9 +54,6 @@ class Segment {
   }
   std::span<std::byte> to_supervisor_bytes() const noexcept {
     return {base_ + layout_.to_supervisor_bytes_offset, layout_.to_supervisor_capacity};
-  }
-  std::span<std::byte> arena() const noexcept {
-    return {base_ + layout_.arena_offset, layout_.arena_slot_size * layout_.arena_slot_count};
   }
 
   // The four ring views, one per role.

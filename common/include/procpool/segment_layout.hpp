@@ -10,14 +10,12 @@
 namespace procpool {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x4C4F4F50'434F5250;  // "PROCPOOL" little-endian
-inline constexpr std::uint32_t kSegmentLayoutVersion = 2;
+inline constexpr std::uint32_t kSegmentLayoutVersion = 3;
 
 // What a supervisor asks for when it creates a worker's segment.
 struct SegmentConfig {
   std::uint64_t to_worker_capacity = 256 * 1024;      // ring bytes, power of two
   std::uint64_t to_supervisor_capacity = 256 * 1024;  // ring bytes, power of two
-  std::uint64_t arena_slot_size = 1024 * 1024;        // bytes per payload slot, multiple of 64
-  std::uint32_t arena_slot_count = 8;                 // slots in the payload arena (may be 0)
   std::uint32_t heartbeat_interval_ms = 100;
 };
 
@@ -27,7 +25,7 @@ struct SegmentConfig {
 // the size of the mapping, and uses only its validated copy.
 //
 //   [ header | WorkerControl | RingData to_worker | RingData to_supervisor |
-//     to_worker bytes | to_supervisor bytes | arena slots ]        every part cache-line aligned
+//     to_worker bytes | to_supervisor bytes ]        every part cache-line aligned
 struct SegmentHeader {
   std::uint64_t magic;
   std::uint32_t layout_version;
@@ -41,19 +39,17 @@ struct SegmentHeader {
   std::uint64_t to_supervisor_ring_offset;  // RingData: worker writes, supervisor reads
   std::uint64_t to_supervisor_bytes_offset;
   std::uint64_t to_supervisor_capacity;
-  std::uint64_t arena_offset;
-  std::uint64_t arena_slot_size;
-  std::uint32_t arena_slot_count;
   std::uint32_t heartbeat_interval_ms;
+  std::uint32_t padding;  // zero; keeps the size a multiple of 8
 };
 
-static_assert(sizeof(SegmentHeader) == 112, "SegmentHeader is part of the segment layout");
+static_assert(sizeof(SegmentHeader) == 96, "SegmentHeader is part of the segment layout");
 static_assert(sizeof(SegmentHeader) <= 2 * kCacheLineSize, "header fits its two cache lines");
-static_assert(offsetof(SegmentHeader, arena_slot_count) == 104,
+static_assert(offsetof(SegmentHeader, heartbeat_interval_ms) == 88,
               "SegmentHeader fields are at fixed offsets");
 
 // Computes the header for `config`. Throws procpool::Error if the config is impossible
-// (capacities not powers of two, slot size not a multiple of 64, sizes that overflow).
+// (capacities not powers of two, a zero heartbeat interval).
 SegmentHeader make_segment_layout(const SegmentConfig& config, std::uint64_t incarnation);
 
 // Checks a header read from a mapping of `mapped_size` bytes: magic, version, every offset and

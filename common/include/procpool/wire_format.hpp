@@ -14,19 +14,24 @@ namespace procpool {
 
 // Frames are the messages of the runtime, one per ring record: a fixed 24-byte header followed by
 // the payload. docs/protocol.md describes every type, who sends it and what its payload holds.
-inline constexpr std::uint8_t kWireVersion = 2;
+inline constexpr std::uint8_t kWireVersion = 3;
 
 enum class FrameType : std::uint8_t {
-  kReady = 1,      // worker -> supervisor: handlers registered; payload = handler names
-  kTask = 2,       // supervisor -> worker: run handler `handler_id` on the payload
-  kResult = 3,     // worker -> supervisor: task `task_id` succeeded; payload = result
-  kError = 4,      // worker -> supervisor: task `task_id` failed; payload = ErrorCode + message
-  kCancel = 5,     // supervisor -> worker: drop task `task_id` if it has not started
-  kHeartbeat = 6,  // either way: liveness when idle; no payload
-  kShutdown = 7,   // supervisor -> worker: finish the current task, then exit 0
-  kInit = 8,       // supervisor -> worker, first frame: payload = the pool's worker data
+  kReady = 1,   // worker -> supervisor: handlers registered; payload = handler names
+  kTask = 2,    // supervisor -> worker: run handler `handler_id` on the payload
+  kResult = 3,  // worker -> supervisor: task `task_id` succeeded; payload = result
+  kError = 4,   // worker -> supervisor: task `task_id` failed; payload = ErrorCode + message
+  kCancel = 5,  // supervisor -> worker: drop task `task_id` if it has not started
+  // 6 was a heartbeat frame nobody sent (liveness is WorkerControl::heartbeat_ms): rejected.
+  kShutdown = 7,  // supervisor -> worker: finish the current task, then exit 0
+  kInit = 8,      // supervisor -> worker, first frame: payload = the pool's worker data
 };
 inline constexpr std::uint8_t kMaxFrameType = 8;
+
+// True for the values of FrameType above; decode_frame rejects every other type byte.
+constexpr bool is_known_frame_type(std::uint8_t type) noexcept {
+  return type >= 1 && type <= kMaxFrameType && type != 6;
+}
 
 // Flag bits. Unknown bits are a protocol error: a newer peer must bump kWireVersion instead.
 enum FrameFlag : std::uint16_t {
@@ -52,7 +57,7 @@ inline constexpr std::uint32_t kMaxWorkerErrorCode = 5;
 
 struct FrameHeader {
   std::uint8_t version = kWireVersion;
-  FrameType type = FrameType::kHeartbeat;
+  FrameType type{};  // 0, which decode_frame rejects: a sender always sets the type
   std::uint16_t flags = 0;
   std::uint32_t handler_id = 0;  // kTask: index into the worker's kReady handler list
   std::uint64_t task_id = 0;     // kTask/kResult/kError/kCancel: the supervisor's task id
@@ -65,7 +70,7 @@ enum class DecodeStatus : std::uint8_t {
   kOk,
   kTooShort,        // record shorter than a frame header
   kBadVersion,      // version != kWireVersion
-  kBadType,         // type outside 1..kMaxFrameType
+  kBadType,         // not is_known_frame_type()
   kBadFlags,        // unknown flag bits
   kLengthMismatch,  // payload_size disagrees with the record's length
 };

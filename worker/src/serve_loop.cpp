@@ -1,0 +1,203 @@
+// The worker's side of the channel: attaching, the serving loop, reading and assembling frames,
+// publishing answers and waiting for work.
+#include <sys/eventfd.h>  // eventfd_write
+#include <unistd.h>       // getpid
+
+#include <cstdio>   // std::fprintf
+#include <cstdlib>  // std::getenv
+
+#include "process_setup.hpp"
+#include "procpool/error.hpp"
+#include "procpool/wait_strategy.hpp"
+#include "procpool/worker_environment.hpp"
+#include "worker_runtime.hpp"
+
+namespace procpool::detail {
+namespace {
+
+Segment attach_segment(const char* program) {
+  UniqueFd fd = inherited_fd(program, kSegmentFdEnv);
+  try {
+    return Segment::attach(fd.release());
+  } catch (const Error& e) {
+    die(program, e.what());
+  }
+}
+
+// The pool's shared memory, if it has one (PROCPOOL_SHARED_FD).
+SharedRegion attach_shared(const char* program) {
+  if (std::getenv(kSharedFdEnv) == nullptr) return {};
+  UniqueFd fd = inherited_fd(program, kSharedFdEnv);
+  try {
+    return SharedRegion::attach(fd.release());
+  } catch (const Error& e) {
+    die(program, e.what());
+  }
+}
+
+}  // namespace
+
+WorkerRuntime::WorkerRuntime(int argc, char** argv)
+    : program_(argc > 0 && argv[0] != nullptr ? argv[0] : "worker"),
+      segment_(attach_segment(program_.c_str())),
+      in_(segment_.worker_reader()),
+      out_(segment_.worker_writer()),
+      doorbell_(inherited_fd(program_.c_str(), kDoorbellFdEnv)),
+      shared_(attach_shared(program_.c_str())) {
+  segment_.control().heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+  read_init();
+  follow_supervisor();
+  install_stop_handlers();
+  heartbeat_.emplace(segment_.control(),
+                     std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms));
+}
+
+int WorkerRuntime::run() {
+  running_ = true;
+  fast_.assign(handlers_.size(), 0);
+  if (!send(FrameType::kReady, 0, encode_handler_names(names_))) return 3;
+  flush();
+  std::uint32_t unflushed = 0;
+  std::uint64_t batch_start = 0;  // ticks() when the oldest unpublished answer was written
+  std::uint64_t last = ticks();   // ticks() when the previous task ended (or work arrived)
+  bool quiet = false;             // the last wait for frames timed out
+  while (!stop_signalled() && !shutdown_) {
+    if (pending_.empty()) {
+      if (!read_frames()) return 3;
+      if (pending_.empty()) {
+        flush();
+        unflushed = 0;
+        // After a wait that timed out (nothing came for a heartbeat interval) the next one
+        // sleeps at once: an idle worker wakes once per interval and does not spin each time.
+        if (!shutdown_) quiet = !wait_for_frames(/*spin=*/!quiet);
+        last = ticks();
+        continue;
+      }
+    }
+    Pending& task = pending_.front();
+    // Publish answers in batches while more work is already here; at once otherwise, so a
+    // lone task's latency is not traded for throughput.
+    const std::uint32_t handler = task.handler;
+    const bool known_fast = handler < fast_.size() && fast_[handler] != 0;
+    if (unflushed != 0 && (!known_fast || last - batch_start >= kSlowTicks)) {
+      flush();
+      unflushed = 0;
+    }
+    if (!serve(task)) return 3;
+    const std::uint64_t finished = ticks();
+    if (handler < fast_.size()) fast_[handler] = finished - last < kSlowTicks;
+    last = finished;
+    const std::uint64_t end = task.end;
+    tasks_in_.recycle(std::move(task.owned));
+    pending_.pop_front();
+    if (in_.release_to(end)) ring_doorbell();
+    if (unflushed++ == 0) batch_start = finished;
+    if (unflushed >= kMaxUnflushedResults || (pending_.empty() && !in_.poll())) {
+      flush();
+      unflushed = 0;
+    }
+  }
+  flush();
+  return 0;
+}
+
+// The first frame is kInit: the pool's limits and worker data.
+void WorkerRuntime::read_init() {
+  const auto deadline = std::chrono::steady_clock::now() + kChannelBound;
+  std::span<const std::byte> record;
+  for (;;) {
+    const ReadStatus status = in_.try_read(record);
+    if (status == ReadStatus::kOk) break;
+    if (status == ReadStatus::kCorrupt || std::chrono::steady_clock::now() >= deadline) {
+      die(program_.c_str(), "no init frame from the supervisor");
+    }
+    wait_until(
+        segment_.to_worker().readable, [&] { return in_.poll(); }, WaitPolicy{}, kChannelBound);
+  }
+  FrameHeader header;
+  std::span<const std::byte> payload;
+  std::string_view data;
+  if (decode_frame(record, header, payload) != DecodeStatus::kOk ||
+      header.type != FrameType::kInit || !decode_init(payload, max_payload_, data)) {
+    die(program_.c_str(), "malformed init frame from the supervisor");
+  }
+  data_.assign(data);
+  tasks_in_.set_max_payload(max_payload_);
+  in_.release();
+}
+
+// Waits up to a heartbeat interval for frames (or SIGTERM), spinning first if `spin`; true if
+// they came.
+bool WorkerRuntime::wait_for_frames(bool spin) {
+  WaitPolicy policy;
+  if (!spin) policy.spin = std::chrono::nanoseconds(0);
+  return wait_until(
+             segment_.to_worker().readable, [&] { return in_.poll() || stop_signalled(); }, policy,
+             std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms)) ==
+         WaitResult::kReady;
+}
+
+// Moves every complete task in the ring into pending_ and hands the ring's bytes back as far as
+// no pending task still reads them. Returns false on a protocol violation.
+bool WorkerRuntime::read_frames() {
+  std::span<const std::byte> record;
+  ReadStatus status;
+  while ((status = in_.try_read(record)) == ReadStatus::kOk) {
+    FrameHeader header;
+    std::span<const std::byte> payload;
+    const DecodeStatus decoded = decode_frame(record, header, payload);
+    if (decoded != DecodeStatus::kOk) return protocol_error(to_string(decoded));
+    switch (header.type) {
+      case FrameType::kTask:
+        if (!accept_task(header, payload)) return false;
+        break;
+      case FrameType::kCancel:
+        cancelled_.insert(header.task_id);
+        break;
+      case FrameType::kShutdown:
+        shutdown_ = true;
+        break;
+      default:
+        return protocol_error("unexpected frame type");
+    }
+  }
+  // With no task left to serve, hand everything back; otherwise bytes go back task by task.
+  // (Fragments of a task being assembled were copied out: their bytes can go back too.)
+  if (pending_.empty() && in_.release()) ring_doorbell();
+  if (status == ReadStatus::kCorrupt) return protocol_error(to_string(in_.fault()));
+  return true;
+}
+
+bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::byte> payload) {
+  const AssemblyStatus status = tasks_in_.add(header, payload);
+  if (status == AssemblyStatus::kIncomplete) return true;
+  if (status != AssemblyStatus::kComplete) return protocol_error(to_string(status));
+  const FrameHeader& whole = tasks_in_.header();
+  Pending& task = pending_.emplace_back();
+  task.id = whole.task_id;
+  task.handler = whole.handler_id;
+  task.attempt = whole.attempt;
+  task.chunk = (whole.flags & kFrameChunk) != 0;
+  if (tasks_in_.in_place()) {
+    task.input = tasks_in_.text();
+  } else {
+    task.owned = tasks_in_.take();  // the deque never moves it: the view stays valid
+    task.input = task.owned;
+  }
+  task.end = in_.position();
+  return true;
+}
+
+void WorkerRuntime::flush() {
+  if (out_.publish()) ring_doorbell();
+}
+
+void WorkerRuntime::ring_doorbell() const noexcept { ::eventfd_write(doorbell_.get(), 1); }
+
+bool WorkerRuntime::protocol_error(std::string_view what) {
+  std::fprintf(stderr, "%s: procpool worker: protocol error from the supervisor: %.*s\n",
+               program_.c_str(), static_cast<int>(what.size()), what.data());
+  return false;
+}
+
+}  // namespace procpool::detail
