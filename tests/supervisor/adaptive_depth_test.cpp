@@ -1,4 +1,4 @@
-// AdaptiveDepth (supervisor/src/adaptive_depth.hpp): the EWMA of the service time and the depth
+// AdaptiveDepth (supervisor/pool/adaptive_depth.hpp): the EWMA of the service time and the depth
 // it gives.
 
 #include "adaptive_depth.hpp"
