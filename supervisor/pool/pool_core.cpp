@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>  // eventfd
 #include <sys/syscall.h>  // SYS_pidfd_send_signal
 #include <sys/wait.h>     // waitpid
-#include <unistd.h>       // close, read
+#include <unistd.h>       // read, getpid
 
 #include <algorithm>  // std::min
 #include <cerrno>     // errno
@@ -113,9 +113,9 @@ void validate(const PoolOptions& o, unsigned min_workers, unsigned max_workers) 
   }
 }
 
-int make_eventfd() {
-  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) throw_errno(errno, "procpool::Pool: eventfd");
+UniqueFd make_eventfd() {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throw_errno(errno, "procpool::Pool: eventfd");
   return fd;
 }
 
@@ -132,11 +132,6 @@ void drain_eventfd(int fd) {
   eventfd_t value;
   while (::eventfd_read(fd, &value) == 0) {
   }
-}
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
 }
 
 }  // namespace
@@ -162,10 +157,10 @@ PoolCore::PoolCore(PoolOptions options)
     slots_[i].index = i;
     slots_[i].restart = RestartTracker(options_.restart);
   }
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno(errno, "procpool::Pool: epoll_create1");
+  epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_) throw_errno(errno, "procpool::Pool: epoll_create1");
   kick_fd_ = make_eventfd();
-  epoll_add(epoll_fd_, kick_fd_, kEpollKick);
+  epoll_add(epoll_fd_.get(), kick_fd_.get(), kEpollKick);
   tasks_.reserve(1024);
   deliveries_.reserve(256);
 }
@@ -177,8 +172,6 @@ PoolCore::~PoolCore() {
     std::unique_lock lock(mu_);
     changed_.wait(lock, [&] { return callers_inside_ == 0; });
   }
-  close_fd(epoll_fd_);
-  close_fd(kick_fd_);
 }
 
 void PoolCore::start() {
@@ -258,7 +251,7 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
   std::call_once(joined_, [&] { thread_.join(); });
 }
 
-void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_, 1); }
+void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_.get(), 1); }
 
 // ---------------------------------------------------------------------------------------------
 // Submission
@@ -1251,7 +1244,7 @@ void PoolCore::run_loop() {
     int count = 0;
     if (!ready_now) {
       lock.unlock();
-      count = ::epoll_wait(epoll_fd_, events, 64, static_cast<int>(timeout.count()));
+      count = ::epoll_wait(epoll_fd_.get(), events, 64, static_cast<int>(timeout.count()));
       lock.lock();
     }
     for (EventCount* event : announced) event->cancel_wait();
@@ -1264,13 +1257,13 @@ void PoolCore::run_loop() {
           if (slot_index < slots_.size()) doorbell_locked(slots_[slot_index]);
           break;
         case kEpollKick:
-          drain_eventfd(kick_fd_);
+          drain_eventfd(kick_fd_.get());
           break;
         case kEpollStderr:
           if (slot_index < slots_.size()) read_stderr_locked(slots_[slot_index]);
           break;
         case kEpollPidfd:
-          if (slot_index < slots_.size() && slots_[slot_index].pidfd >= 0) {
+          if (slot_index < slots_.size() && slots_[slot_index].pidfd.valid()) {
             drain_all_locked();  // results published before the exit still count
             reap(slots_[slot_index]);
           }
@@ -1289,18 +1282,18 @@ void PoolCore::run_loop() {
 }
 
 // Releases what a spawn that failed part way had set up.
-void PoolCore::undo_spawn_locked(WorkerSlot& slot, int (&stderr_pipe)[2]) {
-  close_fd(stderr_pipe[0]);
-  close_fd(stderr_pipe[1]);
-  close_fd(slot.doorbell_fd);
+void PoolCore::undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]) {
+  stderr_pipe[0].reset();
+  stderr_pipe[1].reset();
+  slot.doorbell_fd.reset();
   slot.reader.reset();
   slot.writer.reset();
   slot.segment.reset();
-  if (slot.pidfd >= 0) {  // launched, then registering it failed: do not leave it running
-    ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
+  if (slot.pidfd) {  // launched, then registering it failed: do not leave it running
+    ::syscall(SYS_pidfd_send_signal, slot.pidfd.get(), SIGKILL, nullptr, 0);
     ::waitpid(slot.pid, nullptr, 0);
-    close_fd(slot.pidfd);
-    close_fd(slot.stderr_fd);
+    slot.pidfd.reset();
+    slot.stderr_fd.reset();
     slot.pid = -1;
   }
 }
@@ -1312,7 +1305,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   config.to_worker_capacity = options_.ring_capacity;
   config.to_supervisor_capacity = options_.ring_capacity;
   config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
-  int stderr_pipe[2] = {-1, -1};
+  UniqueFd stderr_pipe[2];
   try {
     slot.segment.emplace(Segment::create(config, ++next_incarnation_));
     slot.writer.emplace(slot.segment->supervisor_writer());
@@ -1322,7 +1315,10 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     write_frame(*slot.writer, init,
                 as_bytes(encode_init(options_.max_payload, options_.worker_data)));
     slot.writer->publish();
-    if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
+    stderr_pipe[0].reset(pipe_fds[0]);
+    stderr_pipe[1].reset(pipe_fds[1]);
     slot.doorbell_fd = make_eventfd();
     slot.doorbell_rings = 0;
     LaunchSpec spec;
@@ -1330,24 +1326,23 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     spec.args = options_.args;
     spec.env = options_.env;
     spec.env.emplace_back(kSegmentFdEnv, std::to_string(slot.segment->fd()));
-    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(slot.doorbell_fd));
-    spec.inherit_fds = {slot.segment->fd(), slot.doorbell_fd};
+    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(slot.doorbell_fd.get()));
+    spec.inherit_fds = {slot.segment->fd(), slot.doorbell_fd.get()};
     if (shared_.fd() >= 0) {
       spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
       spec.inherit_fds.push_back(shared_.fd());
     }
-    spec.stderr_fd = stderr_pipe[1];
+    spec.stderr_fd = stderr_pipe[1].get();
     spec.rlimit_data = options_.max_rss_hard;
     const LaunchedProcess process = launch(spec);
-    ::close(stderr_pipe[1]);
-    stderr_pipe[1] = -1;
+    stderr_pipe[1].reset();
     slot.pid = process.pid;
-    slot.pidfd = process.pidfd;
-    slot.stderr_fd = std::exchange(stderr_pipe[0], -1);
-    ::fcntl(slot.stderr_fd, F_SETFL, O_NONBLOCK);
-    epoll_add(epoll_fd_, slot.pidfd, kEpollPidfd | slot.index);
-    epoll_add(epoll_fd_, slot.stderr_fd, kEpollStderr | slot.index);
-    epoll_add(epoll_fd_, slot.doorbell_fd, kEpollDoorbell | slot.index);
+    slot.pidfd.reset(process.pidfd);
+    slot.stderr_fd = std::move(stderr_pipe[0]);
+    ::fcntl(slot.stderr_fd.get(), F_SETFL, O_NONBLOCK);
+    epoll_add(epoll_fd_.get(), slot.pidfd.get(), kEpollPidfd | slot.index);
+    epoll_add(epoll_fd_.get(), slot.stderr_fd.get(), kEpollStderr | slot.index);
+    epoll_add(epoll_fd_.get(), slot.doorbell_fd.get(), kEpollDoorbell | slot.index);
   } catch (const SystemError& e) {
     undo_spawn_locked(slot, stderr_pipe);
     spawn_failed_locked(slot, e.what(), e.code());
@@ -1467,7 +1462,7 @@ void PoolCore::flush_events(std::unique_lock<std::mutex>& lock) {
 }
 
 void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause) {
-  if (slot.pidfd < 0) return;
+  if (!slot.pidfd) return;
   if (!slot.killed) {
     slot.killed = true;
     slot.kill_reason = std::move(reason);
@@ -1475,7 +1470,7 @@ void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause
   }
   // Through the pidfd (the pid cannot have been reused: we have not reaped it), then the
   // process group, for any children of the worker (PDEATHSIG does not reach them).
-  ::syscall(SYS_pidfd_send_signal, slot.pidfd, SIGKILL, nullptr, 0);
+  ::syscall(SYS_pidfd_send_signal, slot.pidfd.get(), SIGKILL, nullptr, 0);
   ::kill(-slot.pid, SIGKILL);
   if (slot.state == State::kReady) slot.state = State::kDraining;  // no new tasks meanwhile
 }
@@ -1488,12 +1483,12 @@ void PoolCore::reap(WorkerSlot& slot) {
   // unless a child of it still writes; hence the bound).
   read_stderr_locked(slot, 1024 * 1024);
   ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.pidfd, nullptr);
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.stderr_fd, nullptr);
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.doorbell_fd, nullptr);
-  close_fd(slot.pidfd);
-  close_fd(slot.stderr_fd);
-  close_fd(slot.doorbell_fd);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.pidfd.get(), nullptr);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.stderr_fd.get(), nullptr);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.doorbell_fd.get(), nullptr);
+  slot.pidfd.reset();
+  slot.stderr_fd.reset();
+  slot.doorbell_fd.reset();
   on_exit_locked(slot, reaped == slot.pid ? status : 0);
 }
 
@@ -1503,10 +1498,10 @@ void PoolCore::reap(WorkerSlot& slot) {
 // dropped, not waited for, when our own stderr is a pipe nobody drains (a blocked write here
 // would stop the whole pool); the crash report's tail keeps them either way.
 void PoolCore::read_stderr_locked(WorkerSlot& slot, std::size_t budget) {
-  if (slot.stderr_fd < 0) return;
+  if (!slot.stderr_fd) return;
   char buffer[4096];  // PIPE_BUF: a write of this size to a pipe with POLLOUT never blocks
   for (std::size_t taken = 0; taken < budget;) {
-    const ssize_t n = ::read(slot.stderr_fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(slot.stderr_fd.get(), buffer, sizeof buffer);
     if (n <= 0) break;
     taken += static_cast<std::size_t>(n);
     const std::string_view bytes(buffer, static_cast<std::size_t>(n));
@@ -1530,7 +1525,7 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
   constexpr std::uint64_t kMinFrameRecord = ring_record_footprint(sizeof(FrameHeader));
   constexpr std::uint64_t kDoorbellSlack = 1024;
   eventfd_t rings = 0;
-  if (slot.doorbell_fd < 0 || ::eventfd_read(slot.doorbell_fd, &rings) != 0) return;
+  if (!slot.doorbell_fd || ::eventfd_read(slot.doorbell_fd.get(), &rings) != 0) return;
   slot.doorbell_rings += std::min<std::uint64_t>(rings, ~std::uint64_t{0} - slot.doorbell_rings);
   if (!slot.live() || !slot.reader || !slot.writer || slot.killed) return;
   drain_slot_locked(slot);

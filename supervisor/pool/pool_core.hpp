@@ -17,6 +17,7 @@
 #include "latency_histogram.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/shared_region.hpp"
+#include "procpool/unique_fd.hpp"
 #include "procpool/wire_format.hpp"
 #include "task_queue.hpp"
 #include "worker_slot.hpp"
@@ -160,7 +161,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                                Clock::time_point now);
   // `code`: the errno of the failed system call, 0 if none applies.
   void spawn_failed_locked(WorkerSlot& slot, const char* reason, int code);
-  void undo_spawn_locked(WorkerSlot& slot, int (&stderr_pipe)[2]);
+  void undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]);
   // Life-cycle events (PoolOptions::on_event): queued under mu_, run by the supervisor thread
   // with mu_ released, in order.
   void emit_locked(const WorkerSlot& slot, PoolEvent event);
@@ -237,8 +238,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::atomic<int> pollers_{0};
 
   std::vector<EventCount*> announced_;  // the supervisor thread's, reused per sleep
-  int epoll_fd_ = -1;
-  int kick_fd_ = -1;  // written by other threads to wake the supervisor thread
+  UniqueFd epoll_fd_;
+  UniqueFd kick_fd_;  // written by other threads to wake the supervisor thread
   std::thread thread_;
 
   // --- Callers and hosts: callbacks that throw or stop the pool, fork(), the last reference

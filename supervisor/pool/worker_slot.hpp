@@ -10,6 +10,7 @@
 #include "procpool/ring_writer.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/task_error.hpp"
+#include "procpool/unique_fd.hpp"
 #include "restart_tracker.hpp"
 #include "stderr_tail.hpp"
 
@@ -46,12 +47,12 @@ struct WorkerSlot {
   // The current process (valid from spawn to reap).
   std::uint64_t incarnation = 0;
   int pid = -1;
-  int pidfd = -1;
-  int stderr_fd = -1;
+  UniqueFd pidfd;
+  UniqueFd stderr_fd;
   // This worker's own doorbell (an eventfd it writes after a publish or release the supervisor
   // waits for), and how many rings it has counted: a ring with no ring traffic behind it is a
   // wake-up flood (PoolCore::doorbell_locked).
-  int doorbell_fd = -1;
+  UniqueFd doorbell_fd;
   std::uint64_t doorbell_rings = 0;
   std::optional<Segment> segment;
   std::optional<RingWriter> writer;  // supervisor -> worker
