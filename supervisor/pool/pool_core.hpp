@@ -20,6 +20,7 @@
 #include "procpool/unique_fd.hpp"
 #include "procpool/wire_format.hpp"
 #include "task_queue.hpp"
+#include "task_table.hpp"
 #include "worker_slot.hpp"
 
 namespace procpool::detail {
@@ -74,30 +75,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
 
  private:
-  struct TaskRecord {
-    std::uint64_t id = 0;  // 0 while the record is free
-    std::uint32_t generation = 0;
-    std::uint32_t handler = 0;
-    Priority priority = Priority::Normal;
-    std::uint32_t attempts = 0;  // dispatches so far
-    std::uint32_t max_attempts = 1;
-    std::chrono::milliseconds timeout{0};
-    std::uint32_t chunk_items = 0;  // a chunk of this many items (chunk_format.hpp); 0 = one task
-    std::string payload;            // keeps its capacity across reuse: no allocation once warm
-    bool payload_stored = true;     // false: sent straight from the caller's buffer, not kept
-    Clock::time_point submitted{};
-    Clock::time_point dispatched{};
-    // When it reached the head of its worker's pipeline, i.e. started running as far as we know
-    // (the epoch while not): timeouts count from here, not from dispatch.
-    Clock::time_point began{};
-    // Workers that died with it on board but not running: after kMaxUnchargedDeaths it is
-    // charged anyway (charged_task_locked).
-    std::uint32_t uncharged_deaths = 0;
-    int slot = -1;           // worker slot while in flight
-    bool abandoned = false;  // already resolved (cancelled, timed out) but still on a worker
-    Clock::time_point abandon_deadline{};
-    Completion completion;
-  };
   // A resolution to deliver once mu_ is released.
   struct Delivery {
     Completion completion;
@@ -112,16 +89,23 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     std::exception_ptr exception;  // storing the outcome failed (out of memory)
   };
 
-  // --- submission (callers, under mu_) ---
+  // Every *_locked member is called with mu_ held. The members are defined by concept, one
+  // file each (the comment before each group names it); they share the state below.
+
+  // admission.cpp: refuse a task at submission (shutting down, unknown handler, too large,
+  // queue full), or wait for queue room.
   bool admit_locked(std::unique_lock<std::mutex>& lock, std::string_view handler,
                     std::string_view payload, const TaskOptions& options, Completion& completion,
                     std::uint32_t& handler_id);
+  // submission.cpp: the public submit calls, and a task's record from creation to free.
   std::uint32_t new_task_locked(std::uint32_t handler_id, const TaskOptions& options,
                                 Completion completion);
   // Creates the task and dispatches or queues it; returns its record index.
   std::uint32_t submit_locked(std::uint32_t handler_id, std::string_view payload,
                               const TaskOptions& options, Completion completion);
-  void cancel_locked(std::uint64_t task_id);
+  void free_task_locked(std::uint32_t index);
+  // dispatcher.cpp: least-loaded ready worker with room in its pipeline; writing tasks and
+  // control frames into its ring.
   WorkerSlot* pick_slot_locked(Clock::time_point now);
   bool running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
   void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
@@ -130,8 +114,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // when the whole task is in the ring.
   bool write_task_locked(WorkerSlot& slot, const std::string_view* source = nullptr);
   void publish_all_locked();
+  void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
 
-  // --- results ---
+  // result_handler.cpp: draining the result rings, checking and completing answers.
   void drain_all_locked();
   void drain_slot_locked(WorkerSlot& slot);
   void on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
@@ -144,45 +129,54 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                                           bool& out_of_memory) noexcept;
   void adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now);
   bool answers_soon_locked() const noexcept;
+  // delivery.cpp: resolutions queued under mu_ and run outside it; threads waiting for them.
   void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error,
                       int pid = 0, std::uint32_t item_failures = 0);
-  void free_task_locked(std::uint32_t index);
   void deliver(std::unique_lock<std::mutex>& lock);  // runs deliveries_ with mu_ released
   void await(FutureState& state);
+  // task_deadlines.cpp: cancellation, timeouts and cancel grace of the tasks on board.
+  void cancel_locked(std::uint64_t task_id);
+  void scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now);
 
-  // --- the supervisor thread ---
+  // supervisor_loop.cpp: the supervisor thread.
   void run_loop();
+  // worker_spawn.cpp
   void spawn_locked(WorkerSlot& slot);
-  void kill_locked(WorkerSlot& slot, std::string reason, KillCause cause);
-  void reap(WorkerSlot& slot);
-  void on_exit_locked(WorkerSlot& slot, int wait_status);
-  const TaskRecord* charged_task_locked(const WorkerSlot& slot) const;
-  void schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
-                               Clock::time_point now);
   // `code`: the errno of the failed system call, 0 if none applies.
   void spawn_failed_locked(WorkerSlot& slot, const char* reason, int code);
   void undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]);
-  // Life-cycle events (PoolOptions::on_event): queued under mu_, run by the supervisor thread
-  // with mu_ released, in order.
-  void emit_locked(const WorkerSlot& slot, PoolEvent event);
-  void flush_events(std::unique_lock<std::mutex>& lock);
+  // worker_health.cpp: killing a worker, and what it is watched for (stderr, doorbell, memory).
+  void kill_locked(WorkerSlot& slot, std::string reason, KillCause cause);
   static constexpr std::size_t kStderrReadBudget = 64 * 1024;  // per wake-up of the pipe
   void read_stderr_locked(WorkerSlot& slot, std::size_t budget = kStderrReadBudget);
   void doorbell_locked(WorkerSlot& slot);
-  Clock::time_point timers_locked(Clock::time_point now);
-  Clock::time_point autoscale_locked(Clock::time_point now);
-  bool backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
-  void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
-  void fail_pool_locked(std::string message);
-  void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
-  void kick() const noexcept;
-  std::size_t live_slots_locked() const;
-  std::string handler_name_locked(std::uint32_t handler) const;
-  void scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now);
   void check_memory_locked(WorkerSlot& slot);
   bool memory_watched() const noexcept {
     return options_.max_rss != 0 || options_.max_rss_hard != 0;
   }
+  // worker_exit.cpp: reaping, the crash report, the tasks on board, the restart.
+  void reap(WorkerSlot& slot);
+  void on_exit_locked(WorkerSlot& slot, int wait_status);
+  void schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
+                               Clock::time_point now);
+  // charged_task.cpp
+  const TaskRecord* charged_task_locked(const WorkerSlot& slot) const;
+  // worker_timers.cpp: each slot's deadlines, as transitions of its state machine.
+  Clock::time_point timers_locked(Clock::time_point now);
+  void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
+  // autoscaler.cpp
+  Clock::time_point autoscale_locked(Clock::time_point now);
+  bool backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
+  // pool_events.cpp: life-cycle events (PoolOptions::on_event): queued under mu_, run by the
+  // supervisor thread with mu_ released, in order.
+  void emit_locked(const WorkerSlot& slot, PoolEvent event);
+  void flush_events(std::unique_lock<std::mutex>& lock);
+
+  // pool_core.cpp: construction, stopping, and what every part asks of the whole.
+  void fail_pool_locked(std::string message);
+  void kick() const noexcept;
+  std::size_t live_slots_locked() const;
+  std::string handler_name_locked(std::uint32_t handler) const;
   std::string describe_slot(const WorkerSlot& slot) const;
 
   const PoolOptions options_;
@@ -193,8 +187,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   mutable std::mutex mu_;
   std::condition_variable changed_;  // READY, idle, queue room, stopped, failed
 
-  std::vector<TaskRecord> tasks_;
-  std::vector<std::uint32_t> free_tasks_;
+  TaskTable tasks_{1024};
   TaskQueue queue_;
   std::vector<WorkerSlot> slots_;
   std::vector<Delivery> deliveries_;
@@ -242,8 +235,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   UniqueFd kick_fd_;  // written by other threads to wake the supervisor thread
   std::thread thread_;
 
-  // --- Callers and hosts: callbacks that throw or stop the pool, fork(), the last reference
-  // (docs/pool.md, "Callbacks, fork() and signals"). ---
+  // --- host_safety.cpp. Callers and hosts: callbacks that throw or stop the pool, fork(), the
+  // last reference (docs/pool.md, "Callbacks, fork() and signals"). ---
  public:
   // The deleter of the shared_ptr owning a PoolCore (Pool::Pool). Never destroys it on its own
   // supervisor thread or inside one of its callbacks, whose frames still use it: a helper thread

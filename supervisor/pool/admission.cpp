@@ -1,0 +1,46 @@
+#include "pool_core.hpp"
+
+#include <string>  // messages
+
+namespace procpool::detail {
+bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view handler,
+                            std::string_view payload, const TaskOptions& options,
+                            Completion& completion, std::uint32_t& handler_id) {
+  auto reject = [&](TaskError::Kind kind, std::string message) {
+    ++failed_;  // refused at submission: the caller sees a failed task, and so do the metrics
+    deliveries_.push_back(Delivery{std::move(completion), {}, TaskError(kind, message)});
+    return false;
+  };
+  if (!accepting_) {
+    return reject(TaskError::Kind::ShuttingDown,
+                  failure_ ? "pool failed: " + *failure_ : "pool is shutting down");
+  }
+  if (!last_handler_.empty() && handler == last_handler_) {  // a run of tasks: no hash lookup
+    handler_id = last_handler_id_;
+  } else {
+    const auto found = handler_ids_.find(handler);
+    if (found == handler_ids_.end()) {
+      return reject(TaskError::Kind::UnknownHandler,
+                    "no worker handler named \"" + std::string(handler.substr(0, 256)) + "\"");
+    }
+    handler_id = found->second;
+    last_handler_.assign(handler);
+    last_handler_id_ = handler_id;
+  }
+  if (payload.size() > options_.max_payload) {
+    return reject(TaskError::Kind::PayloadTooLarge, "payload of " + std::to_string(payload.size()) +
+                                                        " bytes exceeds max_payload " +
+                                                        std::to_string(options_.max_payload));
+  }
+  if (options_.max_queue != 0 && queue_.size() >= options_.max_queue) {
+    if (!options.wait_if_full) {
+      return reject(TaskError::Kind::QueueFull,
+                    "queue full (max_queue " + std::to_string(options_.max_queue) + ")");
+    }
+    changed_.wait(lock, [&] { return !accepting_ || queue_.size() < options_.max_queue; });
+    if (!accepting_) return reject(TaskError::Kind::ShuttingDown, "pool is shutting down");
+  }
+  return true;
+}
+
+}  // namespace procpool::detail

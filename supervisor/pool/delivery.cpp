@@ -1,0 +1,133 @@
+#include "pool_core.hpp"
+
+#include "callback_scope.hpp"
+#include "procpool/wait_strategy.hpp"
+
+namespace procpool::detail {
+void PoolCore::resolve_locked(std::uint32_t index, std::string value,
+                              std::optional<TaskError> error, int pid,
+                              std::uint32_t item_failures) {
+  TaskRecord& task = tasks_[index];
+  const std::uint64_t items = task.chunk_items != 0 ? task.chunk_items : 1;
+  if (error) {
+    failed_ += items;
+  } else {
+    completed_ += items - item_failures;
+    failed_ += item_failures;
+  }
+  if (error && pid == 0) pid = error->worker_pid();
+  deliveries_.push_back(
+      Delivery{std::move(task.completion), std::move(value), std::move(error), pid});
+}
+
+void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
+  if (deliveries_.empty()) return;
+  std::vector<Delivery> batch;
+  if (!spare_batches_.empty()) {
+    batch = std::move(spare_batches_.back());
+    spare_batches_.pop_back();
+  }
+  batch.swap(deliveries_);
+  in_delivery_ += batch.size();
+  ++callers_inside_;
+  lock.unlock();
+  // A callback that throws is reported and counted; the rest of the batch still runs, on the
+  // pool's own thread as in another thread's get(), where it must not escape either.
+  CallbackScope scope{this, tls_callbacks};
+  tls_callbacks = &scope;
+  for (Delivery& d : batch) {
+    try {
+      d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr, d.pid));
+    } catch (...) {
+      callback_threw("a completion callback", -1, d.pid);
+    }
+  }
+  const std::size_t delivered = batch.size();
+  batch.clear();
+  tls_callbacks = scope.outer;
+  lock.lock();
+  callback_errors_ += scope.errors;
+  --callers_inside_;
+  spare_batches_.push_back(std::move(batch));
+  in_delivery_ -= delivered;
+  if ((in_delivery_ == 0 && running_ == 0 && queue_.empty()) ||
+      (callers_inside_ == 0 && stopped_)) {
+    changed_.notify_all();
+  }
+}
+
+// A thread waiting for one future: spin on the result rings first (draining them itself), then
+// sleep until the supervisor thread resolves the task.
+void PoolCore::await(FutureState& state) {
+  if (state.done.load(std::memory_order_acquire) != 0) return;
+  check_owner();  // the child's copy of the rings is the parent's
+  bool spin = true;
+  {
+    std::lock_guard lock(mu_);
+    spin = answers_soon_locked();
+  }
+  if (!spin) {
+    // A long task: sleep at once. The supervisor thread is announcing and draining already (no
+    // poller keeps it from that; the last one to leave kicked it), so no kick either.
+    while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
+    return;
+  }
+  pollers_.fetch_add(1, std::memory_order_acq_rel);
+  const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+  for (std::uint32_t i = 0; state.done.load(std::memory_order_acquire) == 0; ++i) {
+    if ((i & 3) == 0) {
+      std::unique_lock lock(mu_, std::try_to_lock);
+      if (lock.owns_lock()) {
+        drain_all_locked();
+        dispatch_locked();
+        publish_all_locked();
+        deliver(lock);
+        continue;
+      }
+    }
+    cpu_relax();
+    if ((i & 15) == 15 && Clock::now() >= spin_until) break;
+  }
+  pollers_.fetch_sub(1, std::memory_order_acq_rel);
+  if (state.done.load(std::memory_order_acquire) != 0) return;
+  kick();  // the supervisor thread takes over the announcing and the draining
+  while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
+}
+
+void PoolCore::wait_idle() {
+  check_owner();
+  if (in_callback() || on_supervisor_thread()) {
+    throw Error(
+        "procpool::Pool::wait_idle() called from one of the pool's completion callbacks (or "
+        "another callback on the pool's own thread): it would wait for that callback itself");
+  }
+  std::unique_lock lock(mu_);
+  // Counted: a callback run below may drop the pool's last reference.
+  struct Inside {
+    PoolCore& core;
+    explicit Inside(PoolCore& c) : core(c) { ++core.callers_inside_; }
+    ~Inside() {
+      if (--core.callers_inside_ == 0 && core.stopped_) core.changed_.notify_all();
+    }
+  } inside(*this);
+  pollers_.fetch_add(1, std::memory_order_acq_rel);
+  const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+  auto idle = [&] {
+    return running_ == 0 && queue_.empty() && deliveries_.empty() && in_delivery_ == 0;
+  };
+  while (!idle() && answers_soon_locked() && Clock::now() < spin_until) {
+    drain_all_locked();
+    dispatch_locked();
+    publish_all_locked();
+    deliver(lock);
+    lock.unlock();
+    cpu_relax();
+    lock.lock();
+  }
+  pollers_.fetch_sub(1, std::memory_order_acq_rel);
+  kick();
+  deliver(lock);
+  changed_.wait(lock, [&] { return idle() || stopped_; });
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,52 @@
+#include "pool_core.hpp"
+
+#include "pool_clock.hpp"
+#include "process_status.hpp"
+
+namespace procpool::detail {
+using State = WorkerSlot::State;
+
+PoolMetrics PoolCore::metrics() const {
+  std::lock_guard lock(mu_);
+  PoolMetrics m;
+  m.state = failure_ ? "failed" : stopped_ ? "stopped" : stopping_ ? "shutting_down" : "running";
+  const auto now = Clock::now();
+  const double unix_s = unix_now_s();
+  for (const WorkerSlot& slot : slots_) {
+    if (slot.state == State::kEmpty) continue;
+    WorkerMetrics w;
+    w.slot = slot.index;
+    w.incarnation = slot.incarnation;
+    w.pid = slot.live() ? slot.pid : 0;
+    w.state = slot.state_name();
+    w.started_unix_s = slot.started_unix_s;
+    w.uptime_s = slot.live() ? seconds_between(slot.started, now) : 0;
+    w.idle_s = seconds_between(slot.last_active, now);
+    w.tasks_done = slot.tasks_done;
+    w.tasks_failed = slot.tasks_failed;
+    w.slot_tasks_done = slot.slot_tasks_done;
+    w.slot_tasks_failed = slot.slot_tasks_failed;
+    w.last_active_unix_s = unix_s - seconds_between(slot.last_active, now);
+    w.consecutive_failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
+    w.inflight = static_cast<unsigned>(slot.inflight.size());
+    w.pipeline_depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
+    w.restarts = slot.restarts;
+    if (w.pid > 0) {
+      const ProcessUsage usage = read_process_usage(w.pid);
+      w.rss_bytes = usage.rss_bytes;
+      w.cpu_s = usage.cpu_s;
+    }
+    m.workers.push_back(std::move(w));
+  }
+  m.queued = queue_.size();
+  m.running = running_;
+  m.completed = completed_;
+  m.failed = failed_;
+  m.retried = retried_;
+  m.restarts = restarts_;
+  m.queue_wait = queue_wait_.summary();
+  m.run_time = run_time_.summary();
+  return m;
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,258 @@
+#include "pool_core.hpp"
+
+#include <algorithm>  // std::find, std::max
+#include <string>     // results
+
+#include "adaptive_depth.hpp"
+#include "pool_clock.hpp"
+#include "procpool/chunk_format.hpp"
+#include "procpool/wire_format.hpp"
+#include "report_text.hpp"
+#include "worker_error_kind.hpp"
+
+namespace procpool::detail {
+using State = WorkerSlot::State;
+
+void PoolCore::drain_all_locked() {
+  for (WorkerSlot& slot : slots_) {
+    if (slot.reader && slot.live()) drain_slot_locked(slot);
+  }
+}
+
+void PoolCore::drain_slot_locked(WorkerSlot& slot) {
+  RingReader& reader = *slot.reader;
+  std::span<const std::byte> record;
+  ReadStatus status;
+  const std::uint64_t incarnation = slot.incarnation;
+  while ((status = reader.try_read(record)) == ReadStatus::kOk) {
+    FrameHeader header;
+    std::span<const std::byte> payload;
+    const DecodeStatus decoded = decode_frame(record, header, payload);
+    if (decoded != DecodeStatus::kOk) {
+      kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)),
+                  KillCause::kProtocolViolation);
+      return;
+    }
+    on_frame_locked(slot, header, payload);
+    if (slot.incarnation != incarnation || !slot.reader) return;  // killed meanwhile
+    if (slot.killed) break;
+  }
+  reader.release();
+  if (status == ReadStatus::kCorrupt) {
+    kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())),
+                KillCause::kProtocolViolation);
+    return;
+  }
+  // Room the worker made may let a fragmented task continue.
+  if (slot.partial_task != WorkerSlot::kNoTask && write_task_locked(slot)) slot.writer->publish();
+}
+
+void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
+                               std::span<const std::byte> payload) {
+  switch (header.type) {
+    case FrameType::kReady: {
+      std::vector<std::string> names;
+      if (slot.state != State::kStarting || !decode_handler_names(payload, names)) {
+        kill_locked(slot, "protocol violation: unexpected or malformed READY",
+                    KillCause::kProtocolViolation);
+        return;
+      }
+      if (handler_names_.empty()) {
+        handler_names_ = names;
+        for (std::uint32_t i = 0; i < names.size(); ++i) handler_ids_.emplace(names[i], i);
+      } else if (names != handler_names_) {
+        kill_locked(slot, "announced different handlers than the pool's other workers",
+                    KillCause::kProtocolViolation);
+        return;
+      }
+      slot.state = State::kReady;
+      slot.ready_at = slot.last_active = Clock::now();
+      slot.restart.on_ready(slot.ready_at);
+      PoolEvent ready;
+      ready.kind = PoolEvent::Kind::WorkerReady;
+      ready.pid = slot.pid;
+      emit_locked(slot, std::move(ready));
+      if (options_.on_event) kick();  // the supervisor thread runs the event
+      changed_.notify_all();
+      return;
+    }
+    case FrameType::kResult:
+    case FrameType::kError: {
+      if (slot.assembling && slot.assembly_task != header.task_id) {
+        kill_locked(slot, "protocol violation: result fragments interleaved",
+                    KillCause::kProtocolViolation);
+        return;
+      }
+      if ((header.flags & kFrameMore) != 0 || slot.assembling) {
+        if (!slot.assembling) {
+          slot.assembly.clear();
+          slot.assembly_task = header.task_id;
+          slot.assembling = true;
+        }
+        if (slot.assembly.size() + payload.size() > options_.max_payload + 64 * 1024) {
+          kill_locked(slot, "protocol violation: result above max_payload",
+                      KillCause::kProtocolViolation);
+          return;
+        }
+        slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+        if ((header.flags & kFrameMore) != 0) return;
+        slot.assembling = false;
+        complete_locked(slot, header.task_id, header.type == FrameType::kResult,
+                        (header.flags & kFrameChunk) != 0, slot.assembly);
+        return;
+      }
+      complete_locked(
+          slot, header.task_id, header.type == FrameType::kResult,
+          (header.flags & kFrameChunk) != 0,
+          std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+      return;
+    }
+    default:
+      kill_locked(slot, "protocol violation: unexpected frame type from worker",
+                  KillCause::kProtocolViolation);
+      return;
+  }
+}
+
+void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
+                               std::string_view body) {
+  const std::uint32_t index = TaskTable::index_of(task_id);
+  auto on_board = std::find(slot.inflight.begin(), slot.inflight.end(), index);
+  if (!tasks_.holds(task_id) || on_board == slot.inflight.end()) {
+    kill_locked(slot,
+                "protocol violation: answer for task " + std::to_string(task_id) +
+                    ", which is not on board",
+                KillCause::kProtocolViolation);
+    return;
+  }
+  if (chunk != (ok && tasks_[index].chunk_items != 0)) {
+    kill_locked(slot,
+                chunk ? "protocol violation: chunked answer for a task that is not a chunk"
+                      : "protocol violation: plain answer for a chunked task",
+                KillCause::kProtocolViolation);
+    return;
+  }
+  slot.last_answered_id = task_id;
+  if (on_board == slot.inflight.begin()) {
+    slot.inflight.pop_front();  // the usual case: answers come in dispatch order
+  } else {
+    slot.inflight.erase(on_board);
+  }
+  const auto now = Clock::now();
+  if (!slot.inflight.empty()) {  // the next task starts now: its timeout counts from here
+    TaskRecord& next = tasks_[slot.inflight.front()];
+    if (next.began == Clock::time_point{}) {
+      next.began = now;
+      if (next.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + next.timeout);
+    }
+  }
+  slot.last_active = now;
+  TaskRecord& task = tasks_[index];
+  adapt_depth_locked(slot, task, now);  // the service time also decides whether to spin
+  if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer
+    free_task_locked(index);
+    return;
+  }
+  --running_;
+  run_time_.record(micros_between(task.dispatched, now));
+  if (ok && task.chunk_items != 0) {
+    bool out_of_memory = false;
+    const std::int64_t failures = check_chunk_results(body, task.chunk_items, out_of_memory);
+    if (failures < 0) {
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::WorkerCrashed,
+                               "protocol violation: malformed chunk answer from " +
+                                   describe_slot(slot) + ", which was killed",
+                               slot.pid));
+      free_task_locked(index);
+      kill_locked(slot, "protocol violation: malformed chunk answer",
+                  KillCause::kProtocolViolation);
+      return;
+    }
+    slot.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.tasks_failed += static_cast<std::uint64_t>(failures);
+    slot.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.slot_tasks_failed += static_cast<std::uint64_t>(failures);
+    if (out_of_memory && slot.state == State::kReady) {  // recycled, as for a plain task
+      slot.state = State::kDraining;
+      kick();
+    }
+    resolve_locked(index, std::string(body), std::nullopt, slot.pid,
+                   static_cast<std::uint32_t>(failures));
+  } else if (ok) {
+    ++slot.tasks_done;
+    ++slot.slot_tasks_done;
+    resolve_locked(index, std::string(body), std::nullopt, slot.pid);
+  } else {
+    ++slot.tasks_failed;
+    ++slot.slot_tasks_failed;
+    WorkerErrorCode code{};
+    std::string_view message;
+    if (!decode_error(as_bytes(body), code, message)) {
+      resolve_locked(index, {},
+                     TaskError(TaskError::Kind::WorkerCrashed,
+                               "protocol violation: malformed error frame from " +
+                                   describe_slot(slot) + ", which was killed",
+                               slot.pid));
+      free_task_locked(index);
+      kill_locked(slot, "protocol violation: malformed error frame", KillCause::kProtocolViolation);
+      return;
+    }
+    TaskError::Kind kind = kind_of(code);
+    if (code == WorkerErrorCode::kMemoryLimit) {
+      // Out of memory inside the handler (at RLIMIT_DATA, or the machine's): the heap may be in
+      // any state, so the worker is recycled once the tasks on board are answered.
+      kind = TaskError::Kind::MemoryLimit;
+      std::string text =
+          describe_slot(slot) + " ran out of memory in the handler (" + std::string(message) + ")";
+      if (options_.max_rss_hard != 0) {
+        text += "; its RLIMIT_DATA is max_rss_hard " + mebibytes_text(options_.max_rss_hard);
+      }
+      if (slot.state == State::kReady) slot.state = State::kDraining;
+      kick();
+      resolve_locked(index, {}, TaskError(kind, text, slot.pid));
+      free_task_locked(index);
+      return;
+    }
+    resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid));
+  }
+  free_task_locked(index);
+}
+
+// The adaptive pipeline: the worker was busy with this task since the later of its dispatch and
+// the previous answer; an EWMA (1/16) of that is its time per task, and the depth keeps about
+// kPipelineWork of work queued behind the task it runs.
+void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now) {
+  const Clock::time_point began = std::max(slot.last_answer, task.dispatched);
+  slot.last_answer = now;
+  slot.service_ns = AdaptiveDepth::next_service_ns(
+      slot.service_ns, std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
+  slot.depth = AdaptiveDepth::depth(slot.service_ns);
+}
+
+bool PoolCore::answers_soon_locked() const noexcept {
+  for (const WorkerSlot& slot : slots_) {
+    if (slot.live() && !slot.inflight.empty() &&
+        slot.service_ns <
+            std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::int64_t PoolCore::check_chunk_results(std::string_view body, std::uint32_t items,
+                                           bool& out_of_memory) noexcept {
+  ChunkReader reader(body);
+  if (reader.count() != items) return -1;
+  std::int64_t failures = 0;
+  std::uint32_t code = 0;
+  for (std::string_view bytes; reader.next_result(code, bytes);) {
+    if (code > kMaxWorkerErrorCode) return -1;
+    if (code != 0) ++failures;
+    if (code == static_cast<std::uint32_t>(WorkerErrorCode::kMemoryLimit)) out_of_memory = true;
+  }
+  return reader.complete() ? failures : -1;
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,125 @@
+#include "pool_core.hpp"
+
+#include <sys/epoll.h>  // epoll_wait
+
+#include <algorithm>  // std::min
+#include <chrono>     // durations
+
+#include "epoll_tags.hpp"
+#include "procpool/wait_strategy.hpp"
+
+namespace procpool::detail {
+using State = WorkerSlot::State;
+using std::chrono::milliseconds;
+
+void PoolCore::run_loop() {
+  std::unique_lock lock(mu_);
+  for (unsigned i = 0; i < min_workers_; ++i) {
+    spawn_locked(slots_[i]);
+    if (failure_) break;
+  }
+  epoll_event events[64];
+  Clock::time_point spin_until{};
+  while (true) {
+    const auto now = Clock::now();
+    drain_all_locked();
+    const Clock::time_point next_timer = std::min(timers_locked(now), autoscale_locked(now));
+    dispatch_locked();
+    publish_all_locked();
+    if (running_ == 0 && queue_.empty()) changed_.notify_all();
+    const bool had_deliveries = !deliveries_.empty();
+    deliver(lock);
+    flush_events(lock);
+    if (stopping_ && live_slots_locked() == 0 && queue_.empty() && running_ == 0) {
+      bool backoff = false;
+      for (const WorkerSlot& slot : slots_) backoff |= slot.state == State::kBackoff;
+      if (!backoff) break;
+    }
+    if (had_deliveries) {
+      spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+      continue;
+    }
+
+    // Decide how to sleep. While tasks are on board and results are flowing, spin a little on
+    // the rings (cheaper than a doorbell and a wake-up per batch).
+    const bool busy = running_ != 0 && answers_soon_locked();
+    if (busy && Clock::now() < spin_until && pollers_.load(std::memory_order_acquire) == 0) {
+      lock.unlock();
+      for (int i = 0; i < 32; ++i) cpu_relax();
+      lock.lock();
+      continue;
+    }
+    auto timeout = std::chrono::duration_cast<milliseconds>(next_timer - Clock::now());
+    if (timeout.count() < 0) timeout = milliseconds(0);
+    // Announce that we sleep on every live worker's result ring (and on the task rings that
+    // wait for room), so a worker that publishes rings the doorbell; then re-check the rings,
+    // the announcement's other half (see EventCount).
+    const bool announce = pollers_.load(std::memory_order_acquire) == 0;
+    std::vector<EventCount*>& announced = announced_;
+    announced.clear();
+    if (announce) {
+      for (WorkerSlot& slot : slots_) {
+        if (!slot.live() || !slot.segment) continue;
+        slot.segment->to_supervisor().readable.prepare_wait();
+        announced.push_back(&slot.segment->to_supervisor().readable);
+        if (slot.partial_task != WorkerSlot::kNoTask) {
+          slot.segment->to_worker().writable.prepare_wait();
+          announced.push_back(&slot.segment->to_worker().writable);
+        }
+      }
+    } else {
+      // Pollers drain the rings; look again soon in case they stop.
+      timeout = std::min(timeout, milliseconds(1));
+    }
+    bool ready_now = false;
+    for (WorkerSlot& slot : slots_) {
+      // A killed worker's rings may stay faulted ("ready") until it is reaped, and only
+      // epoll_wait below sees its pidfd: do not let them keep this thread from sleeping.
+      if (!slot.live() || !slot.reader || slot.killed) continue;
+      if (slot.reader->poll()) ready_now = true;
+      if (slot.partial_task != WorkerSlot::kNoTask &&
+          slot.writer->can_reserve(static_cast<std::uint32_t>(sizeof(FrameHeader) + 1))) {
+        ready_now = true;
+      }
+    }
+    int count = 0;
+    if (!ready_now) {
+      lock.unlock();
+      count = ::epoll_wait(epoll_fd_.get(), events, 64, static_cast<int>(timeout.count()));
+      lock.lock();
+    }
+    for (EventCount* event : announced) event->cancel_wait();
+    spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+    for (int i = 0; i < count; ++i) {
+      const std::uint64_t tag = events[i].data.u64;
+      const auto slot_index = static_cast<std::size_t>(tag & 0xFFFFFFFFu);
+      switch (tag & kEpollKindMask) {
+        case kEpollDoorbell:
+          if (slot_index < slots_.size()) doorbell_locked(slots_[slot_index]);
+          break;
+        case kEpollKick:
+          drain_eventfd(kick_fd_.get());
+          break;
+        case kEpollStderr:
+          if (slot_index < slots_.size()) read_stderr_locked(slots_[slot_index]);
+          break;
+        case kEpollPidfd:
+          if (slot_index < slots_.size() && slots_[slot_index].pidfd.valid()) {
+            drain_all_locked();  // results published before the exit still count
+            reap(slots_[slot_index]);
+          }
+          break;
+      }
+    }
+  }
+  // Whatever is left (the grace ran out) fails; the workers are gone.
+  queue_.drain([&](std::uint32_t index) {
+    resolve_locked(index, {}, TaskError(TaskError::Kind::ShuttingDown, "pool shut down"));
+    free_task_locked(index);
+  });
+  stopped_ = true;
+  changed_.notify_all();
+  deliver(lock);
+}
+
+}  // namespace procpool::detail
