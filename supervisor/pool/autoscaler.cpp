@@ -8,7 +8,7 @@ using State = WorkerSlot::State;
 // Tasks are waiting inside a worker's pipeline behind one that has run for a while: work the
 // queue does not show, which a burst dispatched straight into the rings leaves.
 bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
-  if (slot.state != State::kReady || slot.inflight.size() < 2) return false;
+  if (slot.state() != State::kReady || slot.inflight.size() < 2) return false;
   const Clock::time_point began = tasks_[slot.inflight.front()].began;
   return began != Clock::time_point{} && now - began >= kPipelineWork;
 }
@@ -24,18 +24,18 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   std::size_t serving = 0, processes = 0;
   bool backlog = false, idle_worker = false;
   for (const WorkerSlot& slot : slots_) {
-    const bool pending_restart = slot.state == State::kBackoff;
-    serving += slot.state == State::kStarting || slot.state == State::kReady || pending_restart;
+    const bool pending_restart = slot.state() == State::kBackoff;
+    serving += slot.state() == State::kStarting || slot.state() == State::kReady || pending_restart;
     processes += slot.live() || pending_restart;
     backlog = backlog || backlogged_locked(slot, now);
-    idle_worker = idle_worker || (slot.state == State::kReady && slot.inflight.empty());
+    idle_worker = idle_worker || (slot.state() == State::kReady && slot.inflight.empty());
   }
   // A backlog inside one worker's ring cannot move to another, but the next tasks can: worth a
   // new worker only if none is idle.
   const bool waiting = !queue_.empty() || (backlog && !idle_worker);
   Clock::time_point next = Clock::time_point::max();
   for (WorkerSlot& slot : slots_) {
-    if (slot.state != State::kEmpty) continue;
+    if (slot.state() != State::kEmpty) continue;
     const bool below_min = serving < min_workers_;
     const bool wanted = waiting && processes < max_workers_;
     if (!below_min && !wanted) break;
@@ -53,7 +53,7 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   }
   for (WorkerSlot& slot : slots_) {
     if (serving <= min_workers_) break;
-    if (slot.state == State::kReady && slot.inflight.empty() && queue_.empty() &&
+    if (slot.state() == State::kReady && slot.inflight.empty() && queue_.empty() &&
         now - slot.last_active >= options_.idle_timeout) {
       stop_slot_locked(slot, now);
       --serving;

@@ -12,7 +12,7 @@ using State = WorkerSlot::State;
 WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
-    if (slot.state != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
+    if (slot.state() != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
     const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
     if (slot.inflight.size() >= depth) continue;
     if (options_.pipeline_depth == 0 && !slot.inflight.empty() && running_long_locked(slot, now)) {
@@ -52,7 +52,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   slot.partial_task = index;
   slot.partial_offset = 0;
   if (slot.recycle_after != 0 && slot.dispatched >= slot.recycle_after) {
-    slot.state = State::kDraining;  // recycled once its in-flight tasks are answered
+    slot.set_state(State::kDraining);  // recycled once its in-flight tasks are answered
     kick();
   }
 }

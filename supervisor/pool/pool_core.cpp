@@ -60,7 +60,7 @@ void PoolCore::start() {
   const bool settled = changed_.wait_for(lock, bound, [&] {
     if (failure_) return true;
     std::size_t ready = 0;
-    for (const WorkerSlot& slot : slots_) ready += slot.state == State::kReady;
+    for (const WorkerSlot& slot : slots_) ready += slot.state() == State::kReady;
     return ready >= min_workers_;
   });
   started_up_ = true;

@@ -163,6 +163,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const TaskRecord* charged_task_locked(const WorkerSlot& slot) const;
   // worker_timers.cpp: each slot's deadlines, as transitions of its state machine.
   Clock::time_point timers_locked(Clock::time_point now);
+  // The timer of each slot state: runs the transition that is due, returns when it next is.
+  Clock::time_point backoff_timer_locked(WorkerSlot& slot, Clock::time_point now);
+  Clock::time_point starting_timer_locked(WorkerSlot& slot, Clock::time_point now);
+  Clock::time_point stopping_timer_locked(WorkerSlot& slot, Clock::time_point now);
+  Clock::time_point serving_timer_locked(WorkerSlot& slot, Clock::time_point now);
+  bool heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now);
   void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
   // autoscaler.cpp
   Clock::time_point autoscale_locked(Clock::time_point now);

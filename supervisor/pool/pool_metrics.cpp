@@ -13,7 +13,7 @@ PoolMetrics PoolCore::metrics() const {
   const auto now = Clock::now();
   const double unix_s = unix_now_s();
   for (const WorkerSlot& slot : slots_) {
-    if (slot.state == State::kEmpty) continue;
+    if (slot.state() == State::kEmpty) continue;
     WorkerMetrics w;
     w.slot = slot.index;
     w.incarnation = slot.incarnation;

@@ -52,7 +52,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
   switch (header.type) {
     case FrameType::kReady: {
       std::vector<std::string> names;
-      if (slot.state != State::kStarting || !decode_handler_names(payload, names)) {
+      if (slot.state() != State::kStarting || !decode_handler_names(payload, names)) {
         kill_locked(slot, "protocol violation: unexpected or malformed READY",
                     KillCause::kProtocolViolation);
         return;
@@ -65,7 +65,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
                     KillCause::kProtocolViolation);
         return;
       }
-      slot.state = State::kReady;
+      slot.set_state(State::kReady);
       slot.ready_at = slot.last_active = Clock::now();
       slot.restart.on_ready(slot.ready_at);
       PoolEvent ready;
@@ -173,8 +173,8 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     slot.tasks_failed += static_cast<std::uint64_t>(failures);
     slot.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
     slot.slot_tasks_failed += static_cast<std::uint64_t>(failures);
-    if (out_of_memory && slot.state == State::kReady) {  // recycled, as for a plain task
-      slot.state = State::kDraining;
+    if (out_of_memory && slot.state() == State::kReady) {  // recycled, as for a plain task
+      slot.set_state(State::kDraining);
       kick();
     }
     resolve_locked(index, std::string(body), std::nullopt, slot.pid,
@@ -208,7 +208,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       if (options_.max_rss_hard != 0) {
         text += "; its RLIMIT_DATA is max_rss_hard " + mebibytes_text(options_.max_rss_hard);
       }
-      if (slot.state == State::kReady) slot.state = State::kDraining;
+      if (slot.state() == State::kReady) slot.set_state(State::kDraining);
       kick();
       resolve_locked(index, {}, TaskError(kind, text, slot.pid));
       free_task_locked(index);

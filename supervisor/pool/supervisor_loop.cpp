@@ -32,7 +32,7 @@ void PoolCore::run_loop() {
     flush_events(lock);
     if (stopping_ && live_slots_locked() == 0 && queue_.empty() && running_ == 0) {
       bool backoff = false;
-      for (const WorkerSlot& slot : slots_) backoff |= slot.state == State::kBackoff;
+      for (const WorkerSlot& slot : slots_) backoff |= slot.state() == State::kBackoff;
       if (!backoff) break;
     }
     if (had_deliveries) {

@@ -36,8 +36,8 @@ void PoolCore::reap(WorkerSlot& slot) {
 void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   const auto now = Clock::now();
   const ExitStatus exit = ExitStatus::from_wait_status(wait_status);
-  const bool intended = slot.state == State::kStopping && !slot.killed && exit.clean();
-  const bool was_ready = slot.ready_at >= slot.started && slot.state != State::kStarting;
+  const bool intended = slot.state() == State::kStopping && !slot.killed && exit.clean();
+  const bool was_ready = slot.ready_at >= slot.started && slot.state() != State::kStarting;
   const int pid = slot.pid;
   const bool busy = !slot.inflight.empty();
   const TaskRecord* running = charged_task_locked(slot);
@@ -148,12 +148,12 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
 
   if (intended) {
     // Recycled or scaled down: a recycled slot below the minimum comes back at once.
-    slot.state = State::kEmpty;
+    slot.set_state(State::kEmpty);
     slot.restart.on_death(DeathKind::kIntended, 0);
     return;
   }
   if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
-    slot.state = State::kEmpty;  // shutting down: no restart unless queued work still needs one
+    slot.set_state(State::kEmpty);  // shutting down: no restart unless queued work still needs one
     return;
   }
   ++restarts_;
@@ -181,12 +181,12 @@ void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const 
   if (failures == 0) slot.crash_loop_reported = false;
   const std::string in_a_row = " (" + std::to_string(failures) + " failures in a row)";
   if (slot.restart.gave_up()) {
-    slot.state = State::kEmpty;
+    slot.set_state(State::kEmpty);
     fail_pool_locked(what + in_a_row);
     return;
   }
   if (!started_up_ && slot.restart.crash_looping()) {
-    slot.state = State::kEmpty;
+    slot.set_state(State::kEmpty);
     fail_pool_locked(what + in_a_row);
     return;
   }
@@ -195,7 +195,7 @@ void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const 
   restarting.delay = delay;
   restarting.consecutive_failures = failures;
   emit_locked(slot, std::move(restarting));
-  slot.state = State::kBackoff;
+  slot.set_state(State::kBackoff);
   slot.deadline = now + delay;
 }
 

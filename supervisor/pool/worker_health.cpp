@@ -27,7 +27,7 @@ void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause
   // process group, for any children of the worker (PDEATHSIG does not reach them).
   ::syscall(SYS_pidfd_send_signal, slot.pidfd.get(), SIGKILL, nullptr, 0);
   ::kill(-slot.pid, SIGKILL);
-  if (slot.state == State::kReady) slot.state = State::kDraining;  // no new tasks meanwhile
+  if (slot.state() == State::kReady) slot.set_state(State::kDraining);  // no new tasks meanwhile
 }
 
 // Reads at most `budget` bytes of what the worker wrote to stderr (the pipe is level-triggered
@@ -94,8 +94,8 @@ void PoolCore::check_memory_locked(WorkerSlot& slot) {
                 KillCause::kForTask);
     return;
   }
-  if (options_.max_rss != 0 && rss > options_.max_rss && slot.state == State::kReady) {
-    slot.state = State::kDraining;  // recycled once the tasks on board are answered
+  if (options_.max_rss != 0 && rss > options_.max_rss && slot.state() == State::kReady) {
+    slot.set_state(State::kDraining);  // recycled once the tasks on board are answered
     kick();
   }
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cassert>   // transitions
 #include <chrono>    // time points
 #include <cstdint>   // std::uint64_t
 #include <deque>     // in-flight tasks
@@ -41,8 +42,34 @@ struct WorkerSlot {
     kBackoff,   // its worker died; restarts at restart_at
   };
 
+  // The slot's state machine. Transitions (each by one caller, named in the comments of
+  // State): spawn to kStarting, READY to kReady, recycling or a kill to kDraining, a stop to
+  // kStopping, an exit or a failed spawn to kBackoff or kEmpty, a cancelled restart to kEmpty.
+  static constexpr bool transition_allowed(State from, State to) noexcept {
+    switch (to) {
+      case State::kEmpty:
+      case State::kBackoff:
+        return true;  // an exit, a failed spawn, or no restart wanted: from any state
+      case State::kStarting:
+        return from == State::kEmpty || from == State::kBackoff;
+      case State::kReady:
+        return from == State::kStarting;
+      case State::kDraining:
+        return from == State::kReady;
+      case State::kStopping:
+        return from == State::kReady || from == State::kDraining;
+    }
+    return false;
+  }
+  State state() const noexcept { return state_; }
+  // The one writer of the state, so every transition is found here and checked against the
+  // machine (in builds with assertions).
+  void set_state(State next) noexcept {
+    assert(transition_allowed(state_, next));
+    state_ = next;
+  }
+
   unsigned index = 0;
-  State state = State::kEmpty;
 
   // The current process (valid from spawn to reap).
   std::uint64_t incarnation = 0;
@@ -111,11 +138,11 @@ struct WorkerSlot {
   StderrTail stderr_tail;
 
   bool live() const noexcept {
-    return state == State::kStarting || state == State::kReady || state == State::kDraining ||
-           state == State::kStopping;
+    return state_ == State::kStarting || state_ == State::kReady || state_ == State::kDraining ||
+           state_ == State::kStopping;
   }
   const char* state_name() const noexcept {
-    switch (state) {
+    switch (state_) {
       case State::kEmpty:
         return "empty";
       case State::kStarting:
@@ -131,6 +158,9 @@ struct WorkerSlot {
     }
     return "unknown";
   }
+
+ private:
+  State state_ = State::kEmpty;
 };
 
 }  // namespace procpool::detail

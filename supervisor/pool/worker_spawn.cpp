@@ -91,7 +91,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     return;
   }
   slot.incarnation = next_incarnation_;
-  slot.state = State::kStarting;
+  slot.set_state(State::kStarting);
   slot.started = slot.last_active = now;
   slot.started_unix_s = unix_now_s();
   slot.deadline = now + options_.startup_timeout;
@@ -159,7 +159,7 @@ void PoolCore::spawn_failed_locked(WorkerSlot& slot, const char* reason, int cod
   slot.pid = -1;
   if (!started_up_ && permanent_spawn_error(code)) {
     fail_pool_locked(what);
-    slot.state = State::kEmpty;
+    slot.set_state(State::kEmpty);
     return;
   }
   schedule_restart_locked(slot, DeathKind::kBroken,

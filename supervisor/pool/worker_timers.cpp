@@ -12,19 +12,15 @@ using std::chrono::milliseconds;
 
 void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
   send_frame_locked(slot, FrameType::kShutdown, 0);
-  slot.state = State::kStopping;
+  slot.set_state(State::kStopping);
   slot.deadline = now + options_.stop_grace;
 }
 
 // Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
-// shutdown. Returns when it next needs to run.
+// shutdown. Each slot is a state machine (WorkerSlot::State); its timer for the state it is in
+// decides the transition that is due, if any. Returns when it next needs to run.
 Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
   Clock::time_point next = now + options_.heartbeat_interval;
-  auto soon = [&](Clock::time_point t) { next = std::min(next, t); };
-  const auto now_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
-  const auto hung_after = options_.heartbeat_interval * options_.heartbeat_misses;
-
   if (stopping_ && now >= shutdown_deadline_) {
     // Grace over: what is still queued fails; what is running is cut off by the stops below.
     queue_.drain([&](std::uint32_t index) {
@@ -35,96 +31,124 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
       free_task_locked(index);
     });
   }
-
   for (WorkerSlot& slot : slots_) {
-    switch (slot.state) {
+    switch (slot.state()) {
       case State::kEmpty:
         break;
       case State::kBackoff:
-        if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
-          slot.state = State::kEmpty;
-        } else if (now >= slot.deadline) {
-          spawn_locked(slot);
-        } else {
-          soon(slot.deadline);
-        }
+        next = std::min(next, backoff_timer_locked(slot, now));
         break;
       case State::kStarting:
-        if (now >= slot.deadline) {
-          kill_locked(slot,
-                      "did not become READY within " + milliseconds_text(options_.startup_timeout),
-                      KillCause::kUnhealthy);
-        } else {
-          soon(slot.deadline);
-        }
+        next = std::min(next, starting_timer_locked(slot, now));
         break;
       case State::kStopping:
-        if (now >= slot.deadline && !slot.killed) {
-          kill_locked(slot,
-                      "did not exit within stop_grace " + milliseconds_text(options_.stop_grace),
-                      KillCause::kStop);
-        } else {
-          soon(slot.deadline);
-        }
+        next = std::min(next, stopping_timer_locked(slot, now));
         break;
       case State::kReady:
-      case State::kDraining: {
-        if (slot.killed) break;
-        slot.restart.on_alive(now);
-        if (slot.restart.broken_in_a_row() != 0) soon(slot.ready_at + options_.restart.min_uptime);
-        const std::uint64_t beat =
-            slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
-        // Worker-written, so checked (docs/design-rules.md §17): a heartbeat from before the worker
-        // started, or from the future (which would blind the hang check), is a lie.
-        const auto started_ms = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());
-        const auto future_slack =
-            static_cast<std::uint64_t>((hung_after + std::chrono::seconds(1)).count());
-        if (beat < started_ms || beat > now_ms + future_slack) {
-          slot.control_lied = true;
-          kill_locked(slot,
-                      std::string("protocol violation: heartbeat ") +
-                          (beat < started_ms ? "from before the worker started" : "in the future") +
-                          " (" + std::to_string(beat) + " ms; now " + std::to_string(now_ms) +
-                          " ms)",
-                      KillCause::kProtocolViolation);
-          break;
-        }
-        if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
-          kill_locked(slot,
-                      "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) +
-                          " (hung or stopped)",
-                      KillCause::kUnhealthy);
-          break;
-        }
-        if (memory_watched() && now >= slot.next_memory_check) {
-          slot.next_memory_check = now + options_.heartbeat_interval;
-          check_memory_locked(slot);
-          if (slot.killed) break;
-        }
-        if (memory_watched()) soon(slot.next_memory_check);
-        // Deadlines of the tasks on board (timeouts, cancel grace): scanned only when one is
-        // due, so a deep pipeline costs nothing per loop. Dispatch and cancel pull next_scan in.
-        if (now >= slot.next_scan) {
-          slot.next_scan = Clock::time_point::max();
-          scan_deadlines_locked(slot, now);
-          if (slot.killed) break;
-        }
-        soon(slot.next_scan);
-        if (slot.killed) break;
-        if (slot.state == State::kDraining && slot.inflight.empty()) {
-          stop_slot_locked(slot, now);
-        } else if (stopping_ && slot.inflight.empty() && queue_.empty()) {
-          stop_slot_locked(slot, now);
-        } else if (stopping_ && now >= shutdown_deadline_) {
-          stop_slot_locked(slot, now);  // grace over: the worker finishes its current task
-        }
+      case State::kDraining:
+        next = std::min(next, serving_timer_locked(slot, now));
         break;
-      }
     }
   }
-  if (stopping_ && !failure_) soon(shutdown_deadline_);
+  if (stopping_ && !failure_) next = std::min(next, shutdown_deadline_);
   return next;
+}
+
+// kBackoff -> kEmpty (no restart is wanted any more) or kStarting (the backoff is over; a
+// failed spawn backs off again).
+Clock::time_point PoolCore::backoff_timer_locked(WorkerSlot& slot, Clock::time_point now) {
+  if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
+    slot.set_state(State::kEmpty);
+  } else if (now >= slot.deadline) {
+    spawn_locked(slot);
+  } else {
+    return slot.deadline;
+  }
+  return Clock::time_point::max();
+}
+
+// kStarting: no READY by the deadline gets the worker killed (its exit leaves the state).
+Clock::time_point PoolCore::starting_timer_locked(WorkerSlot& slot, Clock::time_point now) {
+  if (now < slot.deadline) return slot.deadline;
+  kill_locked(slot, "did not become READY within " + milliseconds_text(options_.startup_timeout),
+              KillCause::kUnhealthy);
+  return Clock::time_point::max();
+}
+
+// kStopping: still running after stop_grace gets the worker killed. Once killed, the loop keeps
+// looking (the deadline has passed) until the exit is reaped.
+Clock::time_point PoolCore::stopping_timer_locked(WorkerSlot& slot, Clock::time_point now) {
+  if (now >= slot.deadline && !slot.killed) {
+    kill_locked(slot, "did not exit within stop_grace " + milliseconds_text(options_.stop_grace),
+                KillCause::kStop);
+    return Clock::time_point::max();
+  }
+  return slot.deadline;
+}
+
+// kReady and kDraining: heartbeats, memory and the tasks' deadlines may get the worker killed;
+// a drained worker, or any once the pool is stopping and has nothing for it, goes to kStopping.
+Clock::time_point PoolCore::serving_timer_locked(WorkerSlot& slot, Clock::time_point now) {
+  Clock::time_point next = Clock::time_point::max();
+  auto soon = [&](Clock::time_point t) { next = std::min(next, t); };
+  if (slot.killed) return next;
+  slot.restart.on_alive(now);
+  if (slot.restart.broken_in_a_row() != 0) soon(slot.ready_at + options_.restart.min_uptime);
+  if (!heartbeat_ok_locked(slot, now)) return next;
+  if (memory_watched() && now >= slot.next_memory_check) {
+    slot.next_memory_check = now + options_.heartbeat_interval;
+    check_memory_locked(slot);
+    if (slot.killed) return next;
+  }
+  if (memory_watched()) soon(slot.next_memory_check);
+  // Deadlines of the tasks on board (timeouts, cancel grace): scanned only when one is due, so
+  // a deep pipeline costs nothing per loop. Dispatch and cancel pull next_scan in.
+  if (now >= slot.next_scan) {
+    slot.next_scan = Clock::time_point::max();
+    scan_deadlines_locked(slot, now);
+    if (slot.killed) return next;
+  }
+  soon(slot.next_scan);
+  if (slot.killed) return next;
+  if (slot.state() == State::kDraining && slot.inflight.empty()) {
+    stop_slot_locked(slot, now);
+  } else if (stopping_ && slot.inflight.empty() && queue_.empty()) {
+    stop_slot_locked(slot, now);
+  } else if (stopping_ && now >= shutdown_deadline_) {
+    stop_slot_locked(slot, now);  // grace over: the worker finishes its current task
+  }
+  return next;
+}
+
+// The worker's heartbeat, worker-written and so checked (docs/design-rules.md §17): one from
+// before the worker started, or from the future (which would blind the hang check), is a lie;
+// none for heartbeat_misses intervals means hung. Either gets the worker killed (false).
+bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
+  const auto now_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
+  const auto hung_after = options_.heartbeat_interval * options_.heartbeat_misses;
+  const std::uint64_t beat = slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
+  const auto started_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());
+  const auto future_slack =
+      static_cast<std::uint64_t>((hung_after + std::chrono::seconds(1)).count());
+  if (beat < started_ms || beat > now_ms + future_slack) {
+    slot.control_lied = true;
+    kill_locked(slot,
+                std::string("protocol violation: heartbeat ") +
+                    (beat < started_ms ? "from before the worker started" : "in the future") +
+                    " (" + std::to_string(beat) + " ms; now " + std::to_string(now_ms) + " ms)",
+                KillCause::kProtocolViolation);
+    return false;
+  }
+  if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
+    kill_locked(
+        slot,
+        "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) + " (hung or stopped)",
+        KillCause::kUnhealthy);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace procpool::detail
