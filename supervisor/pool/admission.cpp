@@ -11,10 +11,8 @@ bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view
     deliveries_.push_back(Delivery{std::move(completion), {}, TaskError(kind, message)});
     return false;
   };
-  if (!accepting_) {
-    return reject(TaskError::Kind::ShuttingDown,
-                  failure_ ? "pool failed: " + *failure_ : "pool is shutting down");
-  }
+  if (failure_) return reject(TaskError::Kind::PoolFailed, "pool failed: " + *failure_);
+  if (!accepting_) return reject(TaskError::Kind::ShuttingDown, "pool is shutting down");
   if (!last_handler_.empty() && handler == last_handler_) {  // a run of tasks: no hash lookup
     handler_id = last_handler_id_;
   } else {

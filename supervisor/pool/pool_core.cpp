@@ -142,8 +142,7 @@ void PoolCore::fail_pool_locked(std::string message) {
   stopping_ = true;
   shutdown_deadline_ = Clock::now();
   queue_.drain([&](std::uint32_t index) {
-    resolve_locked(index, {},
-                   TaskError(TaskError::Kind::WorkerCrashed, "pool failed: " + *failure_));
+    resolve_locked(index, {}, TaskError(TaskError::Kind::PoolFailed, "pool failed: " + *failure_));
     free_task_locked(index);
   });
   changed_.notify_all();

@@ -25,9 +25,9 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
     // Grace over: what is still queued fails; what is running is cut off by the stops below.
     queue_.drain([&](std::uint32_t index) {
       resolve_locked(index, {},
-                     TaskError(TaskError::Kind::ShuttingDown,
-                               failure_ ? "pool failed: " + *failure_
-                                        : "pool shut down before the task could run"));
+                     failure_ ? TaskError(TaskError::Kind::PoolFailed, "pool failed: " + *failure_)
+                              : TaskError(TaskError::Kind::ShuttingDown,
+                                          "pool shut down before the task could run"));
       free_task_locked(index);
     });
   }

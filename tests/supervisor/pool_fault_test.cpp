@@ -315,7 +315,7 @@ TEST_F(PoolFault, GiveUpAfterIsAnOptInThatFailsThePool) {
   auto late = pool.submit("echo", "late");
   const auto rejected = error_of(late);
   ASSERT_TRUE(rejected);
-  EXPECT_EQ(rejected->kind(), Kind::ShuttingDown) << rejected->what();
+  EXPECT_EQ(rejected->kind(), Kind::PoolFailed) << rejected->what();
   EXPECT_NE(std::string(rejected->what()).find("3 failures in a row"), std::string::npos)
       << rejected->what();
   EXPECT_NE(std::string(rejected->what()).find("exit code 3"), std::string::npos)

@@ -437,7 +437,7 @@ TEST(PoolRestart, GiveUpAfterFailsThePoolAfterThatManyBrokenStarts) {
   }
   EXPECT_EQ(counted, 3u) << log.describe();
   auto late = pool.submit("echo", "late");
-  EXPECT_EQ(kind_of(late), TaskError::Kind::ShuttingDown);
+  EXPECT_EQ(kind_of(late), TaskError::Kind::PoolFailed);
 }
 
 // ---------------------------------------------------------------------------------------------

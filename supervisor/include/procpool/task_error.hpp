@@ -22,6 +22,7 @@ class TaskError : public Error {
     UnknownHandler,   // no worker handler has that name
     PayloadTooLarge,  // the payload or the result exceeds PoolOptions::max_payload
     MemoryLimit,      // the worker ran out of memory or went above PoolOptions::max_rss_hard
+    PoolFailed,       // the pool itself failed (RestartPolicy::give_up_after): what() says why
   };
 
   TaskError(Kind kind, const std::string& message, int worker_pid = 0)
@@ -56,6 +57,8 @@ constexpr std::string_view to_string(TaskError::Kind kind) noexcept {
       return "PayloadTooLarge";
     case TaskError::Kind::MemoryLimit:
       return "MemoryLimit";
+    case TaskError::Kind::PoolFailed:
+      return "PoolFailed";
   }
   return "Unknown";
 }

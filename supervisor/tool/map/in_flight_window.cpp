@@ -21,7 +21,7 @@ void MapRun::complete(std::size_t slot_index, const TaskOutcome& outcome) noexce
     const TaskError& error = *outcome.error();
     slot.kind = error.kind();
     slot.text.assign(error.what());
-    if (slot.text.starts_with("pool failed: ")) {
+    if (error.kind() == TaskError::Kind::PoolFailed) {
       // After the pool failed (a worker that keeps dying at start), every queued and every
       // new task fails with this; reported once, not per line.
       state = kPoolFailed;
