@@ -92,7 +92,7 @@ bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* sourc
     if (status != WriteStatus::kOk) {
       kill_locked(slot,
                   std::string("protocol violation: ") + std::string(to_string(writer.fault())),
-                  KillCause::kProtocolViolation);
+                  ProtocolViolation::RingCorruption);
       return false;
     }
     slot.partial_offset += size;

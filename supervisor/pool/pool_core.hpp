@@ -147,6 +147,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]);
   // worker_health.cpp: killing a worker, and what it is watched for (stderr, doorbell, memory).
   void kill_locked(WorkerSlot& slot, std::string reason, KillCause cause);
+  // For breaking the protocol (KillCause::kProtocolViolation): nothing it wrote is trusted.
+  void kill_locked(WorkerSlot& slot, std::string reason, ProtocolViolation violation);
   static constexpr std::size_t kStderrReadBudget = 64 * 1024;  // per wake-up of the pipe
   void read_stderr_locked(WorkerSlot& slot, std::size_t budget = kStderrReadBudget);
   void doorbell_locked(WorkerSlot& slot);

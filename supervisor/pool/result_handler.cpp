@@ -30,7 +30,7 @@ void PoolCore::drain_slot_locked(WorkerSlot& slot) {
     const DecodeStatus decoded = decode_frame(record, header, payload);
     if (decoded != DecodeStatus::kOk) {
       kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)),
-                  KillCause::kProtocolViolation);
+                  ProtocolViolation::BadFrame);
       return;
     }
     on_frame_locked(slot, header, payload);
@@ -40,7 +40,7 @@ void PoolCore::drain_slot_locked(WorkerSlot& slot) {
   reader.release();
   if (status == ReadStatus::kCorrupt) {
     kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())),
-                KillCause::kProtocolViolation);
+                ProtocolViolation::RingCorruption);
     return;
   }
   // Room the worker made may let a fragmented task continue.
@@ -54,7 +54,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
       std::vector<std::string> names;
       if (slot.state() != State::kStarting || !decode_handler_names(payload, names)) {
         kill_locked(slot, "protocol violation: unexpected or malformed READY",
-                    KillCause::kProtocolViolation);
+                    ProtocolViolation::BadFrame);
         return;
       }
       if (handler_names_.empty()) {
@@ -62,7 +62,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
         for (std::uint32_t i = 0; i < names.size(); ++i) handler_ids_.emplace(names[i], i);
       } else if (names != handler_names_) {
         kill_locked(slot, "announced different handlers than the pool's other workers",
-                    KillCause::kProtocolViolation);
+                    ProtocolViolation::HandlerMismatch);
         return;
       }
       slot.set_state(State::kReady);
@@ -80,7 +80,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
     case FrameType::kError: {
       if (slot.assembling && slot.assembly_task != header.task_id) {
         kill_locked(slot, "protocol violation: result fragments interleaved",
-                    KillCause::kProtocolViolation);
+                    ProtocolViolation::BadFrame);
         return;
       }
       if ((header.flags & kFrameMore) != 0 || slot.assembling) {
@@ -91,7 +91,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
         }
         if (slot.assembly.size() + payload.size() > options_.max_payload + 64 * 1024) {
           kill_locked(slot, "protocol violation: result above max_payload",
-                      KillCause::kProtocolViolation);
+                      ProtocolViolation::OversizedResult);
           return;
         }
         slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
@@ -109,7 +109,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
     }
     default:
       kill_locked(slot, "protocol violation: unexpected frame type from worker",
-                  KillCause::kProtocolViolation);
+                  ProtocolViolation::BadFrame);
       return;
   }
 }
@@ -122,14 +122,14 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     kill_locked(slot,
                 "protocol violation: answer for task " + std::to_string(task_id) +
                     ", which is not on board",
-                KillCause::kProtocolViolation);
+                ProtocolViolation::BadAnswer);
     return;
   }
   if (chunk != (ok && tasks_[index].chunk_items != 0)) {
     kill_locked(slot,
                 chunk ? "protocol violation: chunked answer for a task that is not a chunk"
                       : "protocol violation: plain answer for a chunked task",
-                KillCause::kProtocolViolation);
+                ProtocolViolation::BadAnswer);
     return;
   }
   slot.last_answered_id = task_id;
@@ -165,8 +165,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                                    describe_slot(slot) + ", which was killed",
                                slot.pid));
       free_task_locked(index);
-      kill_locked(slot, "protocol violation: malformed chunk answer",
-                  KillCause::kProtocolViolation);
+      kill_locked(slot, "protocol violation: malformed chunk answer", ProtocolViolation::BadAnswer);
       return;
     }
     slot.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
@@ -195,7 +194,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                                    describe_slot(slot) + ", which was killed",
                                slot.pid));
       free_task_locked(index);
-      kill_locked(slot, "protocol violation: malformed error frame", KillCause::kProtocolViolation);
+      kill_locked(slot, "protocol violation: malformed error frame", ProtocolViolation::BadAnswer);
       return;
     }
     TaskError::Kind kind = kind_of(code);

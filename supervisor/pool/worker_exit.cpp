@@ -144,6 +144,9 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   exited.exit_code = exit.signaled ? -1 : exit.code;
   exited.signal = exit.signaled ? exit.signal : 0;
   exited.counted = death == DeathKind::kBroken;
+  if (slot.killed && slot.kill_cause == KillCause::kProtocolViolation) {
+    exited.violation = slot.violation;
+  }
   emit_locked(slot, std::move(exited));
 
   if (intended) {

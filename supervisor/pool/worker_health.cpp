@@ -16,6 +16,11 @@
 namespace procpool::detail {
 using State = WorkerSlot::State;
 
+void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, ProtocolViolation violation) {
+  if (slot.pidfd && !slot.killed) slot.violation = violation;
+  kill_locked(slot, std::move(reason), KillCause::kProtocolViolation);
+}
+
 void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause) {
   if (!slot.pidfd) return;
   if (!slot.killed) {
@@ -70,7 +75,7 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
   if (slot.killed) return;
   if (!slot.writer->check_read_position()) {
     kill_locked(slot, "protocol violation: " + std::string(to_string(slot.writer->fault())),
-                KillCause::kProtocolViolation);
+                ProtocolViolation::RingCorruption);
     return;
   }
   const std::uint64_t traffic = slot.reader->position() + slot.writer->read_position();
@@ -78,7 +83,7 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
     kill_locked(slot,
                 "protocol violation: doorbell flood (" + std::to_string(slot.doorbell_rings) +
                     " rings for " + std::to_string(traffic) + " bytes of ring traffic)",
-                KillCause::kProtocolViolation);
+                ProtocolViolation::DoorbellFlood);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <optional>  // segment and views exist only while a worker runs
 #include <string>    // result assembly
 
+#include "procpool/protocol_violation.hpp"
 #include "procpool/ring_reader.hpp"
 #include "procpool/ring_writer.hpp"
 #include "procpool/segment.hpp"
@@ -127,6 +128,7 @@ struct WorkerSlot {
   bool killed = false;
   KillCause kill_cause = KillCause::kUnhealthy;
   std::string kill_reason;
+  ProtocolViolation violation = ProtocolViolation::None;  // with kProtocolViolation: which rule
   std::uint32_t timed_out_task = kNoTask;
   bool control_lied = false;  // killed for an impossible control block: current_task_id too
   std::uint64_t last_answered_id = 0;  // the task of its latest answer (charged_task_locked)

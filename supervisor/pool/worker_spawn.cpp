@@ -100,6 +100,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.last_answered_id = 0;
   slot.kill_cause = KillCause::kUnhealthy;
   slot.kill_reason.clear();
+  slot.violation = ProtocolViolation::None;
   slot.timed_out_task = WorkerSlot::kNoTask;
   slot.control_lied = false;
   slot.service_ns = 0;

@@ -138,7 +138,7 @@ bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
                 std::string("protocol violation: heartbeat ") +
                     (beat < started_ms ? "from before the worker started" : "in the future") +
                     " (" + std::to_string(beat) + " ms; now " + std::to_string(now_ms) + " ms)",
-                KillCause::kProtocolViolation);
+                ProtocolViolation::ControlBlockLie);
     return false;
   }
   if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {

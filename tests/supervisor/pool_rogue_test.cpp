@@ -22,8 +22,10 @@
 #include <algorithm>  // std::find
 #include <chrono>     // durations
 #include <cstdint>    // std::uint64_t
+#include <mutex>      // the events seen
 #include <optional>   // the fixture's pool
 #include <string>     // std::string
+#include <tuple>      // the cases
 #include <utility>    // std::pair
 #include <vector>     // std::vector
 
@@ -363,6 +365,60 @@ TEST_F(PoolRogue, FragmentBombIsCutOffAboveMaxPayload) {
     expect_rogue_killed(pool(), "fragment_bomb", std::to_string(seed),
                         {"result above max_payload"});
     if (HasFatalFailure()) return;
+  }
+}
+
+// The WorkerExited event of a rogue names the rule it broke (PoolEvent::violation; the message
+// has the details), one case per kind of violation; workers stopped by the shutdown broke none.
+TEST(PoolRogueEvents, TheExitEventNamesTheRuleTheRogueBroke) {
+  Watchdog watchdog{kTestBound};
+  std::mutex mu;
+  std::vector<PoolEvent> exits;
+  PoolOptions options = rogue_pool();
+  options.on_event = [&](const PoolEvent& event) {
+    if (event.kind != PoolEvent::Kind::WorkerExited) return;
+    std::lock_guard lock(mu);
+    exits.push_back(event);
+  };
+  auto exit_of = [&](int pid) -> std::optional<PoolEvent> {
+    std::lock_guard lock(mu);
+    for (const PoolEvent& event : exits) {
+      if (event.pid == pid) return event;
+    }
+    return std::nullopt;
+  };
+  const std::vector<std::tuple<std::string, std::string, ProtocolViolation>> cases = {
+      {"bad_frame", "type 1", ProtocolViolation::BadFrame},
+      {"bad_frame", "ready 1", ProtocolViolation::BadFrame},
+      {"bad_frame", "stranger 1", ProtocolViolation::BadAnswer},
+      {"bad_frame", "chunk_flag 1", ProtocolViolation::BadAnswer},
+      {"move_back", "1", ProtocolViolation::RingCorruption},
+      {"fragment_bomb", "1", ProtocolViolation::OversizedResult},
+      {"scribble_control", "1", ProtocolViolation::ControlBlockLie},
+      {"flood", "doorbell 3000", ProtocolViolation::DoorbellFlood},
+  };
+  std::vector<int> victims;
+  {
+    Pool pool(options);
+    for (const auto& [handler, input, expected] : cases) {
+      const std::string tag = handler + " " + input;
+      const RogueRun run = run_rogue(pool, handler, input);
+      ASSERT_TRUE(run.outcome.error) << tag << ": " << run.outcome.describe();
+      const int victim = run.outcome.error->worker_pid();
+      victims.push_back(victim);
+      std::optional<PoolEvent> exit;
+      ASSERT_TRUE(poll_until([&] { return (exit = exit_of(victim)).has_value(); }))
+          << tag << ": no WorkerExited event for the rogue " << victim;
+      EXPECT_EQ(exit->violation, expected)
+          << tag << ": " << to_string(exit->violation) << " (" << exit->message << ")";
+      both_ready(pool);
+    }
+    bounded("Pool shutdown", [&] { pool.shutdown(); });
+  }
+  std::lock_guard lock(mu);
+  for (const PoolEvent& event : exits) {
+    if (std::find(victims.begin(), victims.end(), event.pid) != victims.end()) continue;
+    EXPECT_EQ(event.violation, ProtocolViolation::None) << event.message;
   }
 }
 

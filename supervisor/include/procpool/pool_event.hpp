@@ -5,6 +5,8 @@
 #include <cstdint>  // std::uint64_t
 #include <string>   // std::string
 
+#include "procpool/protocol_violation.hpp"
+
 namespace procpool {
 
 // One step in the life of a pool's worker slot (PoolOptions::on_event). Slots are numbered
@@ -33,6 +35,8 @@ struct PoolEvent {
   // WorkerExited: the death counted as a broken start (RestartPolicy); false when it was charged
   // to a task, came after a stable run, or was intended (recycling, scale-down, shutdown).
   bool counted = false;
+  // WorkerExited: the rule it broke, if the pool killed it for breaking the protocol.
+  ProtocolViolation violation = ProtocolViolation::None;
   int error_code = 0;                  // SpawnFailed: the errno, or 0 if none applies
   std::chrono::milliseconds delay{0};  // WorkerRestarting: the backoff before the start
   unsigned consecutive_failures = 0;   // broken starts in a row so far
