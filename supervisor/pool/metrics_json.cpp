@@ -22,7 +22,7 @@ std::string PoolMetrics::to_json() const {
         {"slot", w.slot},
         {"incarnation", w.incarnation},
         {"pid", w.pid},
-        {"state", w.state},
+        {"state", std::string(to_string(w.state))},
         {"started_unix_s", w.started_unix_s},
         {"uptime_s", w.uptime_s},
         {"idle_s", w.idle_s},
@@ -40,7 +40,7 @@ std::string PoolMetrics::to_json() const {
     });
   }
   const boost::json::object root{
-      {"state", state},
+      {"state", std::string(to_string(state))},
       {"queued", queued},
       {"running", running},
       {"completed", completed},

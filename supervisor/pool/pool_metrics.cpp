@@ -9,7 +9,10 @@ using State = WorkerSlot::State;
 PoolMetrics PoolCore::metrics() const {
   std::lock_guard lock(mu_);
   PoolMetrics m;
-  m.state = failure_ ? "failed" : stopped_ ? "stopped" : stopping_ ? "shutting_down" : "running";
+  m.state = failure_    ? PoolMetrics::State::Failed
+            : stopped_  ? PoolMetrics::State::Stopped
+            : stopping_ ? PoolMetrics::State::ShuttingDown
+                        : PoolMetrics::State::Running;
   const auto now = Clock::now();
   const double unix_s = unix_now_s();
   for (const WorkerSlot& slot : slots_) {
@@ -18,7 +21,7 @@ PoolMetrics PoolCore::metrics() const {
     w.slot = slot.index;
     w.incarnation = slot.incarnation;
     w.pid = slot.live() ? slot.pid : 0;
-    w.state = slot.state_name();
+    w.state = slot.metrics_state();
     w.started_unix_s = slot.started_unix_s;
     w.uptime_s = slot.live() ? seconds_between(slot.started, now) : 0;
     w.idle_s = seconds_between(slot.last_active, now);

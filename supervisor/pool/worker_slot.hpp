@@ -7,6 +7,7 @@
 #include <optional>  // segment and views exist only while a worker runs
 #include <string>    // result assembly
 
+#include "procpool/metrics.hpp"
 #include "procpool/protocol_violation.hpp"
 #include "procpool/ring_reader.hpp"
 #include "procpool/ring_writer.hpp"
@@ -143,22 +144,23 @@ struct WorkerSlot {
     return state_ == State::kStarting || state_ == State::kReady || state_ == State::kDraining ||
            state_ == State::kStopping;
   }
-  const char* state_name() const noexcept {
+  WorkerMetrics::State metrics_state() const noexcept {
     switch (state_) {
       case State::kEmpty:
-        return "empty";
+        return WorkerMetrics::State::Empty;
       case State::kStarting:
-        return "starting";
+        return WorkerMetrics::State::Starting;
       case State::kReady:
-        return "ready";
+        return WorkerMetrics::State::Ready;
       case State::kDraining:
-        return "draining";
+        return WorkerMetrics::State::Draining;
       case State::kStopping:
-        return "stopping";
+        return WorkerMetrics::State::Stopping;
       case State::kBackoff:
-        return restart.crash_looping() ? "crash_loop" : "backoff";
+        return restart.crash_looping() ? WorkerMetrics::State::CrashLoop
+                                       : WorkerMetrics::State::Backoff;
     }
-    return "unknown";
+    return WorkerMetrics::State::Empty;
   }
 
  private:

@@ -234,7 +234,8 @@ ChaosReport run_chaos(const ChaosConfig& config) {
         if (stop.load()) break;
         std::vector<WorkerMetrics> targets;
         for (const WorkerMetrics& w : pool.metrics().workers) {
-          if (w.pid > 0 && w.state == "ready" && killed.count({w.slot, w.incarnation}) == 0) {
+          if (w.pid > 0 && w.state == WorkerMetrics::State::Ready &&
+              killed.count({w.slot, w.incarnation}) == 0) {
             targets.push_back(w);
           }
         }

@@ -36,17 +36,17 @@ TEST(WorkerSlotStates, StepsCannotBeSkipped) {
   EXPECT_FALSE(WorkerSlot::transition_allowed(State::kReady, State::kStarting));
 }
 
-TEST(WorkerSlotStates, SetStateIsWhatStateAndLiveReport) {
+TEST(WorkerSlotStates, SetStateIsWhatStateLiveAndMetricsReport) {
   WorkerSlot slot;
   EXPECT_EQ(slot.state(), State::kEmpty);
   EXPECT_FALSE(slot.live());
   slot.set_state(State::kStarting);
   EXPECT_EQ(slot.state(), State::kStarting);
   EXPECT_TRUE(slot.live());
-  EXPECT_STREQ(slot.state_name(), "starting");
+  EXPECT_EQ(slot.metrics_state(), WorkerMetrics::State::Starting);
   slot.set_state(State::kBackoff);
   EXPECT_FALSE(slot.live());
-  EXPECT_STREQ(slot.state_name(), "backoff");
+  EXPECT_EQ(slot.metrics_state(), WorkerMetrics::State::Backoff);
 }
 
 }  // namespace

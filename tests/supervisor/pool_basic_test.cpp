@@ -635,7 +635,7 @@ TEST_F(PoolBasic, SubmitAfterShutdownFailsWithShuttingDown) {
     if (!o.ok() && o.error()->kind() == TaskError::Kind::ShuttingDown) ++shutting_down[index];
   });
   EXPECT_EQ(shutting_down, std::vector<int>(payloads.size(), 1));
-  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Stopped);
   EXPECT_TRUE(pool.metrics().workers.empty());
 }
 
@@ -747,7 +747,7 @@ TEST_F(PoolBasic, MetricsCountWhatWasSubmittedPerPoolAndPerWorker) {
   }
 
   const PoolMetrics m = pool.metrics();
-  EXPECT_EQ(m.state, "running");
+  EXPECT_EQ(m.state, PoolMetrics::State::Running);
   EXPECT_EQ(m.completed, kGood);
   EXPECT_EQ(m.failed, kBad);
   EXPECT_EQ(m.queued, 0u);
@@ -763,7 +763,7 @@ TEST_F(PoolBasic, MetricsCountWhatWasSubmittedPerPoolAndPerWorker) {
   std::set<int> pids;
   for (const WorkerMetrics& w : m.workers) {
     EXPECT_GT(w.pid, 0);
-    EXPECT_EQ(w.state, "ready");
+    EXPECT_EQ(w.state, WorkerMetrics::State::Ready);
     EXPECT_GT(w.rss_bytes, 0u);
     EXPECT_EQ(w.inflight, 0u);
     EXPECT_EQ(w.restarts, 0u);
@@ -789,6 +789,7 @@ TEST_F(PoolBasic, MetricsCountWhatWasSubmittedPerPoolAndPerWorker) {
   ASSERT_EQ(workers.size(), 2u);
   for (std::size_t i = 0; i < workers.size(); ++i) {
     EXPECT_EQ(workers[i].as_object().at("pid").to_number<int>(), m.workers[i].pid);
+    EXPECT_EQ(workers[i].as_object().at("state").as_string(), "ready");
     EXPECT_EQ(workers[i].as_object().at("tasks_done").to_number<std::uint64_t>(),
               m.workers[i].tasks_done);
   }

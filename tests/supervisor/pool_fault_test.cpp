@@ -65,7 +65,7 @@ std::optional<WorkerMetrics> slot_metrics(const Pool& pool, unsigned slot = 0) {
 // The single-worker pool's slot 0 is READY with an incarnation above `incarnation`.
 bool replaced_since(const Pool& pool, std::uint64_t incarnation) {
   const auto w = slot_metrics(pool);
-  return w && w->incarnation > incarnation && w->state == "ready";
+  return w && w->incarnation > incarnation && w->state == WorkerMetrics::State::Ready;
 }
 
 // --- /proc helpers ---
@@ -163,7 +163,7 @@ TEST_F(PoolFault, SigkilledWorkerIsReplacedAndPoolKeepsServing) {
   EXPECT_GT(m.workers[0].incarnation, before->incarnation);
   EXPECT_EQ(m.workers[0].restarts, 1u);
   EXPECT_EQ(m.workers[0].pid, successor);
-  EXPECT_EQ(m.state, "running");
+  EXPECT_EQ(m.state, PoolMetrics::State::Running);
 }
 
 // A crashing handler: the task fails WorkerCrashed naming the worker's pid and its fate, and the
@@ -295,7 +295,7 @@ TEST_F(PoolFault, CrashingTasksAreChargedToThemselvesAndThePoolKeepsServing) {
   }
   EXPECT_EQ(value_of(echo), "still here");
   const PoolMetrics m = pool.metrics();
-  EXPECT_EQ(m.state, "running");
+  EXPECT_EQ(m.state, PoolMetrics::State::Running);
   EXPECT_EQ(m.restarts, 8u);
   EXPECT_EQ(m.failed, 8u);
   auto late = pool.submit("echo", "late");
@@ -310,7 +310,7 @@ TEST_F(PoolFault, GiveUpAfterIsAnOptInThatFailsThePool) {
   options.restart.give_up_after = 3;
   options.restart.crash_loop_after = 0;  // the constructor must not throw first
   Pool pool(options);
-  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == "failed"; }))
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == PoolMetrics::State::Failed; }))
       << pool.metrics().to_json();
   auto late = pool.submit("echo", "late");
   const auto rejected = error_of(late);
@@ -336,7 +336,7 @@ TEST_F(PoolFault, IdleWorkerKilledFromOutsideIsRestartedAtOnceEveryTime) {
         << "round " << round << ": " << pool.metrics().to_json();
     EXPECT_EQ(slot_metrics(pool)->consecutive_failures, 0u);
   }
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   auto echo = pool.submit("echo", "fine");
   EXPECT_EQ(value_of(echo), "fine");
 }
@@ -383,7 +383,7 @@ TEST_F(PoolFault, PoisonTaskFailsAfterExactlyMaxAttemptsAndPoolStillServes) {
 
   auto next = pool.submit("echo", "after the poison");
   EXPECT_EQ(value_of(next), "after the poison");
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,8 +817,9 @@ TEST_F(PoolFault, NoZombiesNoLeakedFdsAfterPoolWithCrashesIsDestroyed) {
     ASSERT_TRUE(poll_until([&] {
       const PoolMetrics m = pool.metrics();
       return m.restarts > restarts &&
-             std::all_of(m.workers.begin(), m.workers.end(),
-                         [](const WorkerMetrics& w) { return w.state == "ready"; });
+             std::all_of(m.workers.begin(), m.workers.end(), [](const WorkerMetrics& w) {
+               return w.state == WorkerMetrics::State::Ready;
+             });
     })) << "the SIGKILLed worker was not replaced";
     TaskOptions timeout;
     timeout.timeout = 100ms;
@@ -907,7 +908,7 @@ TEST_F(PoolFault, TerminateFailsEveryTaskAtOnceAndReapsTheWorkers) {
         << queued_error->what();
   }
   EXPECT_TRUE(child_processes().empty());  // reaped before terminate() returned
-  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Stopped);
   auto late = pool.submit("echo", "late");
   EXPECT_EQ(kind_of(late), Kind::ShuttingDown);
   bounded("terminate() again", [&pool] { pool.terminate(); });  // idempotent
@@ -923,7 +924,7 @@ TEST_F(PoolFault, TerminateCutsShortAShutdownInProgress) {
   auto hung = pool.submit("hang", "");
   ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
   auto stopper = std::async(std::launch::async, [&pool] { pool.shutdown(); });
-  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == "shutting_down"; }));
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == PoolMetrics::State::ShuttingDown; }));
   bounded("terminate()", [&pool] { pool.terminate(); });
   if (stopper.wait_for(kBound) != std::future_status::ready) overran("shutdown()", kBound);
   stopper.get();
@@ -943,7 +944,7 @@ TEST_F(PoolFault, ShutdownLetsRunningTaskFinish) {
 
   auto late = pool.submit("echo", "late");
   EXPECT_EQ(kind_of(late), Kind::ShuttingDown);
-  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Stopped);
   EXPECT_TRUE(child_processes().empty());
 }
 

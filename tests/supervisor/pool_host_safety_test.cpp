@@ -152,7 +152,7 @@ TEST(StopFromCallback, ShutdownReturnsAndTheStopCompletesOnceTheCallbackReturns)
   });
   wait_flag(mutex, cv, returned, "shutdown() inside a callback");
   bounded("shutdown() after it", [&] { pool.shutdown(); });
-  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Stopped);
   auto late = pool.submit("echo", "late");
   EXPECT_EQ(kind_of(late), TaskError::Kind::ShuttingDown);
 }
@@ -173,7 +173,7 @@ TEST(StopFromCallback, TerminateReturnsAndTheWorkersAreKilled) {
   wait_flag(mutex, cv, returned, "terminate() inside a callback");
   EXPECT_EQ(kind_of(hung), TaskError::Kind::ShuttingDown);
   bounded("shutdown() after it", [&] { pool.shutdown(); });
-  EXPECT_EQ(pool.metrics().state, "stopped");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Stopped);
 }
 
 TEST(StopFromCallback, WaitIdleIsRefusedWithAnError) {
@@ -366,7 +366,7 @@ TEST(ShutdownSignalsTest, SigtermShutsThePoolDownGracefully) {
         report(1);
         if (!signals.wait_for(std::chrono::seconds(20))) return 30;
         if (signals.first_signal() != SIGTERM || signals.received() != 1) return 31;
-        if (pool.metrics().state != "stopped") return 32;
+        if (pool.metrics().state != PoolMetrics::State::Stopped) return 32;
         try {
           if (running.get() != "slept") return 33;  // finished: a graceful stop
         } catch (...) {

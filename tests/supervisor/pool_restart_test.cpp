@@ -167,7 +167,7 @@ TEST(PoolRestart, RepeatedExternalKillsWhileTasksRunNeverFailThePool) {
     WorkerMetrics target;
     ASSERT_TRUE(poll_until([&] {
       target = worker_in(pool, slot);
-      return target.state == "ready" && target.pid > 0 && target.inflight > 0;
+      return target.state == WorkerMetrics::State::Ready && target.pid > 0 && target.inflight > 0;
     })) << "kill "
         << kill << ": slot " << slot << " never had tasks on board";
     const std::size_t mark = log.size();
@@ -180,14 +180,14 @@ TEST(PoolRestart, RepeatedExternalKillsWhileTasksRunNeverFailThePool) {
         mark))
         << "kill " << kill << ": slot " << slot
         << " did not come back; events: " << log.describe(mark);
-    ASSERT_EQ(pool.metrics().state, "running") << "after kill " << kill;
+    ASSERT_EQ(pool.metrics().state, PoolMetrics::State::Running) << "after kill " << kill;
     // This round's tasks done before the next kill: the task charged for this one has run again
     // by then, so no task meets more than one kill (one attempt of six).
     for (auto& future : futures) ok += value_of(future) == "slept";
   }
   EXPECT_EQ(ok, kKills * kTasksPerKill);
   const PoolMetrics metrics = pool.metrics();
-  EXPECT_EQ(metrics.state, "running");
+  EXPECT_EQ(metrics.state, PoolMetrics::State::Running);
   EXPECT_GE(metrics.restarts, static_cast<std::uint64_t>(kKills));
   expect_serves(pool, 10, "after the kills ");
 }
@@ -221,7 +221,7 @@ TEST(PoolRestart, PoisonTasksSpreadAmongGoodOnesFailAloneAndThePoolServes) {
     if (out.value != keys[i]) ADD_FAILURE() << keys[i] << ": " << out.describe();
   }
   EXPECT_EQ(ok, static_cast<int>(good.size()));
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   expect_serves(pool, 10, "after the poison ");
 }
 
@@ -297,7 +297,7 @@ TEST(PoolRestart, TransientEmfileWhileRestartingBacksOffAndRecovers) {
   ASSERT_TRUE(log.wait_for(is(EventKind::WorkerReady, 0), *failed + 1))
       << "slot 0 did not recover; events: " << log.describe();
 
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   const WorkerMetrics still = worker_in(pool, 1);
   EXPECT_EQ(still.pid, healthy.pid) << "the healthy worker was replaced";
   EXPECT_EQ(still.incarnation, healthy.incarnation);
@@ -351,7 +351,7 @@ TEST(PoolRestart, WorkerBinaryMissingDuringARedeployBacksOffUntilItIsBack) {
   ASSERT_TRUE(failed) << "no SpawnFailed; events: " << log.describe(mark);
   EXPECT_EQ(log.seen()[*failed].event.error_code, ENOENT) << log.seen()[*failed].event.message;
   expect_serves(pool, 10, "binary missing ");
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
 
   const std::filesystem::path fresh = dir.path() / "worker.new";
   std::filesystem::copy_file(worker_path("crashy"), fresh);
@@ -361,7 +361,7 @@ TEST(PoolRestart, WorkerBinaryMissingDuringARedeployBacksOffUntilItIsBack) {
   const WorkerMetrics still = worker_in(pool, 1);
   EXPECT_EQ(still.pid, healthy.pid) << "the healthy worker was replaced";
   EXPECT_EQ(still.incarnation, healthy.incarnation);
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   expect_serves(pool, 10, "redeployed ");
 }
 
@@ -416,9 +416,10 @@ TEST(PoolRestart, CrashLoopBacksOffWithinTheBoundsAndNeverFailsThePool) {
   }
   EXPECT_EQ(expected, kBrokenStarts + 1);
   EXPECT_TRUE(crash_loop) << log.describe();
-  EXPECT_EQ(pool.metrics().state, "running");
-  EXPECT_TRUE(poll_until([&] { return worker_in(pool, 0).state == "crash_loop"; }, 10s))
-      << worker_in(pool, 0).state;
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
+  EXPECT_TRUE(
+      poll_until([&] { return worker_in(pool, 0).state == WorkerMetrics::State::CrashLoop; }, 10s))
+      << to_string(worker_in(pool, 0).state);
   EXPECT_GE(worker_in(pool, 0).consecutive_failures, policy.crash_loop_after);
 }
 
@@ -429,8 +430,8 @@ TEST(PoolRestart, GiveUpAfterFailsThePoolAfterThatManyBrokenStarts) {
   PoolOptions options = crash_looping_pool(log);
   options.restart.give_up_after = 3;
   Pool pool(options);
-  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == "failed"; }, 30s))
-      << pool.metrics().state << "; events: " << log.describe();
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().state == PoolMetrics::State::Failed; }, 30s))
+      << to_string(pool.metrics().state) << "; events: " << log.describe();
   unsigned counted = 0;
   for (const EventLog::Seen& seen : log.seen()) {
     counted += seen.event.kind == EventKind::WorkerExited && seen.event.counted;
@@ -505,7 +506,7 @@ TEST(PoolRestart, ThrowingEventCallbackIsCaughtAndThePoolGoesOn) {
     kill_worker(first.pid);
     EXPECT_TRUE(log.wait_for(is(EventKind::WorkerReady, 0), mark)) << log.describe();
     expect_serves(pool, 5, "after ");
-    EXPECT_EQ(pool.metrics().state, "running");
+    EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   }
   captured = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(captured.find("PoolOptions::on_event threw: on_event throws as asked"),

@@ -66,7 +66,7 @@ bool contains(const std::vector<int>& pids, int pid) {
 std::vector<int> ready_pids(const Pool& pool) {
   std::vector<int> pids;
   for (const WorkerMetrics& w : pool.metrics().workers) {
-    if (w.state == "ready" && w.pid > 0) pids.push_back(w.pid);
+    if (w.state == WorkerMetrics::State::Ready && w.pid > 0) pids.push_back(w.pid);
   }
   return pids;
 }
@@ -143,7 +143,7 @@ void expect_replaced(Pool& pool, const RogueRun& run, int victim, const std::str
   }
   Callbacks afterwards;
   expect_echoes(afterwards, submit_echoes(pool, afterwards, tag + " after", kEchoes));
-  EXPECT_EQ(pool.metrics().state, "running");
+  EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
 }
 
 // The misbehaving task failed WorkerCrashed naming the rogue, saying "protocol violation" and
@@ -172,7 +172,7 @@ class PoolRogue : public ::testing::Test {
  protected:
   void TearDown() override {
     if (pool_) {
-      EXPECT_EQ(pool_->metrics().state, "running");
+      EXPECT_EQ(pool_->metrics().state, PoolMetrics::State::Running);
       bounded("Pool shutdown", [this] { pool_->shutdown(); });
       pool_.reset();
       EXPECT_TRUE(child_processes().empty()) << ::testing::PrintToString(child_processes());
@@ -255,7 +255,7 @@ TEST_F(PoolRogue, TaskThatScribblesTheWholeSegmentFailsAfterItsAttempts) {
     EXPECT_EQ(both_ready(pool()).size(), 2u) << tag;
     Callbacks after;
     expect_echoes(after, submit_echoes(pool(), after, tag + " after", kEchoes));
-    EXPECT_EQ(pool().metrics().state, "running") << tag;
+    EXPECT_EQ(pool().metrics().state, PoolMetrics::State::Running) << tag;
     if (HasFatalFailure()) return;
   }
 }

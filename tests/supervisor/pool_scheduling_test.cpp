@@ -55,7 +55,7 @@ std::size_t live_workers(const PoolMetrics& m) {
 }
 std::size_t ready_workers(const PoolMetrics& m) {
   std::size_t ready = 0;
-  for (const WorkerMetrics& w : m.workers) ready += w.state == "ready";
+  for (const WorkerMetrics& w : m.workers) ready += w.state == WorkerMetrics::State::Ready;
   return ready;
 }
 
@@ -173,7 +173,7 @@ void expect_timeout_counts_from_start(unsigned pipeline_depth) {
   const int replacement = std::stoi(value_of(after));
   EXPECT_NE(replacement, pid) << "the worker running the timed-out task was not replaced";
   const PoolMetrics m = pool.metrics();
-  EXPECT_EQ(m.state, "running");
+  EXPECT_EQ(m.state, PoolMetrics::State::Running);
   EXPECT_EQ(m.completed, 4u);  // pid, waiting, survivor, pid
   EXPECT_EQ(m.failed, 1u);     // the running task's timeout
   EXPECT_EQ(m.retried, 0u);    // the waiting tasks never started on the killed worker
@@ -357,7 +357,7 @@ TEST_F(PoolScheduling, ScalingDownTwoWorkersIdleAtOnceKeepsMinWorkersRunning) {
     // Back to one worker, one of the two seen: not zero, and no replacement started.
     const auto settled = [&] {
       const PoolMetrics now = pool.metrics();
-      return now.workers.size() == 1 && now.workers[0].state == "ready";
+      return now.workers.size() == 1 && now.workers[0].state == WorkerMetrics::State::Ready;
     };
     ASSERT_TRUE(poll_until(settled))
         << "cycle " << cycle << ": the pool did not settle at 1 worker";

@@ -61,7 +61,8 @@ TEST_F(PoolSharedMemory, EveryWorkerReadsWhatTheSupervisorWroteInPlace) {
     shared[j] = std::byte(static_cast<unsigned char>((7 * j + 3) % 256));
   ASSERT_TRUE(poll_until([&] {
     const PoolMetrics m = pool.metrics();
-    return m.workers.size() == 2 && m.workers[0].state == "ready" && m.workers[1].state == "ready";
+    return m.workers.size() == 2 && m.workers[0].state == WorkerMetrics::State::Ready &&
+           m.workers[1].state == WorkerMetrics::State::Ready;
   })) << "the two workers did not become ready";
   std::set<int> live;
   for (const WorkerMetrics& worker : pool.metrics().workers) live.insert(worker.pid);

@@ -1,9 +1,10 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
-#include <cstdint>  // std::uint64_t
-#include <string>   // std::string
-#include <vector>   // std::vector
+#include <cstdint>      // std::uint64_t
+#include <string>       // std::string
+#include <string_view>  // to_string
+#include <vector>       // std::vector
 
 namespace procpool {
 
@@ -13,7 +14,17 @@ struct WorkerMetrics {
   unsigned slot = 0;
   std::uint64_t incarnation = 0;
   int pid = 0;
-  std::string state;          // starting, ready, draining, stopping, backoff, crash_loop
+  // What the slot is doing.
+  enum class State : std::uint8_t {
+    Empty,      // no process, none wanted (not listed in PoolMetrics::workers)
+    Starting,   // spawned, not READY yet
+    Ready,      // serving
+    Draining,   // serving its tasks on board, no new ones (recycling)
+    Stopping,   // asked to exit
+    Backoff,    // its worker died; restarts after a backoff
+    CrashLoop,  // in backoff after crash_loop_after broken starts in a row (RestartPolicy)
+  };
+  State state = State::Empty;
   double started_unix_s = 0;  // wall-clock start time
   double uptime_s = 0;
   double idle_s = 0;               // since the worker last finished or received a task
@@ -38,7 +49,14 @@ struct LatencySummary {
 };
 
 struct PoolMetrics {
-  std::string state;  // running, failed, shutting_down, stopped
+  // What the pool is doing.
+  enum class State : std::uint8_t {
+    Running,
+    ShuttingDown,  // shutdown() or terminate() asked; draining
+    Stopped,       // the supervisor thread is done
+    Failed,        // RestartPolicy gave up (tasks fail TaskError::Kind::PoolFailed)
+  };
+  State state = State::Running;
   std::vector<WorkerMetrics> workers;
   std::uint64_t queued = 0;     // waiting for a worker
   std::uint64_t running = 0;    // dispatched, not yet resolved
@@ -54,5 +72,40 @@ struct PoolMetrics {
   // The same as a JSON object (Boost.JSON).
   std::string to_json() const;
 };
+
+// The names metrics_json() and the docs use.
+constexpr std::string_view to_string(WorkerMetrics::State state) noexcept {
+  switch (state) {
+    case WorkerMetrics::State::Empty:
+      return "empty";
+    case WorkerMetrics::State::Starting:
+      return "starting";
+    case WorkerMetrics::State::Ready:
+      return "ready";
+    case WorkerMetrics::State::Draining:
+      return "draining";
+    case WorkerMetrics::State::Stopping:
+      return "stopping";
+    case WorkerMetrics::State::Backoff:
+      return "backoff";
+    case WorkerMetrics::State::CrashLoop:
+      return "crash_loop";
+  }
+  return "unknown";
+}
+
+constexpr std::string_view to_string(PoolMetrics::State state) noexcept {
+  switch (state) {
+    case PoolMetrics::State::Running:
+      return "running";
+    case PoolMetrics::State::ShuttingDown:
+      return "shutting_down";
+    case PoolMetrics::State::Stopped:
+      return "stopped";
+    case PoolMetrics::State::Failed:
+      return "failed";
+  }
+  return "unknown";
+}
 
 }  // namespace procpool
