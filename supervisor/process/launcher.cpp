@@ -128,8 +128,9 @@ void kill_and_reap(int pid) noexcept {
 // allocation, no locks, no exceptions.
 struct ChildSetup {
   pid_t supervisor_pid = -1;
-  std::uint64_t rlimit_data = 0;  // LaunchSpec::rlimit_data
-  int stdio[3] = {-1, -1, -1};    // source fd for 0, 1, 2; -1 leaves that fd as it is
+  std::uint64_t rlimit_data = 0;            // LaunchSpec::rlimit_data
+  const char* working_directory = nullptr;  // LaunchSpec::working_directory, or null
+  int stdio[3] = {-1, -1, -1};              // source fd for 0, 1, 2; -1 leaves that fd as it is
   const int* inherit = nullptr;
   std::size_t inherit_count = 0;
   sigset_t empty_mask{};
@@ -245,6 +246,9 @@ struct ChildSetup {
                                    static_cast<rlim_t>(rlimit_data)};
       if (::setrlimit(RLIMIT_DATA, &limit) != 0) return errno;
     }
+
+    // 8. The working directory: a failure is reported like an exec failure (its errno).
+    if (working_directory != nullptr && ::chdir(working_directory) != 0) return errno;
     return 0;
   }
 };
@@ -255,7 +259,13 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   const pid_t self = ::getpid();  // not cached: a forked copy of the caller may launch too
 
   // --- Everything that can fail cleanly, before the fork. ---
-  const std::string path = resolve_executable(spec.executable);
+  // Absolute when the child changes directory: a relative path names the file we checked.
+  std::string path = resolve_executable(spec.executable);
+  if (!spec.working_directory.empty() && path.front() != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) throw_errno(errno, "getcwd");
+    path = std::string(cwd) + "/" + path;
+  }
   const std::string what = "cannot launch " + quoted(path);
 
   for (const std::string& arg : spec.args) {
@@ -327,6 +337,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   ChildSetup setup;
   setup.supervisor_pid = self;
   setup.rlimit_data = spec.rlimit_data;
+  if (!spec.working_directory.empty()) setup.working_directory = spec.working_directory.c_str();
   setup.stdio[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null.get();
   setup.stdio[1] = spec.stdout_fd;
   setup.stdio[2] = spec.stderr_fd;

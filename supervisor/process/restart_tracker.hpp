@@ -4,7 +4,7 @@
 #include <chrono>     // durations
 #include <cstdint>    // std::uint64_t
 
-#include "procpool/pool_options.hpp"
+#include "procpool/restart_policy.hpp"
 
 namespace procpool::detail {
 

@@ -34,6 +34,9 @@ struct LaunchSpec {
   int stderr_fd = -1;  // -1: inherit the parent's stderr; else dup2'ed to 2 in the child
   // RLIMIT_DATA (soft and hard) set in the child before exec; 0: inherit the parent's.
   std::uint64_t rlimit_data = 0;
+  // The child's working directory (chdir'ed to last, before exec); empty: the parent's. A
+  // relative `executable` is still resolved against the parent's directory.
+  std::string working_directory;
 };
 
 // A started child. The caller owns both:
@@ -59,7 +62,8 @@ struct LaunchedProcess {
 //
 // In the child, before exec: PR_SET_PDEATHSIG = SIGKILL (and _exit if the parent is already gone),
 // all signal dispositions reset to SIG_DFL and the signal mask emptied, stdin/stdout/stderr set up,
-// close-on-exec cleared on `inherit_fds`, every other fd >= 3 closed, setpgid(0, 0).
+// close-on-exec cleared on `inherit_fds`, every other fd >= 3 closed, setpgid(0, 0),
+// RLIMIT_DATA, chdir(working_directory).
 //
 // THREADING: PR_SET_PDEATHSIG fires when the spawning *thread* exits, not the process
 // (docs/design-rules.md §11). Call launch() only from one long-lived supervisor thread (the one

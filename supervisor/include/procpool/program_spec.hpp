@@ -1,0 +1,94 @@
+#pragma once
+#include "procpool/detail/require_cxx20.hpp"
+
+// What procpool::Supervisor runs: one long-running program, started numprocs times
+// (docs/supervisor.md).
+
+#include <chrono>       // durations
+#include <cstdint>      // std::uint64_t
+#include <functional>   // OutputSink::on_line
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <utility>      // std::pair
+#include <vector>       // std::vector
+
+#include "procpool/restart_policy.hpp"
+
+namespace procpool {
+
+// When an instance that exited is started again (systemd's Restart=, supervisord's
+// autorestart). A stop(), restart() or the supervisor's shutdown never restarts on its own.
+enum class RestartMode : std::uint8_t {
+  Always,     // whatever the exit (the default: a long-running program that exits, even with
+              // status 0, is not doing its job)
+  OnFailure,  // unless it exited with status 0 and the supervisor did not kill it
+  Never,      // the instance stays stopped once it exits
+};
+
+// When a started instance counts as ready (and its start timeout stops running).
+enum class ReadinessMode : std::uint8_t {
+  Started,  // as soon as it has been exec'ed (the default; supervisord's and PM2's view)
+  Notify,   // when its main process sends READY=1 to $NOTIFY_SOCKET (systemd's Type=notify)
+  TcpPort,  // when a connect() to 127.0.0.1:ProgramSpec::ready_port succeeds
+};
+
+// Where one output stream (stdout or stderr) of an instance goes. Every part that is set gets
+// every byte; none set drops the stream (the stderr tail for exit reports is kept either way).
+struct OutputSink {
+  // Copied to this fd, which the caller keeps open for the supervisor's lifetime. When it is a
+  // full pipe the bytes are dropped rather than block the supervisor. -1: none.
+  int fd = -1;
+  // Each complete line (without its '\n'; a partial last line is delivered at exit), with the
+  // instance's name ("web:0"). Called on the supervisor's thread, outside any lock: keep it short.
+  std::function<void(std::string_view instance, std::string_view line)> on_line;
+  // Appended to this file (created 0600). When it would grow beyond max_bytes it is rotated:
+  // path -> path.1 -> ... -> path.keep, the oldest removed. Empty: none.
+  std::string file;
+  std::uint64_t max_bytes = 10 * 1024 * 1024;
+  unsigned keep = 3;
+
+  static OutputSink to_fd(int fd) {
+    OutputSink sink;
+    sink.fd = fd;
+    return sink;
+  }
+  static OutputSink none() { return OutputSink{}; }
+};
+
+struct ProgramSpec {
+  // Unique among the supervisor's programs; instances are "name:0" .. "name:<numprocs-1>".
+  std::string name;
+  std::string command;                                   // path, or a bare name looked up in PATH
+  std::vector<std::string> args;                         // argv[1..]
+  std::vector<std::pair<std::string, std::string>> env;  // added to the supervisor's environment
+  std::string working_directory;                         // empty: the supervisor's
+  unsigned numprocs = 1;
+
+  RestartMode restart_mode = RestartMode::Always;
+  RestartPolicy restart;
+
+  // Sent to the instance's whole process group to stop it; after stop_grace, SIGKILL.
+  int stop_signal = 15;  // SIGTERM
+  std::chrono::milliseconds stop_grace{10000};
+
+  ReadinessMode readiness = ReadinessMode::Started;
+  unsigned short ready_port = 0;  // ReadinessMode::TcpPort
+  // Not ready this long after the exec: killed, and counted as a broken start.
+  std::chrono::milliseconds start_timeout{60000};
+  // > 0: the instance must send WATCHDOG=1 to $NOTIFY_SOCKET at least this often once ready
+  // (it gets WATCHDOG_USEC); a late ping kills and restarts it. 0: no watchdog.
+  std::chrono::milliseconds watchdog{0};
+
+  // Resident memory of the instance's process group, checked every health_interval. Above
+  // memory_soft_limit it is stopped gracefully and restarted; above memory_hard_limit it is
+  // SIGKILLed and restarted. 0: no limit.
+  std::uint64_t memory_soft_limit = 0;
+  std::uint64_t memory_hard_limit = 0;
+  std::chrono::milliseconds health_interval{1000};
+
+  // Defaults: copied to the supervisor's own stdout and stderr.
+  OutputSink stdout_sink = OutputSink::to_fd(1);
+  OutputSink stderr_sink = OutputSink::to_fd(2);
+};
+
+}  // namespace procpool

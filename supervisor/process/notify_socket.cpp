@@ -1,0 +1,117 @@
+#include "notify_socket.hpp"
+
+#include <sys/socket.h>  // socket, bind, recvmsg
+#include <sys/stat.h>    // chmod
+#include <sys/un.h>      // sockaddr_un
+#include <unistd.h>      // unlink, rmdir
+
+#include <cerrno>      // errno
+#include <cstring>     // std::memcpy
+#include <filesystem>  // std::filesystem::temp_directory_path
+#include <vector>      // std::vector
+
+#include "procpool/error.hpp"
+
+namespace procpool::detail {
+
+NotifyMessage parse_notify(std::string_view datagram) {
+  NotifyMessage message;
+  while (!datagram.empty()) {
+    const auto end = datagram.find('\n');
+    const std::string_view line = datagram.substr(0, end);
+    datagram = end == std::string_view::npos ? std::string_view{} : datagram.substr(end + 1);
+    const auto eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view key = line.substr(0, eq);
+    const std::string_view value = line.substr(eq + 1);
+    if (key == "READY") {
+      message.ready = value == "1";
+    } else if (key == "WATCHDOG") {
+      message.watchdog = value == "1";
+    } else if (key == "STOPPING") {
+      message.stopping = value == "1";
+    } else if (key == "STATUS") {
+      message.status = std::string(value.substr(0, NotifySocket::kMaxStatus));
+    }
+  }
+  return message;
+}
+
+NotifySocket::NotifySocket() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "procpool-notify-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
+  dir_ = pattern;
+  path_ = dir_ + "/notify";
+  sockaddr_un addr{};
+  if (path_.size() >= sizeof addr.sun_path) {
+    ::rmdir(dir_.c_str());
+    throw Error("notify socket path too long: " + path_);
+  }
+  socket_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!socket_) {
+    const int error = errno;
+    ::rmdir(dir_.c_str());
+    throw_errno(error, "socket(AF_UNIX, SOCK_DGRAM)");
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  const int one = 1;
+  if (::bind(socket_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::chmod(path_.c_str(), 0600) != 0 ||
+      ::setsockopt(socket_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    const int error = errno;
+    socket_.reset();
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+    throw_errno(error, "notify socket " + path_);
+  }
+}
+
+NotifySocket::~NotifySocket() {
+  socket_.reset();
+  ::unlink(path_.c_str());
+  ::rmdir(dir_.c_str());
+}
+
+void NotifySocket::receive(const std::function<void(int pid, const NotifyMessage&)>& on_message) {
+  constexpr int kBatch = 64;
+  constexpr std::size_t kMaxFds = 16;
+  char data[kMaxDatagram];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxFds)];
+  for (int i = 0; i < kBatch; ++i) {
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_TRUNC | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: drained
+    }
+    int pid = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+        ucred cred;
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        pid = cred.pid;
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t k = 0; k < count; ++k) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+          ::close(fd);  // we keep no fds from children
+        }
+      }
+    }
+    // MSG_TRUNC makes n the real length: an oversized datagram is dropped, not half-read.
+    if (static_cast<std::size_t>(n) > sizeof data || (msg.msg_flags & MSG_TRUNC) != 0) continue;
+    if (pid <= 0) continue;
+    on_message(pid, parse_notify(std::string_view(data, static_cast<std::size_t>(n))));
+  }
+}
+
+}  // namespace procpool::detail

@@ -1,0 +1,56 @@
+#pragma once
+
+// The supervisor's NOTIFY_SOCKET: the sd_notify datagram protocol, served to its own children
+// (docs/supervisor.md, "Readiness"). One AF_UNIX SOCK_DGRAM socket per supervisor, in a private
+// directory made with mkdtemp (0700), the socket itself 0600, both removed by the destructor.
+// SO_PASSCRED makes the kernel attach the sender's real pid to every datagram, so the caller
+// can accept a message only from an instance's main pid (systemd's NotifyAccess=main): a
+// grandchild, or any other process of the same user, cannot make an instance ready.
+//
+// Everything received is untrusted: datagrams above kMaxDatagram are dropped whole, fds passed
+// along (SCM_RIGHTS) are closed at once, unknown keys are ignored.
+
+#include <cstddef>      // std::size_t
+#include <functional>   // std::function
+#include <optional>     // std::optional
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+
+#include "procpool/unique_fd.hpp"
+
+namespace procpool::detail {
+
+struct NotifyMessage {
+  bool ready = false;                 // READY=1
+  bool watchdog = false;              // WATCHDOG=1
+  bool stopping = false;              // STOPPING=1
+  std::optional<std::string> status;  // STATUS=...
+};
+
+// "KEY=VALUE" lines, '\n'-separated (sd_notify(3)). A repeated key: the last one wins.
+NotifyMessage parse_notify(std::string_view datagram);
+
+class NotifySocket {
+ public:
+  static constexpr std::size_t kMaxDatagram = 4096;
+  static constexpr std::size_t kMaxStatus = 256;  // STATUS= text kept, bytes
+
+  NotifySocket();  // throws SystemError
+  ~NotifySocket();
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  int fd() const noexcept { return socket_.get(); }
+  const std::string& path() const noexcept { return path_; }
+
+  // Reads the datagrams waiting (at most a bounded batch, so one flooding child cannot hold the
+  // loop) and hands each with its sender's pid to `on_message`. Nonblocking.
+  void receive(const std::function<void(int pid, const NotifyMessage&)>& on_message);
+
+ private:
+  std::string dir_;
+  std::string path_;
+  UniqueFd socket_;
+};
+
+}  // namespace procpool::detail

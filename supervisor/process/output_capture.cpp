@@ -1,0 +1,127 @@
+#include "output_capture.hpp"
+
+#include <fcntl.h>     // open, fcntl, pipe2
+#include <sys/stat.h>  // fstat
+#include <unistd.h>    // read, write, dup
+
+#include <cerrno>   // errno
+#include <utility>  // std::move
+
+#include "procpool/error.hpp"
+
+namespace procpool::detail {
+
+FdSink::FdSink(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_errno(errno, "output sink fd " + std::to_string(fd));
+  if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    fd_.reset(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  }
+  if (!fd_) fd_.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!fd_) throw_errno(errno, "output sink fd " + std::to_string(fd));
+}
+
+void FdSink::write(std::string_view bytes) noexcept {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // EAGAIN (full), EPIPE (reader gone; SIGPIPE is blocked on the loop thread)
+      dropped_ += bytes.size();
+      return;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::shared_ptr<SinkSet> SinkSet::make(const OutputSink& sink) {
+  auto set = std::make_shared<SinkSet>();
+  if (sink.fd >= 0) set->fd = std::make_shared<FdSink>(sink.fd);
+  if (!sink.file.empty()) {
+    set->file = std::make_shared<RotatingFile>(sink.file, sink.max_bytes, sink.keep);
+  }
+  set->on_line = sink.on_line;
+  return set;
+}
+
+OutputCapture::OutputCapture(std::shared_ptr<const SinkSet> sinks, std::string instance,
+                             std::function<void()> on_callback_error)
+    : sinks_(std::move(sinks)),
+      instance_(std::move(instance)),
+      on_callback_error_(std::move(on_callback_error)) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
+  read_.reset(fds[0]);
+  write_.reset(fds[1]);
+  if (::fcntl(read_.get(), F_SETFL, O_NONBLOCK) != 0) throw_errno(errno, "fcntl(O_NONBLOCK)");
+}
+
+bool OutputCapture::read_some() {
+  if (!read_) return false;
+  char buffer[16 * 1024];
+  std::size_t budget = kBudgetPerWake;
+  while (budget > 0) {
+    const ssize_t n = ::read(read_.get(), buffer, std::min(sizeof buffer, budget));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) {
+      finish();
+      return false;
+    }
+    deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
+    budget -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+void OutputCapture::finish() {
+  if (read_) {
+    // What the pipe holds now: the writers are gone or killed, so this is bounded by the pipe.
+    char buffer[16 * 1024];
+    for (;;) {
+      const ssize_t n = ::read(read_.get(), buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
+    }
+    read_.reset();
+  }
+  if (!partial_.empty()) {
+    emit_line(partial_);
+    partial_.clear();
+  }
+}
+
+void OutputCapture::deliver(std::string_view bytes) {
+  tail_.append(bytes);
+  if (sinks_->fd) sinks_->fd->write(bytes);
+  if (sinks_->file) sinks_->file->write(bytes);
+  if (!sinks_->on_line) return;
+  while (!bytes.empty()) {
+    const auto nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      partial_.append(bytes.substr(0, kMaxLine - std::min(kMaxLine, partial_.size())));
+      return;
+    }
+    if (partial_.empty()) {
+      emit_line(bytes.substr(0, std::min(nl, kMaxLine)));
+    } else {
+      partial_.append(
+          bytes.substr(0, std::min(nl, kMaxLine - std::min(kMaxLine, partial_.size()))));
+      emit_line(partial_);
+      partial_.clear();
+    }
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+void OutputCapture::emit_line(std::string_view line) {
+  if (!sinks_->on_line) return;
+  try {
+    sinks_->on_line(instance_, line);
+  } catch (...) {
+    if (on_callback_error_) on_callback_error_();
+  }
+}
+
+}  // namespace procpool::detail
