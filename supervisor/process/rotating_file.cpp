@@ -4,9 +4,10 @@
 #include <sys/stat.h>  // fstat
 #include <unistd.h>    // write
 
-#include <cerrno>   // errno
-#include <cstdio>   // std::rename, std::remove
-#include <utility>  // std::move
+#include <algorithm>  // std::min
+#include <cerrno>     // errno
+#include <cstdio>     // std::rename, std::remove
+#include <utility>    // std::move
 
 #include "procpool/error.hpp"
 
@@ -40,11 +41,13 @@ void RotatingFile::rotate() noexcept {
 }
 
 void RotatingFile::write(std::string_view bytes) noexcept {
-  if (bytes.empty()) return;
-  if (max_bytes_ != 0 && size_ != 0 && size_ + bytes.size() > max_bytes_) rotate();
-  if (!fd_) return;
   while (!bytes.empty()) {
-    const ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+    if (max_bytes_ != 0 && size_ >= max_bytes_) rotate();
+    if (!fd_) return;
+    // Filled up to max_bytes exactly, so every rotated file has the same size.
+    std::size_t part = bytes.size();
+    if (max_bytes_ != 0) part = std::min<std::uint64_t>(part, max_bytes_ - size_);
+    const ssize_t n = ::write(fd_.get(), bytes.data(), part);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     size_ += static_cast<std::uint64_t>(n);

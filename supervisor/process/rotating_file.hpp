@@ -15,9 +15,8 @@ class RotatingFile {
  public:
   // Opens (creates) `path`; throws SystemError.
   RotatingFile(std::string path, std::uint64_t max_bytes, unsigned keep);
-  // Appends; rotates first when the file would grow beyond max_bytes (a chunk larger than
-  // max_bytes gets a file of its own). Write errors drop the bytes: a full disk must not stop
-  // the supervisor.
+  // Appends, filling the file up to max_bytes and rotating before the next byte (0: never
+  // rotated). Write errors drop the bytes: a full disk must not stop the supervisor.
   void write(std::string_view bytes) noexcept;
 
  private:

@@ -41,8 +41,9 @@ struct OutputSink {
   // Each complete line (without its '\n'; a partial last line is delivered at exit), with the
   // instance's name ("web:0"). Called on the supervisor's thread, outside any lock: keep it short.
   std::function<void(std::string_view instance, std::string_view line)> on_line;
-  // Appended to this file (created 0600). When it would grow beyond max_bytes it is rotated:
-  // path -> path.1 -> ... -> path.keep, the oldest removed. Empty: none.
+  // Appended to this file (created 0600). When it holds max_bytes it is rotated: path ->
+  // path.1 -> ... -> path.keep, the oldest removed (lines may be split across two files).
+  // Empty: none.
   std::string file;
   std::uint64_t max_bytes = 10 * 1024 * 1024;
   unsigned keep = 3;

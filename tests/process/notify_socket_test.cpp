@@ -1,0 +1,106 @@
+// NotifySocket (supervisor/process/notify_socket.hpp): the sd_notify parser on untrusted input,
+// the socket's private directory and modes, the sender's pid, and what is dropped.
+
+#include "notify_socket.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>  // socket, sendmsg
+#include <sys/stat.h>    // stat
+#include <sys/un.h>      // sockaddr_un
+#include <unistd.h>      // getpid, pipe
+
+#include <cstring>     // std::memcpy
+#include <filesystem>  // std::filesystem
+#include <string>      // std::string
+#include <vector>      // std::vector
+
+namespace procpool::detail {
+namespace {
+
+TEST(NotifyParse, KnownKeysUnknownIgnoredLastWins) {
+  const NotifyMessage m = parse_notify("READY=1\nFOO=bar\nSTATUS=one\nSTATUS=two\nnoequals\n");
+  EXPECT_TRUE(m.ready);
+  EXPECT_FALSE(m.watchdog);
+  EXPECT_FALSE(m.stopping);
+  ASSERT_TRUE(m.status.has_value());
+  EXPECT_EQ(*m.status, "two");
+  EXPECT_TRUE(parse_notify("WATCHDOG=1").watchdog);
+  EXPECT_TRUE(parse_notify("STOPPING=1").stopping);
+  EXPECT_FALSE(parse_notify("READY=0").ready);
+  EXPECT_FALSE(parse_notify("").ready);
+  EXPECT_EQ(parse_notify("STATUS=" + std::string(1000, 'x')).status->size(),
+            NotifySocket::kMaxStatus);
+}
+
+void send_to(const std::string& path, const std::string& message, int fd_to_pass = -1) {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  iovec iov{const_cast<char*>(message.data()), message.size()};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd_to_pass >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+  }
+  EXPECT_EQ(::sendmsg(fd, &msg, 0), static_cast<ssize_t>(message.size()));
+  ::close(fd);
+}
+
+std::size_t open_fd_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++n;
+  return n;
+}
+
+TEST(NotifySocketTest, PrivateDirectoryOwnerOnlySocketRemovedOnDestruction) {
+  std::string path, dir;
+  {
+    NotifySocket socket;
+    path = socket.path();
+    dir = std::filesystem::path(path).parent_path().string();
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+TEST(NotifySocketTest, ReportsTheSendersPidDropsOversizeAndClosesPassedFds) {
+  NotifySocket socket;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  send_to(socket.path(), "READY=1");
+  send_to(socket.path(), "READY=1\nSTATUS=" + std::string(NotifySocket::kMaxDatagram, 'x'));
+  send_to(socket.path(), "WATCHDOG=1", pipe_fds[0]);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  const std::size_t fds_before = open_fd_count();
+  std::vector<std::pair<int, NotifyMessage>> got;
+  socket.receive([&](int pid, const NotifyMessage& m) { got.emplace_back(pid, m); });
+  EXPECT_EQ(open_fd_count(), fds_before);  // the passed fd was received and closed
+  ASSERT_EQ(got.size(), 2u);               // the oversize datagram was dropped whole
+  EXPECT_EQ(got[0].first, ::getpid());
+  EXPECT_TRUE(got[0].second.ready);
+  EXPECT_TRUE(got[1].second.watchdog);
+  EXPECT_FALSE(got[1].second.ready);
+}
+
+}  // namespace
+}  // namespace procpool::detail

@@ -1,0 +1,138 @@
+// Readiness and the watchdog with real children: READY=1 over $NOTIFY_SOCKET from the main pid
+// (and not from another pid), a start timeout, TCP-port readiness, STATUS=, and a watchdog
+// that stops being pinged.
+
+#include <netinet/in.h>  // sockaddr_in
+#include <signal.h>      // SIGKILL
+#include <sys/socket.h>  // socket, bind, getsockname
+
+#include "supervisor_test_support.hpp"
+
+namespace procpool::test {
+namespace {
+
+using Kind = SupervisorEvent::Kind;
+
+TEST(SupervisorReadiness, NotifyReadyFromTheMainPid) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec =
+      spec_for("notifier",
+               dir.script("notifier.sh", "exec \"$NOTIFY\" 'STATUS=warming up' READY=1 --pause"));
+  spec.readiness = ReadinessMode::Notify;
+  supervisor.add(spec);
+  supervisor.start("notifier");
+  log.wait_for(Kind::Started);
+  const SupervisorEvent ready = log.wait_for(Kind::Ready);
+  const auto status = supervisor.status();
+  EXPECT_EQ(status[0].state, ProgramState::Ready);
+  EXPECT_EQ(status[0].pid, ready.pid);
+  EXPECT_EQ(status[0].status_text, "warming up");
+}
+
+// NotifyAccess=main: READY=1 from a child of the main process does not count; the start
+// timeout then kills it as a broken start, and it is started again after a backoff.
+TEST(SupervisorReadiness, ReadyFromAnotherPidIsIgnoredAndTheStartTimesOut) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec =
+      spec_for("liar", dir.script("liar.sh", "\"$NOTIFY\" READY=1\nexec sleep 1000"));
+  spec.readiness = ReadinessMode::Notify;
+  spec.start_timeout = 300ms;  // what this test is about
+  supervisor.add(spec);
+  supervisor.start("liar");
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->killed_by, KillReason::StartTimeout);
+  EXPECT_FALSE(exited.exit->was_ready);
+  EXPECT_GE(exited.exit->uptime, 300ms);
+  EXPECT_EQ(log.count(Kind::Ready), 0u);
+  const SupervisorEvent backoff = log.wait_for(Kind::Backoff);
+  EXPECT_EQ(backoff.broken_in_a_row, 1u);
+  log.wait_for(Kind::Started, 2);
+}
+
+TEST(SupervisorReadiness, NeverReadyIsKilledBackedOffAndRestarted) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("mute", dir.script("mute.sh", "exec sleep 1000"));
+  spec.readiness = ReadinessMode::Notify;
+  spec.start_timeout = 200ms;  // what this test is about
+  supervisor.add(spec);
+  supervisor.start("mute");
+  const SupervisorEvent first = log.wait_for(Kind::Exited, 1);
+  const SupervisorEvent second = log.wait_for(Kind::Exited, 2);
+  for (const auto& e : {first, second}) {
+    ASSERT_TRUE(e.exit.has_value());
+    EXPECT_EQ(e.exit->killed_by, KillReason::StartTimeout);
+    EXPECT_TRUE(e.exit->signaled);
+    EXPECT_EQ(e.exit->signal, SIGTERM);  // graceful: the stop signal first
+  }
+  EXPECT_NE(first.pid, second.pid);
+  EXPECT_EQ(log.wait_for(Kind::Backoff, 2).broken_in_a_row, 2u);
+}
+
+unsigned short free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Ready only once the port accepts: the script listens after writing a marker, so a probe that
+// called it ready at exec would see no marker yet.
+TEST(SupervisorReadiness, TcpPortAccepts) {
+  ScriptDir dir;
+  EventLog log;
+  const unsigned short port = free_port();
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec =
+      spec_for("server", dir.script("server.sh",
+                                    "sleep 0.3\ntouch \"$DIR/listening\"\nexec \"$NOTIFY\" "
+                                    "--listen " +
+                                        std::to_string(port) + " --pause"));
+  spec.readiness = ReadinessMode::TcpPort;
+  spec.ready_port = port;
+  supervisor.add(spec);
+  supervisor.start("server");
+  log.wait_for(Kind::Ready);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("listening")));
+  EXPECT_EQ(supervisor.status()[0].state, ProgramState::Ready);
+}
+
+// Pings three times, then stops pinging (hung): killed by the watchdog, restarted.
+TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("pinger", dir.script("pinger.sh",
+                                                   "echo \"$WATCHDOG_USEC\" > \"$DIR/usec\"\n"
+                                                   "exec \"$NOTIFY\" READY=1 --ping 3 50 --pause"));
+  spec.readiness = ReadinessMode::Notify;
+  spec.watchdog = 400ms;  // what this test is about
+  supervisor.add(spec);
+  supervisor.start("pinger");
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->killed_by, KillReason::Watchdog);
+  EXPECT_TRUE(exited.exit->was_ready);
+  EXPECT_EQ(exited.exit->signal, SIGKILL);
+  // Three pings 50 ms apart moved the deadline: not killed before the last ping + 400 ms.
+  EXPECT_GE(exited.exit->uptime, 500ms);
+  log.wait_for(Kind::Ready, 2);
+  std::ifstream usec(dir.file("usec"));
+  std::string text;
+  usec >> text;
+  EXPECT_EQ(text, "400000");
+}
+
+}  // namespace
+}  // namespace procpool::test

@@ -1,0 +1,75 @@
+// Restarts with real children and the default RestartPolicy: a crash loop backs off with
+// growing bounds, is reported, and recovers once the program is fixed; memory limits restart.
+
+#include "supervisor_test_support.hpp"
+
+namespace procpool::test {
+namespace {
+
+using Kind = SupervisorEvent::Kind;
+
+TEST(SupervisorRestart, CrashLoopBacksOffAndRecoversOnceFixed) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  supervisor.add(spec_for(
+      "flaky", dir.script("flaky.sh", "[ -f \"$DIR/fixed\" ] && exec sleep 1000\nexit 1")));
+  supervisor.start("flaky");
+  const RestartPolicy policy;  // the defaults
+  const SupervisorEvent loop = log.wait_for(Kind::CrashLoop);
+  EXPECT_EQ(loop.broken_in_a_row, policy.crash_loop_after);
+  EXPECT_EQ(supervisor.status()[0].state, ProgramState::CrashLoop);
+
+  // Each broken start's delay is drawn below a bound that doubles.
+  auto cap = policy.initial_backoff;
+  std::uint64_t n = 0;
+  for (const auto& e : log.events()) {
+    if (e.kind != Kind::Backoff && e.kind != Kind::CrashLoop) continue;
+    ++n;
+    EXPECT_EQ(e.broken_in_a_row, n);
+    EXPECT_EQ(e.delay_cap, std::min(cap, policy.max_backoff));
+    EXPECT_LT(e.delay, e.delay_cap);
+    EXPECT_EQ(e.kind, n >= policy.crash_loop_after ? Kind::CrashLoop : Kind::Backoff);
+    cap *= 2;
+    if (n == policy.crash_loop_after) break;
+  }
+  EXPECT_EQ(n, policy.crash_loop_after);
+
+  std::ofstream(dir.file("fixed")).put('1');
+  log.wait_for(Kind::Ready, policy.crash_loop_after + 1);  // every start is ready at exec
+  const auto status = supervisor.status();
+  EXPECT_EQ(status[0].state, ProgramState::Ready);
+  EXPECT_GE(status[0].restarts, policy.crash_loop_after);
+}
+
+TEST(SupervisorRestart, MemorySoftLimitRestartsGracefully) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("hog", dir.script("hog.sh", "exec sleep 1000"));
+  spec.memory_soft_limit = 1;  // what this test is about: any process is above it
+  supervisor.add(spec);
+  supervisor.start("hog");
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->killed_by, KillReason::MemorySoft);
+  EXPECT_EQ(exited.exit->signal, SIGTERM);
+  log.wait_for(Kind::Started, 2);
+}
+
+TEST(SupervisorRestart, MemoryHardLimitKills) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("hog", dir.script("hog.sh", "exec sleep 1000"));
+  spec.memory_hard_limit = 1;  // what this test is about
+  supervisor.add(spec);
+  supervisor.start("hog");
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->killed_by, KillReason::MemoryHard);
+  EXPECT_EQ(exited.exit->signal, SIGKILL);
+}
+
+}  // namespace
+}  // namespace procpool::test
