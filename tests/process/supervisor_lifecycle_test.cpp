@@ -4,6 +4,8 @@
 
 #include <signal.h>  // SIGKILL
 
+#include <filesystem>  // std::filesystem
+
 #include "supervisor_test_support.hpp"
 
 namespace procpool::test {
@@ -202,6 +204,85 @@ TEST(SupervisorLifecycle, DestructorLeavesNoProcess) {
     EXPECT_TRUE(wait_gone(grandchild)) << grandchild;
   }
   EXPECT_EQ(log.count(Kind::Stopped), 2u);
+}
+
+std::size_t open_fd_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST(SupervisorLifecycle, DestructorLeavesNoFdOrSocketFile) {
+  ScriptDir dir;
+  const std::size_t fds_before = open_fd_count();
+  std::string socket_path;
+  {
+    EventLog log;
+    Supervisor supervisor({log.callback()});
+    supervisor.add(spec_for("env", dir.script("env.sh",
+                                              "echo \"$NOTIFY_SOCKET\" > \"$DIR/socket\"\n"
+                                              "exec \"$NOTIFY\" READY=1 --pause")));
+    ProgramSpec spec = spec_for("env2", dir.script("env2.sh", "exec sleep 1000"));
+    supervisor.add(spec);
+    supervisor.start_all();
+    log.wait_for(Kind::Ready, 2);
+    std::ifstream in(dir.file("socket"));
+    ASSERT_TRUE(in >> socket_path);
+    EXPECT_TRUE(std::filesystem::exists(socket_path));
+  }
+  EXPECT_FALSE(std::filesystem::exists(socket_path));
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(socket_path).parent_path()));
+  EXPECT_EQ(open_fd_count(), fds_before);
+}
+
+// Backoff -> Stopped: stop() while waiting to restart cancels the restart.
+TEST(SupervisorLifecycle, StopDuringBackoffStaysStopped) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("failer", dir.script("failer.sh", "exit 1"));
+  spec.restart.initial_backoff = 60000ms;  // what this test is about: a backoff to interrupt
+  spec.restart.max_backoff = 60000ms;
+  supervisor.add(spec);
+  supervisor.start("failer");
+  log.wait_for(Kind::Backoff);
+  EXPECT_EQ(supervisor.status()[0].state, ProgramState::Backoff);
+  supervisor.stop("failer");
+  EXPECT_EQ(supervisor.status()[0].state, ProgramState::Stopped);
+  log.wait_for(Kind::Stopped);
+  EXPECT_EQ(log.count(Kind::Started), 1u);
+}
+
+// Backoff -> Backoff: the binary vanished, so the restart's launch fails; it keeps backing off.
+TEST(SupervisorLifecycle, LaunchFailureWhileBackingOffBacksOffAgain) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  supervisor.add(spec_for("vanisher", dir.script("vanisher.sh", "rm -f \"$0\"\nexit 1")));
+  supervisor.start("vanisher");
+  const SupervisorEvent failed = log.wait_for(Kind::SpawnFailed);
+  EXPECT_EQ(failed.error_code, ENOENT);
+  const SupervisorEvent backoff = log.wait_for(Kind::Backoff, 2);
+  EXPECT_EQ(backoff.broken_in_a_row, 2u);
+  EXPECT_EQ(log.count(Kind::Started), 1u);
+}
+
+// Ready -> Stopping on STOPPING=1: the program says it is shutting down on its own.
+TEST(SupervisorLifecycle, StoppingMessageMovesToStopping) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec =
+      spec_for("leaver", dir.script("leaver.sh", "exec \"$NOTIFY\" READY=1 STOPPING=1 --pause"));
+  spec.readiness = ReadinessMode::Notify;
+  spec.stop_grace = 200ms;  // what this test is about: how long a STOPPING program may take
+  supervisor.add(spec);
+  supervisor.start("leaver");
+  log.wait_for(Kind::Ready);
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->signal, SIGKILL);  // it never exited: SIGKILL after the grace
+  EXPECT_GE(exited.exit->uptime, 200ms);
 }
 
 TEST(SupervisorLifecycle, TypedErrors) {
