@@ -152,7 +152,10 @@ TEST(SupervisorLifecycle, NumprocsNamesInstancesAndStatusFields) {
   ScriptDir dir;
   EventLog log;
   Supervisor supervisor({log.callback()});
-  ProgramSpec spec = spec_for("web", dir.script("web.sh", "echo started >&2\nexec sleep 1000"));
+  // Notify readiness only so that "started" is in stderr before the test stops them.
+  ProgramSpec spec =
+      spec_for("web", dir.script("web.sh", "echo started >&2\nexec \"$NOTIFY\" READY=1 --pause"));
+  spec.readiness = ReadinessMode::Notify;
   spec.numprocs = 3;
   spec.stderr_sink = OutputSink::none();
   supervisor.add(spec);
@@ -219,9 +222,12 @@ TEST(SupervisorLifecycle, DestructorLeavesNoFdOrSocketFile) {
   {
     EventLog log;
     Supervisor supervisor({log.callback()});
-    supervisor.add(spec_for("env", dir.script("env.sh",
-                                              "echo \"$NOTIFY_SOCKET\" > \"$DIR/socket\"\n"
-                                              "exec \"$NOTIFY\" READY=1 --pause")));
+    // Notify readiness only so that the socket path is written before the test reads it.
+    ProgramSpec notifier = spec_for("env", dir.script("env.sh",
+                                                      "echo \"$NOTIFY_SOCKET\" > \"$DIR/socket\"\n"
+                                                      "exec \"$NOTIFY\" READY=1 --pause"));
+    notifier.readiness = ReadinessMode::Notify;
+    supervisor.add(notifier);
     ProgramSpec spec = spec_for("env2", dir.script("env2.sh", "exec sleep 1000"));
     supervisor.add(spec);
     supervisor.start_all();
@@ -329,8 +335,9 @@ TEST(SupervisorLifecycle, ThrowingEventCallbackIsCountedNotFatal) {
   supervisor.add(spec_for("sleeper", dir.script("sleeper.sh", "exec sleep 1000")));
   supervisor.start("sleeper");
   log.wait_for(Kind::Ready);
-  EXPECT_GE(supervisor.callback_errors(), 2u);  // Started and Ready both threw
+  // status() runs on the supervisor's thread after the Ready callback has returned (thrown).
   EXPECT_EQ(supervisor.status()[0].state, ProgramState::Ready);
+  EXPECT_GE(supervisor.callback_errors(), 2u);  // Started and Ready both threw
 }
 
 }  // namespace

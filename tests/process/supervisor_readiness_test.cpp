@@ -108,14 +108,15 @@ TEST(SupervisorReadiness, TcpPortAccepts) {
   EXPECT_EQ(supervisor.status()[0].state, ProgramState::Ready);
 }
 
-// Pings three times, then stops pinging (hung): killed by the watchdog, restarted.
+// Pings four times, then stops pinging (hung): killed by the watchdog, restarted.
 TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
   ScriptDir dir;
   EventLog log;
   Supervisor supervisor({log.callback()});
-  ProgramSpec spec = spec_for("pinger", dir.script("pinger.sh",
-                                                   "echo \"$WATCHDOG_USEC\" > \"$DIR/usec\"\n"
-                                                   "exec \"$NOTIFY\" READY=1 --ping 3 50 --pause"));
+  ProgramSpec spec =
+      spec_for("pinger", dir.script("pinger.sh",
+                                    "echo \"$WATCHDOG_USEC\" > \"$DIR/usec\"\n"
+                                    "exec \"$NOTIFY\" READY=1 --ping 4 100 --pause"));
   spec.readiness = ReadinessMode::Notify;
   spec.watchdog = 400ms;  // what this test is about
   supervisor.add(spec);
@@ -125,8 +126,10 @@ TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
   EXPECT_EQ(exited.exit->killed_by, KillReason::Watchdog);
   EXPECT_TRUE(exited.exit->was_ready);
   EXPECT_EQ(exited.exit->signal, SIGKILL);
-  // Three pings 50 ms apart moved the deadline: not killed before the last ping + 400 ms.
-  EXPECT_GE(exited.exit->uptime, 500ms);
+  // Four pings 100 ms apart moved the deadline: killed no earlier than the last ping + 400 ms,
+  // 700 ms after the first. The bound leaves 100 ms for the script starting before the
+  // supervisor notes the start time; a deadline that pings did not move would fire near 400 ms.
+  EXPECT_GE(exited.exit->uptime, 600ms);
   log.wait_for(Kind::Ready, 2);
   std::ifstream usec(dir.file("usec"));
   std::string text;
