@@ -243,8 +243,7 @@ void ManagedProcess::on_notify(const NotifyMessage& message) {
 
 void ManagedProcess::health_check() {
   run_->health_timer = 0;
-  run_->usage = read_group_usage(run_->child.pid());
-  const std::uint64_t rss = run_->usage.rss_bytes;
+  const std::uint64_t rss = read_group_usage(run_->child.pid()).rss_bytes;
   if (spec_.memory_hard_limit != 0 && rss > spec_.memory_hard_limit) {
     kill_run(KillReason::MemoryHard, false);
   } else if (spec_.memory_soft_limit != 0 && rss > spec_.memory_soft_limit &&
@@ -490,8 +489,11 @@ ProcessStatus ManagedProcess::status() const {
   if (run_) {
     status.pid = run_->child.pid();
     status.uptime = duration_cast<milliseconds>(Clock::now() - run_->started_at);
-    status.rss_bytes = run_->usage.rss_bytes;
-    status.cpu_seconds = run_->usage.cpu_s;
+    // Read now rather than at the last health check: status() is rare, and a fresh start
+    // would otherwise show zero for up to health_interval.
+    const ProcessUsage usage = read_group_usage(run_->child.pid());
+    status.rss_bytes = usage.rss_bytes;
+    status.cpu_seconds = usage.cpu_s;
     status.status_text = run_->status_text;
     status.stderr_tail = run_->err->tail().text();
   }

@@ -84,7 +84,6 @@ class ManagedProcess {
     std::chrono::milliseconds probe_interval{10};
     EventLoop::TimerId start_timer = 0, watchdog_timer = 0, health_timer = 0, probe_timer = 0,
                        kill_timer = 0;
-    ProcessUsage usage;
   };
   // The rest of an exited run's process group: stop signal sent, SIGKILL after the grace, then
   // the zombie main process is reaped and the pipes closed.

@@ -171,6 +171,9 @@ TEST(SupervisorLifecycle, NumprocsNamesInstancesAndStatusFields) {
     EXPECT_GT(status[i].pid, 0);
     EXPECT_EQ(status[i].restarts, 0u);
     EXPECT_FALSE(status[i].last_exit.has_value());
+    EXPECT_GT(status[i].rss_bytes, 0u);  // of its process group, from /proc
+    EXPECT_GE(status[i].cpu_seconds, 0.0);
+    EXPECT_GE(status[i].uptime.count(), 0);
   }
   supervisor.stop_all();
   for (const auto& s : supervisor.status()) {

@@ -58,8 +58,8 @@ struct ProcessStatus {
   std::chrono::milliseconds uptime{0};
   std::uint64_t restarts = 0;  // starts after the first
   std::optional<ExitReport> last_exit;
-  std::uint64_t rss_bytes = 0;  // of its process group, at the last health check
-  double cpu_seconds = 0;       // of its process group, at the last health check
+  std::uint64_t rss_bytes = 0;  // of its process group (/proc), read by status()
+  double cpu_seconds = 0;       // of its process group: user + system time so far
   std::string status_text;      // the last STATUS= it sent
   std::string stderr_tail;
 };
