@@ -11,6 +11,7 @@
 #include <atomic>         // std::atomic
 #include <future>         // std::promise
 #include <memory>         // std::unique_ptr
+#include <optional>       // std::optional
 #include <random>         // std::mt19937_64
 #include <thread>         // std::thread
 #include <unordered_map>  // std::unordered_map
@@ -91,12 +92,22 @@ class Supervisor::Impl {
   }
 
   // Runs `fn` on the loop thread and returns its result (or throws what it threw). From the
-  // loop thread itself (an event callback), runs it at once.
+  // loop thread itself (an event callback), runs it at once. The exception object itself does
+  // not cross threads: its kind, text and numbers do, and the caller's thread throws a new one
+  // (an exception_ptr's count lives in uninstrumented libstdc++, which TSan cannot follow).
   template <class F>
   auto call(F&& fn) -> decltype(fn()) {
     if (std::this_thread::get_id() == loop_thread_) return fn();
     using R = decltype(fn());
+    struct Failure {
+      bool supervisor_error = false;
+      SupervisorError::Kind kind = SupervisorError::Kind::ShutDown;
+      std::string message;
+      int pid = 0;
+      int error_code = 0;
+    };
     std::promise<R> promise;
+    std::optional<Failure> failure;
     auto future = promise.get_future();
     loop_.post([&] {
       try {
@@ -106,11 +117,35 @@ class Supervisor::Impl {
         } else {
           promise.set_value(fn());
         }
+        return;
+      } catch (const SupervisorError& e) {
+        failure = Failure{true, e.kind(), e.what(), e.pid(), e.error_code()};
+      } catch (const std::exception& e) {
+        failure = Failure{false, SupervisorError::Kind::ShutDown, e.what(), 0, 0};
       } catch (...) {
-        promise.set_exception(std::current_exception());
+        failure = Failure{false, SupervisorError::Kind::ShutDown, "unknown exception", 0, 0};
+      }
+      if constexpr (std::is_void_v<R>) {
+        promise.set_value();
+      } else {
+        promise.set_value(R{});
       }
     });
-    return future.get();
+    const auto rethrow = [&failure] {
+      if (!failure) return;
+      if (failure->supervisor_error) {
+        throw SupervisorError(failure->kind, failure->message, failure->pid, failure->error_code);
+      }
+      throw Error(failure->message);
+    };
+    if constexpr (std::is_void_v<R>) {
+      future.get();
+      rethrow();
+    } else {
+      R result = future.get();
+      rethrow();
+      return result;
+    }
   }
 
   void add(ProgramSpec spec) {
