@@ -257,9 +257,8 @@ void ManagedProcess::health_check() {
 
 void ManagedProcess::watch_output(OutputCapture& capture) {
   host_.loop->watch(capture.read_fd(), EPOLLIN, [this, &capture](std::uint32_t) {
-    const int fd = capture.read_fd();
     if (capture.read_some()) return;
-    host_.loop->unwatch(fd);
+    close_capture(capture);
     // EOF: the last writer of an exited run may be gone now.
     for (auto& remains : remains_) {
       if (remains->out->done() && remains->err->done() &&
@@ -269,6 +268,13 @@ void ManagedProcess::watch_output(OutputCapture& capture) {
       }
     }
   });
+}
+
+// Unwatched before it is closed, always: see OutputCapture::read_some.
+void ManagedProcess::close_capture(OutputCapture& capture) {
+  if (capture.done()) return;
+  host_.loop->unwatch(capture.read_fd());
+  capture.finish();
 }
 
 // --- stopping and exits ----------------------------------------------------------------------
@@ -313,8 +319,8 @@ void ManagedProcess::on_main_exit() {
   host_.claim_pid(pid, nullptr);
   cancel_run_timers();
   // What it wrote just before it died is part of its report.
-  run_->out->read_some();
-  run_->err->read_some();
+  if (!run_->out->read_some()) close_capture(*run_->out);
+  if (!run_->err->read_some()) close_capture(*run_->err);
 
   ExitReport report;
   report.pid = pid;
@@ -364,11 +370,8 @@ void ManagedProcess::finish_remains(Remains* remains) {
   host_.loop->cancel(remains->kill_timer);
   remains->child.signal_group(SIGKILL);
   remains->child.try_reap();
-  for (OutputCapture* capture : {remains->out.get(), remains->err.get()}) {
-    if (capture->done()) continue;
-    host_.loop->unwatch(capture->read_fd());
-    capture->finish();
-  }
+  close_capture(*remains->out);
+  close_capture(*remains->err);
   std::erase_if(remains_, [remains](const auto& r) { return r.get() == remains; });
   call_stop_waiters();
   host_.changed();

@@ -107,6 +107,7 @@ class ManagedProcess {
   void health_check();
   void probe_tcp();
   void watch_output(OutputCapture& capture);
+  void close_capture(OutputCapture& capture);
   void bury(Remains& remains);
   void finish_remains(Remains* remains);
   void cancel_run_timers();

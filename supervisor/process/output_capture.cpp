@@ -57,7 +57,7 @@ OutputCapture::OutputCapture(std::shared_ptr<const SinkSet> sinks, std::string i
 }
 
 bool OutputCapture::read_some() {
-  if (!read_) return false;
+  if (!read_ || eof_) return false;
   char buffer[16 * 1024];
   std::size_t budget = kBudgetPerWake;
   while (budget > 0) {
@@ -65,7 +65,7 @@ bool OutputCapture::read_some() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return true;
     if (n <= 0) {
-      finish();
+      eof_ = true;
       return false;
     }
     deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
@@ -75,7 +75,7 @@ bool OutputCapture::read_some() {
 }
 
 void OutputCapture::finish() {
-  if (read_) {
+  if (read_ && !eof_) {
     // What the pipe holds now: the writers are gone or killed, so this is bounded by the pipe.
     char buffer[16 * 1024];
     for (;;) {
@@ -84,8 +84,8 @@ void OutputCapture::finish() {
       if (n <= 0) break;
       deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
     }
-    read_.reset();
   }
+  read_.reset();
   if (!partial_.empty()) {
     emit_line(partial_);
     partial_.clear();

@@ -60,10 +60,13 @@ class OutputCapture {
   // After the launch: the child holds its own copy.
   void close_write_end() noexcept { write_.reset(); }
 
-  // Reads what is there, at most kBudgetPerWake. False at EOF or a read error (then done()).
+  // Reads what is there, at most kBudgetPerWake. False at EOF or a read error. It never closes
+  // the fd: the owner unwatches it first, then calls finish() (a closed fd still in an epoll
+  // batch could otherwise reach a callback whose capture is gone).
   bool read_some();
   // Reads what is left without blocking, delivers a partial last line, closes the pipe.
   void finish();
+  bool at_eof() const noexcept { return eof_ || !read_; }
   bool done() const noexcept { return !read_; }
 
   const StderrTail& tail() const noexcept { return tail_; }
@@ -78,6 +81,7 @@ class OutputCapture {
   UniqueFd read_;
   UniqueFd write_;
   std::string partial_;
+  bool eof_ = false;
   StderrTail tail_;
 };
 
