@@ -50,6 +50,27 @@ TEST(SupervisorLifecycle, StartReadyStopWithDefaults) {
   EXPECT_EQ(log.count(Kind::Exited), 1u);
 }
 
+// The spec's args, env and working directory reach the program.
+TEST(SupervisorLifecycle, ArgsEnvAndWorkingDirectory) {
+  ScriptDir dir;
+  EventLog log;
+  std::filesystem::create_directory(dir.file("work"));
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec =
+      spec_for("env", dir.script("env.sh", "echo \"$1 $2 $GREETING $(pwd)\" > \"$DIR/out\""));
+  spec.args = {"one", "two"};
+  spec.env = {{"GREETING", "hello"}};
+  spec.working_directory = dir.file("work");
+  spec.restart_mode = RestartMode::Never;
+  supervisor.add(spec);
+  supervisor.start("env");
+  log.wait_for(Kind::Stopped);
+  std::ifstream in(dir.file("out"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "one two hello " + std::filesystem::canonical(dir.file("work")).string());
+}
+
 // The default restart mode is Always: a long-running program that exits, even with status 0, is
 // not doing its job. Exiting at once is a broken start, so it backs off.
 TEST(SupervisorLifecycle, ExitZeroAtOnceRestartsWithBackoffByDefault) {
