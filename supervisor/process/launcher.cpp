@@ -130,7 +130,10 @@ struct ChildSetup {
   pid_t supervisor_pid = -1;
   std::uint64_t rlimit_data = 0;            // LaunchSpec::rlimit_data
   const char* working_directory = nullptr;  // LaunchSpec::working_directory, or null
-  int stdio[3] = {-1, -1, -1};              // source fd for 0, 1, 2; -1 leaves that fd as it is
+  // LaunchSpec::pid_env_name: where the child writes its own pid, in decimal, into its copy of
+  // the environment ("NAME=" is already there, NULs follow), or null.
+  char* pid_slot = nullptr;
+  int stdio[3] = {-1, -1, -1};  // source fd for 0, 1, 2; -1 leaves that fd as it is
   const int* inherit = nullptr;
   std::size_t inherit_count = 0;
   sigset_t empty_mask{};
@@ -249,6 +252,16 @@ struct ChildSetup {
 
     // 8. The working directory: a failure is reported like an exec failure (its errno).
     if (working_directory != nullptr && ::chdir(working_directory) != 0) return errno;
+
+    // 9. Its own pid, which nobody knew before the fork: digits only, no allocation.
+    if (pid_slot != nullptr) {
+      char digits[24];
+      int n = 0;
+      for (auto pid = static_cast<unsigned long>(::getpid()); pid != 0; pid /= 10) {
+        digits[n++] = static_cast<char>('0' + pid % 10);
+      }
+      for (int i = 0; i < n; ++i) pid_slot[i] = digits[n - 1 - i];
+    }
     return 0;
   }
 };
@@ -308,7 +321,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
     for (const auto& kv : spec.env) {
       if (kv.first == name) return true;
     }
-    return false;
+    return !spec.pid_env_name.empty() && name == spec.pid_env_name;
   };
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     if (!overridden(*entry)) env_storage.emplace_back(*entry);
@@ -319,6 +332,13 @@ LaunchedProcess launch(const LaunchSpec& spec) {
       repeated_later = repeated_later || spec.env[j].first == spec.env[i].first;
     }
     if (!repeated_later) env_storage.push_back(spec.env[i].first + "=" + spec.env[i].second);
+  }
+  if (!spec.pid_env_name.empty()) {
+    if (spec.pid_env_name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+      throw Error(what + ": invalid pid_env_name " + quoted(spec.pid_env_name));
+    }
+    // Room for any pid; the NULs after the digits end the entry for execve.
+    env_storage.push_back(spec.pid_env_name + "=" + std::string(24, '\0'));
   }
   std::vector<const char*> envp;
   envp.reserve(env_storage.size() + 1);
@@ -338,6 +358,9 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   setup.supervisor_pid = self;
   setup.rlimit_data = spec.rlimit_data;
   if (!spec.working_directory.empty()) setup.working_directory = spec.working_directory.c_str();
+  if (!spec.pid_env_name.empty()) {
+    setup.pid_slot = env_storage.back().data() + spec.pid_env_name.size() + 1;
+  }
   setup.stdio[0] = spec.stdin_fd >= 0 ? spec.stdin_fd : dev_null.get();
   setup.stdio[1] = spec.stdout_fd;
   setup.stdio[2] = spec.stderr_fd;

@@ -110,9 +110,8 @@ void ManagedProcess::launch_run() {
   // Always ours, so a program never notifies the service manager that runs the supervisor.
   launch.env.emplace_back("NOTIFY_SOCKET", host_.notify_path);
   if (spec_.watchdog.count() > 0) {
-    // No WATCHDOG_PID: the environment is fixed before the fork, when the pid is not known yet.
-    // sd_watchdog_enabled() accepts a missing WATCHDOG_PID as "for this process".
     launch.env.emplace_back("WATCHDOG_USEC", std::to_string(spec_.watchdog.count() * 1000));
+    launch.pid_env_name = "WATCHDOG_PID";
   }
   launch.stdout_fd = run->out->write_fd();
   launch.stderr_fd = run->err->write_fd();

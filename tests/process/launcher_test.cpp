@@ -37,6 +37,17 @@ TEST(LauncherTest, PassesArgvAndEnvironment) {
   }
 }
 
+// pid_env_name: the child's own pid, which no one knew before the fork, replacing an inherited
+// value (the supervisor's own WATCHDOG_PID when it runs under systemd).
+TEST(LauncherTest, PidEnvNameHoldsTheChildsOwnPid) {
+  const ScopedEnv inherited("PROCPOOL_LT_PID", "1");
+  LaunchSpec spec = helper_spec();
+  spec.pid_env_name = "PROCPOOL_LT_PID";
+  const Report report = run_report(spec);
+  EXPECT_EQ(report.env_values("PROCPOOL_LT_PID"),
+            std::vector<std::string>{std::to_string(report.pid)});
+}
+
 TEST(LauncherTest, SearchesPathForABareName) {
   const std::string dir = std::filesystem::path(helper_path()).parent_path().string();
   const std::string name = std::filesystem::path(helper_path()).filename().string();

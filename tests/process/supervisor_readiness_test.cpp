@@ -115,7 +115,7 @@ TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
   Supervisor supervisor({log.callback()});
   ProgramSpec spec =
       spec_for("pinger", dir.script("pinger.sh",
-                                    "echo \"$WATCHDOG_USEC\" > \"$DIR/usec\"\n"
+                                    "echo \"$WATCHDOG_USEC $WATCHDOG_PID $$\" > \"$DIR/usec.$$\"\n"
                                     "exec \"$NOTIFY\" READY=1 --ping 4 100 --pause"));
   spec.readiness = ReadinessMode::Notify;
   spec.watchdog = 400ms;  // what this test is about
@@ -131,10 +131,13 @@ TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
   // supervisor notes the start time; a deadline that pings did not move would fire near 400 ms.
   EXPECT_GE(exited.exit->uptime, 600ms);
   log.wait_for(Kind::Ready, 2);
-  std::ifstream usec(dir.file("usec"));
-  std::string text;
-  usec >> text;
-  EXPECT_EQ(text, "400000");
+  // The first run's environment: WATCHDOG_USEC, and WATCHDOG_PID naming the instance itself.
+  std::ifstream env(dir.file("usec." + std::to_string(exited.pid)));
+  std::string usec, watchdog_pid, self;
+  env >> usec >> watchdog_pid >> self;
+  EXPECT_EQ(usec, "400000");
+  EXPECT_EQ(watchdog_pid, std::to_string(exited.pid));
+  EXPECT_EQ(self, std::to_string(exited.pid));
 }
 
 }  // namespace

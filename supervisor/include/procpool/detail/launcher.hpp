@@ -37,6 +37,9 @@ struct LaunchSpec {
   // The child's working directory (chdir'ed to last, before exec); empty: the parent's. A
   // relative `executable` is still resolved against the parent's directory.
   std::string working_directory;
+  // Non-empty: NAME=<the child's own pid> in its environment (systemd's WATCHDOG_PID), written in
+  // the child after the fork, when the pid is known. Overrides an inherited NAME.
+  std::string pid_env_name;
 };
 
 // A started child. The caller owns both:
