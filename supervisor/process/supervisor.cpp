@@ -172,6 +172,11 @@ class Supervisor::Impl {
       try {
         program->stdout_sinks = detail::SinkSet::make(spec.stdout_sink);
         program->stderr_sinks = detail::SinkSet::make(spec.stderr_sink);
+        // One file for both streams must be one writer: two would each rotate it on their own
+        // count of its size.
+        if (!spec.stderr_sink.file.empty() && spec.stderr_sink.file == spec.stdout_sink.file) {
+          program->stderr_sinks->file = program->stdout_sinks->file;
+        }
       } catch (const SystemError& e) {
         throw bad(std::string("output sink: ") + e.what(), e.code());
       }

@@ -21,6 +21,7 @@
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
 #include "map/map_command.hpp"
+#include "supervise/supervise_command.hpp"
 
 namespace {
 
@@ -32,6 +33,8 @@ using procpool::tool::Command;
 constexpr Command kCommands[] = {
     {"map", "run a worker handler on every line of standard input, results to standard output",
      procpool::tool::run_map_command},
+    {"supervise", "keep one program running: restarts with backoff, readiness, watchdog, logs",
+     procpool::tool::run_supervise_command},
 };
 
 constexpr std::string_view kProgram = "procpool";

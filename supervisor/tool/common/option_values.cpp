@@ -16,14 +16,6 @@ namespace {
 
 namespace po = boost::program_options;
 
-// `expected` says what a good value looks like. The option's name (%canonical_option%) is
-// filled in by po::store(), which knows which option the value was given to.
-[[noreturn]] void refuse(const std::string& token, const std::string& expected) {
-  po::error_with_option_name error("invalid %canonical_option% '%value%': " + expected);
-  error.set_substitute("value", token);
-  throw error;
-}
-
 std::optional<unsigned> parse_unsigned(const std::string& text, unsigned min, unsigned max) {
   unsigned value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -34,13 +26,22 @@ std::optional<unsigned> parse_unsigned(const std::string& text, unsigned min, un
 
 }  // namespace
 
+// The option's name (%canonical_option%) is filled in by po::store(), which knows which option
+// the value was given to.
+void refuse_value(const std::string& token, const std::string& expected) {
+  po::error_with_option_name error("invalid %canonical_option% '%value%': " + expected);
+  error.set_substitute("value", token);
+  throw error;
+}
+
 unsigned parse_count(const boost::any& store, const std::vector<std::string>& tokens, unsigned min,
                      unsigned max) {
   po::validators::check_first_occurrence(store);
   const std::string& token = po::validators::get_single_string(tokens);
   const auto value = parse_unsigned(token, min, max);
   if (!value) {
-    refuse(token, "expected a whole number, " + std::to_string(min) + " to " + std::to_string(max));
+    refuse_value(token,
+                 "expected a whole number, " + std::to_string(min) + " to " + std::to_string(max));
   }
   return *value;
 }
@@ -50,7 +51,7 @@ void validate(boost::any& store, const std::vector<std::string>& tokens, Duratio
   const std::string& token = po::validators::get_single_string(tokens);
   const auto duration = parse_duration(token);
   if (!duration) {
-    refuse(token, "expected a duration such as 500ms, 2s or 1m (a plain number is seconds)");
+    refuse_value(token, "expected a duration such as 500ms, 2s or 1m (a plain number is seconds)");
   }
   store = Duration{*duration};
 }
@@ -64,10 +65,55 @@ void validate(boost::any& store, const std::vector<std::string>& tokens, WorkerC
   }
   const auto value = parse_unsigned(token, 1, WorkerCount::kMax);
   if (!value) {
-    refuse(token, "expected a whole number, 1 to " + std::to_string(WorkerCount::kMax) +
-                      ", or auto (the number of CPUs)");
+    refuse_value(token, "expected a whole number, 1 to " + std::to_string(WorkerCount::kMax) +
+                            ", or auto (the number of CPUs)");
   }
   store = WorkerCount{*value};
+}
+
+std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc()) return {};
+  const std::string_view unit = text.substr(static_cast<std::size_t>(end - text.data()));
+  unsigned shift = 0;
+  if (unit.size() > 1) return {};
+  if (unit.size() == 1) {
+    switch (unit[0]) {
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      case 't':
+      case 'T':
+        shift = 40;
+        break;
+      default:
+        return {};
+    }
+  }
+  if (shift != 0 && value > (~std::uint64_t{0} >> shift)) return {};
+  return value << shift;
+}
+
+void validate(boost::any& store, const std::vector<std::string>& tokens, ByteSize*, int) {
+  po::validators::check_first_occurrence(store);
+  const std::string& token = po::validators::get_single_string(tokens);
+  const auto bytes = parse_byte_size(token);
+  if (!bytes) {
+    refuse_value(token,
+                 "expected a size such as 512K, 64M or 1G (powers of 1024; a plain number "
+                 "is bytes)");
+  }
+  store = ByteSize{*bytes};
 }
 
 unsigned cpu_count() {

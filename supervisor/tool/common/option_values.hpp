@@ -4,8 +4,11 @@
 // (found by argument-dependent lookup), so that a bad value fails inside po::store() as a
 // po::error naming the option and the value: every command reports it as its usage error.
 
-#include <chrono>  // std::chrono::milliseconds
-#include <string>  // tokens
+#include <chrono>    // std::chrono::milliseconds
+#include <cstdint>   // std::uint64_t
+#include <optional>  // parse_byte_size
+#include <string>    // tokens
+#include <string_view>
 #include <vector>  // tokens
 
 #include <boost/any.hpp>  // the validators' value store
@@ -15,6 +18,12 @@ namespace procpool::tool {
 // A duration option: "500ms", "2s", "1.5m", "1h" or a plain number of seconds (parse_duration).
 struct Duration {
   std::chrono::milliseconds value{0};
+};
+
+// A size in bytes: a whole number, optionally followed by K, M, G or T (powers of 1024, either
+// case): "512K", "64M", "1G", "4096".
+struct ByteSize {
+  std::uint64_t value = 0;
 };
 
 // A whole number from Min to Max. A sign, a fraction or trailing text is refused (a plain
@@ -34,6 +43,14 @@ struct WorkerCount {
 
 void validate(boost::any& store, const std::vector<std::string>& tokens, Duration*, int);
 void validate(boost::any& store, const std::vector<std::string>& tokens, WorkerCount*, int);
+void validate(boost::any& store, const std::vector<std::string>& tokens, ByteSize*, int);
+
+// ByteSize's parse: nothing for a sign, a fraction, an unknown unit or more than 2^64 - 1 bytes.
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
+
+// Throws the po::error a validator throws for a bad value: "invalid --OPTION 'TOKEN': EXPECTED"
+// (po::store() fills in the option's name). For the validators of every command's own types.
+[[noreturn]] void refuse_value(const std::string& token, const std::string& expected);
 
 // The Count validator's work, shared by every instantiation. Throws the po::error that names
 // the option.

@@ -1,0 +1,137 @@
+#include "supervise/event_reporter.hpp"
+
+#include <string.h>  // sigabbrev_np
+
+#include <cstdio>  // std::snprintf
+
+#include "common/duration.hpp"      // duration_text
+#include "common/error_stream.hpp"  // write_all
+
+namespace procpool::tool {
+namespace {
+
+constexpr std::string_view kPrefix = "procpool supervise: ";
+
+// Seconds with one decimal: an uptime is read at a glance, not to the millisecond.
+std::string seconds_text(std::chrono::milliseconds ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(ms.count()) / 1e3);
+  return text;
+}
+
+}  // namespace
+
+std::string describe_exit(const ExitReport& exit) {
+  std::string out;
+  if (exit.signaled) {
+    out = "killed by signal " + std::to_string(exit.signal);
+    if (const char* abbrev = ::sigabbrev_np(exit.signal))
+      out += std::string(" (SIG") + abbrev + ")";
+    if (exit.core_dumped) out += ", core dumped";
+  } else {
+    out = "exit code " + std::to_string(exit.exit_code);
+  }
+  out += " after " + seconds_text(exit.uptime);
+  if (exit.killed_by != KillReason::None)
+    out += std::string(" (") + to_string(exit.killed_by) + ")";
+  return out;
+}
+
+void EventReporter::message(std::string_view text) {
+  const std::lock_guard lock(mutex_);
+  write_line_locked(std::string(text));
+}
+
+void EventReporter::write_line_locked(const std::string& text) {
+  std::string line(kPrefix);
+  line.append(text).push_back('\n');
+  (void)write_all(fd_, line.data(), line.size());  // nowhere to report a failure
+}
+
+void EventReporter::flush_pending_locked(const std::string& name) {
+  const auto found = pending_.find(name);
+  if (found == pending_.end()) return;
+  write_line_locked(found->second.line);
+  pending_.erase(found);
+}
+
+std::string EventReporter::why_stopped(const SupervisorEvent& event) const {
+  const auto found = pending_.find(event.name);
+  if (found == pending_.end()) return "stopped";  // during a backoff
+  const std::optional<ExitReport>& exit = found->second.exit;
+  if (exit && exit->killed_by == KillReason::Stop) return "stopped";
+  // Only give_up_after leaves an instance stopped after a failed start.
+  if (!exit)
+    return "giving up after " + std::to_string(event.broken_in_a_row) +
+           " broken starts in a row (--give-up-after)";
+  const ExitReport& report = *exit;
+  if (restart_mode_ == RestartMode::Never) return "not restarted (--restart never)";
+  if (restart_mode_ == RestartMode::OnFailure && !report.signaled && report.exit_code == 0 &&
+      report.killed_by == KillReason::None) {
+    return "not restarted (--restart on-failure)";
+  }
+  return "giving up after " + std::to_string(event.broken_in_a_row) +
+         " broken starts in a row (--give-up-after)";
+}
+
+void EventReporter::on_event(const SupervisorEvent& event) {
+  if (quiet_) return;
+  const std::lock_guard lock(mutex_);
+  const std::string& name = event.name;
+  const auto pending = pending_.find(name);
+  // What the line held back ends with, once the next event says what follows.
+  const auto complete = [&](const std::string& suffix) {
+    if (pending == pending_.end()) return false;
+    write_line_locked(pending->second.line + suffix);
+    pending_.erase(pending);
+    return true;
+  };
+  using Kind = SupervisorEvent::Kind;
+  switch (event.kind) {
+    case Kind::Started:
+      complete("; restarting now");
+      write_line_locked(name + " started (pid " + std::to_string(event.pid) + ")");
+      break;
+    case Kind::Ready:
+      flush_pending_locked(name);
+      if (show_ready_) write_line_locked(name + " ready");
+      break;
+    case Kind::Exited:
+      flush_pending_locked(name);
+      pending_[name] = {name + " exited: " + (event.exit ? describe_exit(*event.exit) : "?"),
+                        event.exit};
+      break;
+    case Kind::SpawnFailed:
+      flush_pending_locked(name);
+      pending_[name] = {name + " failed to start: " + event.message, std::nullopt};
+      break;
+    case Kind::Backoff:
+      if (!complete("; restarting in " + duration_text(event.delay))) {
+        write_line_locked(name + " restarting in " + duration_text(event.delay));
+      }
+      break;
+    case Kind::CrashLoop:
+      flush_pending_locked(name);
+      write_line_locked(name + " crash loop: " + std::to_string(event.broken_in_a_row) +
+                        " broken starts in a row; next start in " + duration_text(event.delay));
+      break;
+    case Kind::Stopped: {
+      const std::string why = why_stopped(event);
+      if (!complete("; " + why)) write_line_locked(name + " " + why);
+      break;
+    }
+  }
+}
+
+void EventReporter::on_status(const std::vector<ProcessStatus>& statuses) {
+  if (quiet_) return;
+  const std::lock_guard lock(mutex_);
+  for (const ProcessStatus& status : statuses) {
+    std::string& shown = status_text_[status.name];
+    if (status.status_text == shown) continue;
+    shown = status.status_text;
+    if (!shown.empty()) write_line_locked(status.name + " status: " + shown);
+  }
+}
+
+}  // namespace procpool::tool
