@@ -3,8 +3,10 @@
 
 #include "common/option_values.hpp"
 
-#include <string>  // messages
-#include <vector>  // arguments
+#include <cstdint>  // std::uint64_t
+#include <string>   // messages
+#include <utility>  // std::pair
+#include <vector>   // arguments
 
 #include <gtest/gtest.h>
 #include <boost/program_options.hpp>
@@ -14,6 +16,7 @@
 namespace {
 
 namespace po = boost::program_options;
+using procpool::tool::ByteSize;
 using procpool::tool::Count;
 using procpool::tool::Duration;
 using procpool::tool::WorkerCount;
@@ -23,6 +26,7 @@ po::variables_map parse(const std::vector<std::string>& args) {
   po::options_description options;
   options.add_options()                       //
       ("count", po::value<Ten>())             //
+      ("size", po::value<ByteSize>())         //
       ("time", po::value<Duration>())         //
       ("workers", po::value<WorkerCount>());  //
   po::variables_map values;
@@ -72,6 +76,32 @@ TEST(ToolOptionValues, BadDurationsAndWorkerCountsNameTheOption) {
     EXPECT_EQ(error_of({"--workers", bad}),
               std::string("invalid --workers '") + bad +
                   "': expected a whole number, 1 to 1024, or auto (the number of CPUs)")
+        << bad;
+  }
+}
+
+TEST(ToolOptionValues, ByteSizesArePowersOf1024) {
+  for (const auto& [text, bytes] : {std::pair<const char*, std::uint64_t>{"0", 0},
+                                    {"4096", 4096},
+                                    {"512K", 512ull << 10},
+                                    {"512k", 512ull << 10},
+                                    {"64M", 64ull << 20},
+                                    {"1G", 1ull << 30},
+                                    {"2t", 2ull << 40}}) {
+    EXPECT_EQ(parse({"--size", text})["size"].as<ByteSize>().value, bytes) << text;
+  }
+  EXPECT_EQ(parse({"--size", "18446744073709551615"})["size"].as<ByteSize>().value,
+            ~std::uint64_t{0});
+}
+
+// A fraction, a sign, an unknown or doubled unit, and anything above 2^64 - 1 bytes.
+TEST(ToolOptionValues, ByteSizeRefusesWhatItCannotHoldExactly) {
+  for (const char* bad :
+       {"", "1.5G", "-1", "+1", "1KB", "1X", "K", " 1K", "16777216T", "18446744073709551616"}) {
+    EXPECT_EQ(error_of({"--size", bad}),
+              std::string("invalid --size '") + bad +
+                  "': expected a size such as 512K, 64M or 1G (powers of 1024; a plain number is "
+                  "bytes)")
         << bad;
   }
 }
