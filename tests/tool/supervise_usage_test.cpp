@@ -90,5 +90,23 @@ TEST(SuperviseUsage, NonExecutableCommandFailsInOneLine) {
   EXPECT_EQ(run.err(), "procpool supervise: " + script + ": cannot execute: Permission denied\n");
 }
 
+// Checked before anything runs: no "started" line.
+TEST(SuperviseUsage, BadChdirOrLogFileFailsInOneLine) {
+  const ScriptDir dir;
+  const std::string script = dir.script("ok", "exit 0");
+  SuperviseRun file_dir({"--chdir", script, "--", script});
+  EXPECT_EQ(file_dir.wait_exit(), 2);
+  EXPECT_EQ(file_dir.err(), "procpool supervise: --chdir " + script + ": Not a directory\n");
+  SuperviseRun missing_dir({"--chdir", dir.file("none"), "--", script});
+  EXPECT_EQ(missing_dir.wait_exit(), 2);
+  EXPECT_EQ(missing_dir.err(),
+            "procpool supervise: --chdir " + dir.file("none") + ": No such file or directory\n");
+  SuperviseRun log({"--log", dir.file("none/x.log"), "--", script});
+  EXPECT_EQ(log.wait_exit(), 2);
+  EXPECT_EQ(lines_with(log.err(), ""), 1u) << log.err();
+  EXPECT_NE(log.err().find("cannot open log file " + dir.file("none/x.log")), std::string::npos)
+      << log.err();
+}
+
 }  // namespace
 }  // namespace procpool::supervise_test

@@ -43,6 +43,7 @@ struct OutputSink {
   std::function<void(std::string_view instance, std::string_view line)> on_line;
   // Appended to this file (created 0600). When it holds max_bytes it is rotated: path ->
   // path.1 -> ... -> path.keep, the oldest removed (lines may be split across two files).
+  // stdout_sink and stderr_sink naming the same file share one writer, so one rotation.
   // Empty: none.
   std::string file;
   std::uint64_t max_bytes = 10 * 1024 * 1024;

@@ -101,9 +101,11 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
   spec.command = found.path;
   if (!spec.working_directory.empty()) {
     struct stat st {};
-    if (::stat(spec.working_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      write_line("--chdir " + spec.working_directory + ": " +
-                 errno_text(S_ISDIR(st.st_mode) || errno != 0 ? errno : ENOTDIR));
+    const int error = ::stat(spec.working_directory.c_str(), &st) != 0 ? errno
+                      : S_ISDIR(st.st_mode)                            ? 0
+                                                                       : ENOTDIR;
+    if (error != 0) {
+      write_line("--chdir " + spec.working_directory + ": " + errno_text(error));
       return kExitUsage;
     }
   }
