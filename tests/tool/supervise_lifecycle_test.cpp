@@ -69,11 +69,12 @@ TEST(SuperviseLifecycle, SigtermStopsTheWholeProcessGroup) {
 }
 
 // A program that ignores the stop signal would get the whole --stop-grace (10 s by default);
-// a second signal SIGKILLs it at once, and supervise exits 128 + the first signal.
+// a second signal SIGKILLs it at once, and supervise exits 128 + the first signal. (The ignored
+// TERM survives the exec; no child of its own, whose exit could race with the group's.)
 TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
   const ScriptDir dir;
   SuperviseRun run(
-      {"--", dir.script("stubborn", "trap '' TERM\necho trapped\nwhile :; do sleep 1; done")});
+      {"--", dir.script("stubborn", "trap '' TERM\necho trapped\nexec \"$NOTIFY\" --pause")});
   ASSERT_TRUE(run.wait_for_out("trapped")) << run.err();
   run.signal(SIGTERM);
   ASSERT_TRUE(run.wait_for_err("stopping stubborn")) << run.err();
@@ -81,7 +82,8 @@ TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
   run.signal(SIGTERM);
   EXPECT_EQ(run.wait_exit(), 128 + SIGTERM) << run.err();
   EXPECT_LT(std::chrono::steady_clock::now() - second,
-            test::scaled(std::chrono::milliseconds(5000)));
+            test::scaled(std::chrono::milliseconds(5000)))
+      << run.err();
   EXPECT_EQ(run.err_lines_with("second SIGTERM: killing stubborn at once"), 1u) << run.err();
   EXPECT_EQ(run.err_lines_with("killed by signal 9 (SIGKILL)"), 1u) << run.err();
 }

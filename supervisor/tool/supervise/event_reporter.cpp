@@ -2,6 +2,7 @@
 
 #include <string.h>  // sigabbrev_np
 
+#include <chrono>  // the write deadline
 #include <cstdio>  // std::snprintf
 
 #include "common/duration.hpp"      // duration_text
@@ -11,6 +12,9 @@ namespace procpool::tool {
 namespace {
 
 constexpr std::string_view kPrefix = "procpool supervise: ";
+// Lines are written on the Supervisor's thread: a reader of our stderr that stops reading may
+// cost its lines, never the supervision (restarts, stops, watchdogs) behind them.
+constexpr std::chrono::milliseconds kWriteDeadline{1000};
 
 // Seconds with one decimal: an uptime is read at a glance, not to the millisecond.
 std::string seconds_text(std::chrono::milliseconds ms) {
@@ -45,7 +49,8 @@ void EventReporter::message(std::string_view text) {
 void EventReporter::write_line_locked(const std::string& text) {
   std::string line(kPrefix);
   line.append(text).push_back('\n');
-  (void)write_all(fd_, line.data(), line.size());  // nowhere to report a failure
+  (void)write_all(fd_, line.data(), line.size(),  // nowhere to report a failure
+                  std::chrono::steady_clock::now() + kWriteDeadline);
 }
 
 void EventReporter::flush_pending_locked(const std::string& name) {

@@ -7,7 +7,8 @@
 //   procpool supervise: web:0 crash loop: 5 broken starts in a row; next start in 2.4 s
 // and the program's STATUS= text whenever it changes. An exit is reported together with what
 // follows it (the Supervisor decides that at once, in the next event), so the two read as one
-// line.
+// line. A line that stderr does not take within a second is dropped: the lines are written on
+// the Supervisor's thread, which must not stall behind a reader that stopped reading.
 
 #include <map>          // per-instance state
 #include <mutex>        // std::mutex

@@ -30,6 +30,8 @@ namespace {
 
 // How often the main thread looks for a STATUS= text that changed without an event.
 constexpr int kStatusPollMs = 1000;
+// After a second signal, how soon to look again for instances the stop has not reached yet.
+constexpr int kForceRetryMs = 5;
 
 void write_line(std::string_view text) {
   std::string line = "procpool supervise: ";
@@ -157,6 +159,7 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
   // second signal while the program takes its grace.
   int signals_handled = 0;
   bool forced = false;
+  bool force_pending = false;  // a second signal came; some instance is not Stopping yet
   std::atomic<bool> stopped{false};
   std::thread stopper;
   struct JoinStopper {
@@ -167,7 +170,7 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
   } join_stopper{stopper};
   for (;;) {
     pollfd fds[2] = {{signals->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
-    (void)::poll(fds, 2, kStatusPollMs);
+    (void)::poll(fds, 2, force_pending ? kForceRetryMs : kStatusPollMs);
     signals->drain();
     eventfd_t ignored = 0;
     (void)::eventfd_read(wake.get(), &ignored);
@@ -190,13 +193,24 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
     const std::vector<ProcessStatus> statuses = supervisor->status();
     if (received >= 2 && !forced) {
       forced = true;
+      force_pending = true;
       write_line("second " + signal_name(signals->first()) + ": killing " + name + " at once");
-      // Each instance leads its process group, and status() shows its pid until the
-      // Supervisor reaps it, which it does only once the group is empty: the pgid could be a
-      // stranger's only if, in the instant between that reap and this kill, a new process took
-      // the pid and made it its group.
+    }
+    if (force_pending) {
+      // Only an instance the stop has reached (Stopping): one killed before would be taken
+      // for a crash and restarted. The stopper's request is on its way to the Supervisor's
+      // thread, so the others get there within a few rounds.
+      force_pending = false;
       for (const ProcessStatus& s : statuses) {
-        if (s.pid > 0) ::kill(-s.pid, SIGKILL);
+        if (s.state == ProgramState::Stopping && s.pid > 0) {
+          // Each instance leads its process group, and status() shows its pid until the
+          // Supervisor reaps it, which it does only once the group is empty: the pgid could be
+          // a stranger's only if, in the instant between that reap and this kill, a new
+          // process took the pid and made it its group.
+          ::kill(-s.pid, SIGKILL);
+        } else if (s.state == ProgramState::Starting || s.state == ProgramState::Ready) {
+          force_pending = true;
+        }
       }
     }
     signals_handled = received;
