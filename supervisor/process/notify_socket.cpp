@@ -1,11 +1,14 @@
 #include "notify_socket.hpp"
 
+#include <dirent.h>      // opendir, readdir
 #include <sys/socket.h>  // socket, bind, recvmsg
 #include <sys/stat.h>    // chmod
 #include <sys/un.h>      // sockaddr_un
 #include <unistd.h>      // unlink, rmdir
 
 #include <cerrno>      // errno
+#include <charconv>    // std::from_chars
+#include <csignal>     // kill
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem::temp_directory_path
 #include <vector>      // std::vector
@@ -37,9 +40,46 @@ NotifyMessage parse_notify(std::string_view datagram) {
   return message;
 }
 
+namespace {
+
+constexpr std::string_view kDirPrefix = "procpool-notify-";
+
+// The pid in "procpool-notify-<pid>-XXXXXX", or 0.
+int owner_pid(std::string_view name) noexcept {
+  if (!name.starts_with(kDirPrefix)) return 0;
+  name.remove_prefix(kDirPrefix.size());
+  int pid = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+  if (ec != std::errc{} || end == name.data() + name.size() || *end != '-' || pid <= 0) return 0;
+  return pid;
+}
+
+}  // namespace
+
+void remove_stale_notify_dirs(const std::string& parent) noexcept {
+  DIR* dir = ::opendir(parent.c_str());
+  if (dir == nullptr) return;
+  const uid_t me = ::geteuid();
+  while (const dirent* entry = ::readdir(dir)) {
+    const int pid = owner_pid(entry->d_name);
+    if (pid == 0 || pid == ::getpid()) continue;
+    // Alive (or not ours to signal): its supervisor still uses it.
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const std::string path = parent + "/" + entry->d_name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me) continue;
+    // Only what NotifySocket puts there: a directory holding anything else stays.
+    ::unlink((path + "/notify").c_str());
+    ::rmdir(path.c_str());
+  }
+  ::closedir(dir);
+}
+
 NotifySocket::NotifySocket() {
+  const std::string parent = std::filesystem::temp_directory_path().string();
+  remove_stale_notify_dirs(parent);
   std::string pattern =
-      (std::filesystem::temp_directory_path() / "procpool-notify-XXXXXX").string();
+      parent + "/" + std::string(kDirPrefix) + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
   dir_ = pattern;
   path_ = dir_ + "/notify";

@@ -3,6 +3,9 @@
 // The supervisor's NOTIFY_SOCKET: the sd_notify datagram protocol, served to its own children
 // (docs/supervisor.md, "Readiness"). One AF_UNIX SOCK_DGRAM socket per supervisor, in a private
 // directory made with mkdtemp (0700), the socket itself 0600, both removed by the destructor.
+// A supervisor that was SIGKILLed cannot remove them, so the directory's name carries the pid
+// that made it ("procpool-notify-<pid>-XXXXXX") and every new NotifySocket first removes the
+// ones of this user whose process is gone (remove_stale_notify_dirs).
 // SO_PASSCRED makes the kernel attach the sender's real pid to every datagram, so the caller
 // can accept a message only from an instance's main pid (systemd's NotifyAccess=main): a
 // grandchild, or any other process of the same user, cannot make an instance ready.
@@ -29,6 +32,10 @@ struct NotifyMessage {
 
 // "KEY=VALUE" lines, '\n'-separated (sd_notify(3)). A repeated key: the last one wins.
 NotifyMessage parse_notify(std::string_view datagram);
+
+// Removes, under `parent`, the notify directories of this user whose creating process no longer
+// exists, with the socket file in them; a directory holding anything else is left alone.
+void remove_stale_notify_dirs(const std::string& parent) noexcept;
 
 class NotifySocket {
  public:

@@ -7,10 +7,13 @@
 #include <sys/socket.h>  // socket, sendmsg
 #include <sys/stat.h>    // stat
 #include <sys/un.h>      // sockaddr_un
-#include <unistd.h>      // getpid, pipe
+#include <sys/wait.h>    // waitpid
+#include <unistd.h>      // getpid, pipe, fork
 
+#include <cstdlib>     // getenv, setenv
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem
+#include <fstream>     // std::ofstream
 #include <string>      // std::string
 #include <vector>      // std::vector
 
@@ -104,3 +107,54 @@ TEST(NotifySocketTest, ReportsTheSendersPidDropsOversizeAndClosesPassedFds) {
 
 }  // namespace
 }  // namespace procpool::detail
+
+// A SIGKILLed supervisor leaves its directory behind: the next NotifySocket of the same user
+// removes it once its pid is gone, and leaves a live process's, and one holding other files.
+TEST(NotifySocketTest, DirectoriesOfDeadSupervisorsAreRemovedAtTheNextStart) {
+  std::string parent_pattern =
+      (std::filesystem::temp_directory_path() / "procpool-notify-test-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(parent_pattern.data()), nullptr);
+  const std::filesystem::path parent = parent_pattern;
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);  // reaped: the pid names nobody now
+
+  const auto make = [&](const std::string& name, bool socket_file, bool other_file) {
+    const std::filesystem::path dir = parent / name;
+    std::filesystem::create_directory(dir);
+    if (socket_file) std::ofstream(dir / "notify").put('x');
+    if (other_file) std::ofstream(dir / "something-else").put('x');
+    return dir;
+  };
+  const auto dead = make("procpool-notify-" + std::to_string(child) + "-abcdef", true, false);
+  const auto dead_busy = make("procpool-notify-" + std::to_string(child) + "-ghijkl", true, true);
+  const auto live = make("procpool-notify-" + std::to_string(::getppid()) + "-mnopqr", true, false);
+  const auto unrelated = make("procpool-notify-notapid", false, false);
+
+  procpool::detail::remove_stale_notify_dirs(parent.string());
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(dead_busy));
+  EXPECT_FALSE(std::filesystem::exists(dead_busy / "notify"));
+  EXPECT_TRUE(std::filesystem::exists(live / "notify"));
+  EXPECT_TRUE(std::filesystem::exists(unrelated));
+
+  // NotifySocket does it on construction, under TMPDIR.
+  const auto dead_again = make("procpool-notify-" + std::to_string(child) + "-stuvwx", true, false);
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved = old_tmpdir != nullptr ? old_tmpdir : "";
+  ::setenv("TMPDIR", parent.c_str(), 1);
+  {
+    procpool::detail::NotifySocket socket;
+    EXPECT_EQ(std::filesystem::path(socket.path()).parent_path().parent_path(), parent);
+    EXPECT_FALSE(std::filesystem::exists(dead_again));
+  }
+  if (old_tmpdir != nullptr) {
+    ::setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TMPDIR");
+  }
+  std::filesystem::remove_all(parent);
+}
