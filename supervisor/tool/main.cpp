@@ -52,8 +52,8 @@ std::string help_text() {
   std::ostringstream text;
   text << "Usage: procpool COMMAND [OPTIONS]\n"
           "       procpool --help | --version\n\n"
-          "Runs tasks in a pool of worker processes (procpool workers: see "
-          "worker/include/procpool/worker.hpp).\n\n"
+          "Runs tasks in a pool of worker processes, and keeps programs running under "
+          "supervision.\n\n"
           "Commands:\n";
   std::size_t width = 0;
   for (const Command& command : kCommands) width = std::max(width, command.name.size());
