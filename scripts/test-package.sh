@@ -60,6 +60,8 @@ cmake --build "$consumer_build" -j "$(nproc)"
 stage "package: run"
 timeout 60 "$consumer_build/consumer_main" "$consumer_build/consumer_worker" \
   || fail "consumer_main failed (exit $?)"
+timeout 60 "$consumer_build/consumer_supervisor" \
+  || fail "consumer_supervisor failed (exit $?)"
 
 stage "package: the installed headers below C++20"
 bash tests/package/require_cxx20_test.sh g++ "$prefix/include" \
