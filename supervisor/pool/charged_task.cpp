@@ -13,7 +13,7 @@ namespace procpool::detail {
 // behind a malformed or duplicate answer is innocent.
 const TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
   const std::uint64_t running_id =
-      slot.segment ? slot.segment->control().current_task_id.load(std::memory_order_relaxed) : 0;
+      slot.channel ? slot.channel->control().current_task_id.load(std::memory_order_relaxed) : 0;
   const TaskRecord* oldest = nullptr;
   std::size_t live = 0;
   bool named = false;

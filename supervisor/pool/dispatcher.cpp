@@ -12,7 +12,7 @@ using State = WorkerSlot::State;
 WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
-    if (slot.state() != State::kReady || slot.partial_task != WorkerSlot::kNoTask) continue;
+    if (slot.state() != State::kReady || slot.writing_task() != WorkerSlot::kNoTask) continue;
     const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
     if (slot.inflight.size() >= depth) continue;
     if (options_.pipeline_depth == 0 && !slot.inflight.empty() && running_long_locked(slot, now)) {
@@ -49,8 +49,13 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   slot.inflight.push_back(index);
   slot.last_active = now;
   ++slot.dispatched;
-  slot.partial_task = index;
-  slot.partial_offset = 0;
+  FrameHeader header;
+  header.type = FrameType::kTask;
+  header.handler_id = task.handler;
+  header.task_id = task.id;
+  header.attempt = task.attempts;
+  header.flags = task.chunk_items != 0 ? kFrameChunk : 0;
+  slot.channel->begin_task(index, header);
   if (slot.recycle_after != 0 && slot.dispatched >= slot.recycle_after) {
     slot.set_state(State::kDraining);  // recycled once its in-flight tasks are answered
     kick();
@@ -71,51 +76,36 @@ void PoolCore::dispatch_locked() {
 }
 
 bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* source) {
-  if (slot.partial_task == WorkerSlot::kNoTask) return true;
-  TaskRecord& task = tasks_[slot.partial_task];
-  RingWriter& writer = *slot.writer;
-  const std::size_t chunk = writer.max_payload() - sizeof(FrameHeader);
-  FrameHeader header;
-  header.type = FrameType::kTask;
-  header.handler_id = task.handler;
-  header.task_id = task.id;
-  header.attempt = task.attempts;
-  const std::uint16_t chunk_flag = task.chunk_items != 0 ? kFrameChunk : 0;
-  const std::string_view payload = source != nullptr ? *source : std::string_view(task.payload);
-  do {
-    const std::size_t size = std::min(chunk, payload.size() - slot.partial_offset);
-    const bool last = slot.partial_offset + size == payload.size();
-    header.flags = static_cast<std::uint16_t>(chunk_flag | (last ? 0 : kFrameMore));
-    const WriteStatus status =
-        write_frame(writer, header, as_bytes(payload.substr(slot.partial_offset, size)));
-    if (status == WriteStatus::kFull) return false;  // continued when the worker makes room
-    if (status != WriteStatus::kOk) {
-      kill_locked(slot,
-                  std::string("protocol violation: ") + std::string(to_string(writer.fault())),
-                  ProtocolViolation::RingCorruption);
-      return false;
-    }
-    slot.partial_offset += size;
-  } while (slot.partial_offset < payload.size());
-  slot.partial_task = WorkerSlot::kNoTask;
-  return true;
+  WorkerChannel& channel = *slot.channel;
+  const std::uint32_t index = channel.writing_task();
+  if (index == WorkerSlot::kNoTask) return true;
+  const std::string_view payload =
+      source != nullptr ? *source : std::string_view(tasks_[index].payload);
+  switch (channel.write_task(as_bytes(payload))) {
+    case WorkerChannel::WriteOutcome::kDone:
+      return true;
+    case WorkerChannel::WriteOutcome::kFull:
+      return false;  // continued when the worker makes room
+    case WorkerChannel::WriteOutcome::kFault:
+      break;
+  }
+  kill_locked(slot, "protocol violation: " + std::string(channel.fault().detail),
+              channel.fault().violation);
+  return false;
 }
 
 void PoolCore::publish_all_locked() {
   for (WorkerSlot& slot : slots_) {
-    if (slot.writer && slot.live()) slot.writer->publish();
+    if (slot.channel && slot.live()) slot.channel->publish();
   }
 }
 
 void PoolCore::send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id) {
-  if (!slot.writer || !slot.live()) return;
-  FrameHeader header;
-  header.type = type;
-  header.task_id = task_id;
+  if (!slot.channel || !slot.live()) return;
   // Control frames are tiny; if the ring is full of task fragments the worker is busy with
   // them, and the control block / kill paths cover what the frame would have said.
-  if (slot.partial_task == WorkerSlot::kNoTask) write_frame(*slot.writer, header, {});
-  slot.writer->publish();
+  slot.channel->send_control(type, task_id);
+  slot.channel->publish();
 }
 
 }  // namespace procpool::detail

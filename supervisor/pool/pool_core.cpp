@@ -27,7 +27,7 @@ PoolCore::PoolCore(PoolOptions options)
                   std::to_string(options_.shared_memory_size) + ": " + e.what());
     }
   }
-  slots_.resize(max_workers_);
+  slots_ = std::vector<WorkerSlot>(max_workers_);  // slots do not move: channels map rings
   for (unsigned i = 0; i < max_workers_; ++i) {
     slots_[i].index = i;
     slots_[i].restart = RestartTracker(options_.restart);

@@ -110,8 +110,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
   void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
   void dispatch_locked();
-  // Writes (more of) slot.partial_task, from `source` or else the task's stored payload; true
-  // when the whole task is in the ring.
+  // Writes (more of) the slot's writing_task(), from `source` or else the task's stored
+  // payload; true when the whole task is in the ring.
   bool write_task_locked(WorkerSlot& slot, const std::string_view* source = nullptr);
   void publish_all_locked();
   void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
@@ -119,10 +119,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // result_handler.cpp: draining the result rings, checking and completing answers.
   void drain_all_locked();
   void drain_slot_locked(WorkerSlot& slot);
-  void on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
-                       std::span<const std::byte> payload);
+  void on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame);
+  // `body`: the answer's payload, the channel's copy (delivered as the result).
   void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
-                       std::string_view body);
+                       std::string body);
   // Checks a chunk's answers before any is delivered; returns how many items failed, or -1 if
   // the chunk is malformed. Sets `out_of_memory` if an item reported kMemoryLimit.
   static std::int64_t check_chunk_results(std::string_view body, std::uint32_t items,

@@ -2,6 +2,7 @@
 
 #include <algorithm>  // std::find, std::max
 #include <string>     // results
+#include <utility>    // std::move
 
 #include "adaptive_depth.hpp"
 #include "pool_clock.hpp"
@@ -15,44 +16,35 @@ using State = WorkerSlot::State;
 
 void PoolCore::drain_all_locked() {
   for (WorkerSlot& slot : slots_) {
-    if (slot.reader && slot.live()) drain_slot_locked(slot);
+    if (slot.channel && slot.live()) drain_slot_locked(slot);
   }
 }
 
 void PoolCore::drain_slot_locked(WorkerSlot& slot) {
-  RingReader& reader = *slot.reader;
-  std::span<const std::byte> record;
-  ReadStatus status;
   const std::uint64_t incarnation = slot.incarnation;
-  while ((status = reader.try_read(record)) == ReadStatus::kOk) {
-    FrameHeader header;
-    std::span<const std::byte> payload;
-    const DecodeStatus decoded = decode_frame(record, header, payload);
-    if (decoded != DecodeStatus::kOk) {
-      kill_locked(slot, "protocol violation: " + std::string(to_string(decoded)),
-                  ProtocolViolation::BadFrame);
-      return;
-    }
-    on_frame_locked(slot, header, payload);
-    if (slot.incarnation != incarnation || !slot.reader) return;  // killed meanwhile
+  WorkerChannel::Frame frame;
+  WorkerChannel::ReadOutcome outcome;
+  while ((outcome = slot.channel->read(frame)) == WorkerChannel::ReadOutcome::kFrame) {
+    on_frame_locked(slot, frame);
+    if (slot.incarnation != incarnation || !slot.channel) return;  // killed meanwhile
     if (slot.killed) break;
   }
-  reader.release();
-  if (status == ReadStatus::kCorrupt) {
-    kill_locked(slot, "protocol violation: " + std::string(to_string(reader.fault())),
-                ProtocolViolation::RingCorruption);
+  WorkerChannel& channel = *slot.channel;
+  channel.release();
+  if (outcome == WorkerChannel::ReadOutcome::kFault) {
+    kill_locked(slot, "protocol violation: " + std::string(channel.fault().detail),
+                channel.fault().violation);
     return;
   }
   // Room the worker made may let a fragmented task continue.
-  if (slot.partial_task != WorkerSlot::kNoTask && write_task_locked(slot)) slot.writer->publish();
+  if (channel.writing_task() != WorkerSlot::kNoTask && write_task_locked(slot)) channel.publish();
 }
 
-void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
-                               std::span<const std::byte> payload) {
-  switch (header.type) {
+void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame) {
+  switch (frame.header.type) {
     case FrameType::kReady: {
       std::vector<std::string> names;
-      if (slot.state() != State::kStarting || !decode_handler_names(payload, names)) {
+      if (slot.state() != State::kStarting || !decode_handler_names(frame.payload, names)) {
         kill_locked(slot, "protocol violation: unexpected or malformed READY",
                     ProtocolViolation::BadFrame);
         return;
@@ -77,36 +69,12 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
       return;
     }
     case FrameType::kResult:
-    case FrameType::kError: {
-      if (slot.assembling && slot.assembly_task != header.task_id) {
-        kill_locked(slot, "protocol violation: result fragments interleaved",
-                    ProtocolViolation::BadFrame);
-        return;
-      }
-      if ((header.flags & kFrameMore) != 0 || slot.assembling) {
-        if (!slot.assembling) {
-          slot.assembly.clear();
-          slot.assembly_task = header.task_id;
-          slot.assembling = true;
-        }
-        if (slot.assembly.size() + payload.size() > options_.max_payload + 64 * 1024) {
-          kill_locked(slot, "protocol violation: result above max_payload",
-                      ProtocolViolation::OversizedResult);
-          return;
-        }
-        slot.assembly.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-        if ((header.flags & kFrameMore) != 0) return;
-        slot.assembling = false;
-        complete_locked(slot, header.task_id, header.type == FrameType::kResult,
-                        (header.flags & kFrameChunk) != 0, slot.assembly);
-        return;
-      }
-      complete_locked(
-          slot, header.task_id, header.type == FrameType::kResult,
-          (header.flags & kFrameChunk) != 0,
-          std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+    case FrameType::kError:
+      // A whole answer, within the limits (the channel checked both); moved out of the
+      // channel, since it becomes the delivered result.
+      complete_locked(slot, frame.header.task_id, frame.header.type == FrameType::kResult,
+                      (frame.header.flags & kFrameChunk) != 0, slot.channel->take_answer());
       return;
-    }
     default:
       kill_locked(slot, "protocol violation: unexpected frame type from worker",
                   ProtocolViolation::BadFrame);
@@ -115,7 +83,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const FrameHeader& header,
 }
 
 void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
-                               std::string_view body) {
+                               std::string body) {
   const std::uint32_t index = TaskTable::index_of(task_id);
   auto on_board = std::find(slot.inflight.begin(), slot.inflight.end(), index);
   if (!tasks_.holds(task_id) || on_board == slot.inflight.end()) {
@@ -176,12 +144,12 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       slot.set_state(State::kDraining);
       kick();
     }
-    resolve_locked(index, std::string(body), std::nullopt, slot.pid,
+    resolve_locked(index, std::move(body), std::nullopt, slot.pid,
                    static_cast<std::uint32_t>(failures));
   } else if (ok) {
     ++slot.tasks_done;
     ++slot.slot_tasks_done;
-    resolve_locked(index, std::string(body), std::nullopt, slot.pid);
+    resolve_locked(index, std::move(body), std::nullopt, slot.pid);
   } else {
     ++slot.tasks_failed;
     ++slot.slot_tasks_failed;

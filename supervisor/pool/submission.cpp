@@ -43,7 +43,7 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
       task.payload.clear();
       task.payload_stored = false;
       start_dispatch_locked(*slot, index, task.submitted);
-      if (!write_task_locked(*slot, &payload) && slot->partial_task == index) {
+      if (!write_task_locked(*slot, &payload) && slot->writing_task() == index) {
         // Only part of it fits now: keep it all, the rest is written as the worker makes room.
         tasks_[index].payload.assign(payload);
         tasks_[index].payload_stored = true;

@@ -59,12 +59,12 @@ void PoolCore::run_loop() {
     announced.clear();
     if (announce) {
       for (WorkerSlot& slot : slots_) {
-        if (!slot.live() || !slot.segment) continue;
-        slot.segment->to_supervisor().readable.prepare_wait();
-        announced.push_back(&slot.segment->to_supervisor().readable);
-        if (slot.partial_task != WorkerSlot::kNoTask) {
-          slot.segment->to_worker().writable.prepare_wait();
-          announced.push_back(&slot.segment->to_worker().writable);
+        if (!slot.live() || !slot.channel) continue;
+        slot.channel->published_event().prepare_wait();
+        announced.push_back(&slot.channel->published_event());
+        if (slot.writing_task() != WorkerSlot::kNoTask) {
+          slot.channel->released_event().prepare_wait();
+          announced.push_back(&slot.channel->released_event());
         }
       }
     } else {
@@ -75,10 +75,11 @@ void PoolCore::run_loop() {
     for (WorkerSlot& slot : slots_) {
       // A killed worker's rings may stay faulted ("ready") until it is reaped, and only
       // epoll_wait below sees its pidfd: do not let them keep this thread from sleeping.
-      if (!slot.live() || !slot.reader || slot.killed) continue;
-      if (slot.reader->poll()) ready_now = true;
-      if (slot.partial_task != WorkerSlot::kNoTask &&
-          slot.writer->can_reserve(static_cast<std::uint32_t>(sizeof(FrameHeader) + 1))) {
+      if (!slot.live() || !slot.channel || slot.killed) continue;
+      if (slot.channel->readable()) ready_now = true;
+      const std::uint32_t writing = slot.writing_task();
+      if (writing != WorkerSlot::kNoTask &&
+          slot.channel->writable(as_bytes(tasks_[writing].payload))) {
         ready_now = true;
       }
     }

@@ -33,7 +33,7 @@ void PoolCore::cancel_locked(std::uint64_t task_id) {
   // Not started yet: the worker drops it on the kCancel frame. Running: the handler sees
   // Task::cancelled(); the worker is killed if it is still running after cancel_grace.
   send_frame_locked(slot, FrameType::kCancel, task_id);
-  slot.segment->control().cancel_task_id.store(task_id, std::memory_order_release);
+  slot.channel->control().cancel_task_id.store(task_id, std::memory_order_release);
   task.abandon_deadline = Clock::now() + options_.cancel_grace;
   slot.next_scan = std::min(slot.next_scan, task.abandon_deadline);
   kick();
@@ -47,7 +47,7 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
   auto want = [&](Clock::time_point t) { slot.next_scan = std::min(slot.next_scan, t); };
   // The task whose handler runs now, as the worker says (untrusted: only compared).
   const std::uint64_t running_id =
-      slot.segment->control().current_task_id.load(std::memory_order_relaxed);
+      slot.channel->control().current_task_id.load(std::memory_order_relaxed);
   for (const std::uint32_t index : slot.inflight) {
     TaskRecord& task = tasks_[index];
     const bool running = running_id != 0 && task.id == running_id;

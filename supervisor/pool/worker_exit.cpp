@@ -26,10 +26,10 @@ void PoolCore::reap(WorkerSlot& slot) {
   ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
   ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.pidfd.get(), nullptr);
   ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.stderr_fd.get(), nullptr);
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.doorbell_fd.get(), nullptr);
+  if (slot.channel)
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.channel->doorbell_fd(), nullptr);
   slot.pidfd.reset();
   slot.stderr_fd.reset();
-  slot.doorbell_fd.reset();
   on_exit_locked(slot, reaped == slot.pid ? status : 0);
 }
 
@@ -112,11 +112,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
     queue_.push_front(tasks_[*it].priority, *it);
   }
   slot.inflight.clear();
-  slot.partial_task = WorkerSlot::kNoTask;
-  slot.assembling = false;
-  slot.reader.reset();
-  slot.writer.reset();
-  slot.segment.reset();
+  slot.channel.reset();
   slot.pid = -1;
 
   // What the death says about the program (RestartTracker): only a start that never served

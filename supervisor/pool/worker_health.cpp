@@ -2,12 +2,10 @@
 
 #include <poll.h>         // poll (forwarding stderr)
 #include <signal.h>       // SIGKILL
-#include <sys/eventfd.h>  // eventfd_read
 #include <sys/syscall.h>  // SYS_pidfd_send_signal
 #include <unistd.h>       // read, syscall
 
-#include <algorithm>  // std::min
-#include <string>     // messages
+#include <string>  // messages
 
 #include "callback_scope.hpp"
 #include "process_status.hpp"
@@ -59,31 +57,23 @@ void PoolCore::read_stderr_locked(WorkerSlot& slot, std::size_t budget) {
   }
 }
 
-// A worker's doorbell rang. The SDK rings it only after a publish or a release the supervisor
-// waits for, each of at least one frame's record: so a worker rings at most once per
-// kMinFrameRecord bytes of ring traffic (results published, task bytes handed back), plus
-// slack. More is a wake-up flood (docs/design-rules.md §18), and the worker is killed for it; its
-// ring is drained first, so what it published counts.
+// A worker's doorbell rang. More rings than its ring traffic explains are a wake-up flood
+// (WorkerChannel::check_doorbell, docs/design-rules.md §18), and the worker is killed for it;
+// its ring is drained first, so what it published counts.
 void PoolCore::doorbell_locked(WorkerSlot& slot) {
-  constexpr std::uint64_t kMinFrameRecord = ring_record_footprint(sizeof(FrameHeader));
-  constexpr std::uint64_t kDoorbellSlack = 1024;
-  eventfd_t rings = 0;
-  if (!slot.doorbell_fd || ::eventfd_read(slot.doorbell_fd.get(), &rings) != 0) return;
-  slot.doorbell_rings += std::min<std::uint64_t>(rings, ~std::uint64_t{0} - slot.doorbell_rings);
-  if (!slot.live() || !slot.reader || !slot.writer || slot.killed) return;
+  if (!slot.channel || !slot.channel->take_rings()) return;
+  if (!slot.live() || slot.killed) return;
   drain_slot_locked(slot);
-  if (slot.killed) return;
-  if (!slot.writer->check_read_position()) {
-    kill_locked(slot, "protocol violation: " + std::string(to_string(slot.writer->fault())),
-                ProtocolViolation::RingCorruption);
-    return;
-  }
-  const std::uint64_t traffic = slot.reader->position() + slot.writer->read_position();
-  if (slot.doorbell_rings > traffic / kMinFrameRecord + kDoorbellSlack) {
+  if (slot.killed || !slot.channel) return;
+  WorkerChannel& channel = *slot.channel;
+  const ChannelFault fault = channel.check_doorbell();
+  if (fault.violation == ProtocolViolation::DoorbellFlood) {
     kill_locked(slot,
-                "protocol violation: doorbell flood (" + std::to_string(slot.doorbell_rings) +
-                    " rings for " + std::to_string(traffic) + " bytes of ring traffic)",
-                ProtocolViolation::DoorbellFlood);
+                "protocol violation: doorbell flood (" + std::to_string(channel.rings()) +
+                    " rings for " + std::to_string(channel.traffic()) + " bytes of ring traffic)",
+                fault.violation);
+  } else if (fault.violation != ProtocolViolation::None) {
+    kill_locked(slot, "protocol violation: " + std::string(fault.detail), fault.violation);
   }
 }
 

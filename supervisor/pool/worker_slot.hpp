@@ -4,18 +4,16 @@
 #include <chrono>    // time points
 #include <cstdint>   // std::uint64_t
 #include <deque>     // in-flight tasks
-#include <optional>  // segment and views exist only while a worker runs
-#include <string>    // result assembly
+#include <optional>  // the channel exists only while a worker runs
+#include <string>    // kill reasons
 
 #include "procpool/metrics.hpp"
 #include "procpool/protocol_violation.hpp"
-#include "procpool/ring_reader.hpp"
-#include "procpool/ring_writer.hpp"
-#include "procpool/segment.hpp"
 #include "procpool/task_error.hpp"
 #include "procpool/unique_fd.hpp"
 #include "restart_tracker.hpp"
 #include "stderr_tail.hpp"
+#include "worker_channel.hpp"
 
 namespace procpool::detail {
 
@@ -31,7 +29,7 @@ enum class KillCause : std::uint8_t {
 };
 
 // One place for a worker process in the pool: the process that fills it now (if any), its
-// segment and ring views, the tasks on board, and the slot's restart history. Owned by PoolCore;
+// channel, the tasks on board, and the slot's restart history. Owned by PoolCore;
 // every field is guarded by PoolCore's mutex, and only the supervisor thread spawns, kills and
 // reaps.
 struct WorkerSlot {
@@ -78,26 +76,17 @@ struct WorkerSlot {
   int pid = -1;
   UniqueFd pidfd;
   UniqueFd stderr_fd;
-  // This worker's own doorbell (an eventfd it writes after a publish or release the supervisor
-  // waits for), and how many rings it has counted: a ring with no ring traffic behind it is a
-  // wake-up flood (PoolCore::doorbell_locked).
-  UniqueFd doorbell_fd;
-  std::uint64_t doorbell_rings = 0;
-  std::optional<Segment> segment;
-  std::optional<RingWriter> writer;  // supervisor -> worker
-  std::optional<RingReader> reader;  // worker -> supervisor
+  // Its segment, rings and doorbell, and the task and answer on their way through them.
+  std::optional<WorkerChannel> channel;
 
   // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves them
   // in order; WorkerControl::current_task_id says which one runs.
   std::deque<std::uint32_t> inflight;
-  // A task whose payload is only partly written (fragments wait for ring room).
-  static constexpr std::uint32_t kNoTask = ~std::uint32_t{0};
-  std::uint32_t partial_task = kNoTask;
-  std::size_t partial_offset = 0;
-  // A result arriving in fragments.
-  std::string assembly;
-  std::uint64_t assembly_task = 0;
-  bool assembling = false;
+  static constexpr std::uint32_t kNoTask = WorkerChannel::kNoTask;
+  // The task whose payload is only partly written (its fragments wait for ring room), or kNoTask.
+  std::uint32_t writing_task() const noexcept {
+    return channel ? channel->writing_task() : kNoTask;
+  }
 
   // Adaptive pipeline (PoolOptions::pipeline_depth 0): the worker's time per task (EWMA of the
   // time between answers while it is busy), and the depth it gives.

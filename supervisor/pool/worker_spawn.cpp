@@ -23,10 +23,7 @@ using State = WorkerSlot::State;
 void PoolCore::undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]) {
   stderr_pipe[0].reset();
   stderr_pipe[1].reset();
-  slot.doorbell_fd.reset();
-  slot.reader.reset();
-  slot.writer.reset();
-  slot.segment.reset();
+  slot.channel.reset();
   if (slot.pidfd) {  // launched, then registering it failed: do not leave it running
     ::syscall(SYS_pidfd_send_signal, slot.pidfd.get(), SIGKILL, nullptr, 0);
     ::waitpid(slot.pid, nullptr, 0);
@@ -45,27 +42,19 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
   UniqueFd stderr_pipe[2];
   try {
-    slot.segment.emplace(Segment::create(config, ++next_incarnation_));
-    slot.writer.emplace(slot.segment->supervisor_writer());
-    slot.reader.emplace(slot.segment->supervisor_reader());
-    FrameHeader init;
-    init.type = FrameType::kInit;
-    write_frame(*slot.writer, init,
-                as_bytes(encode_init(options_.max_payload, options_.worker_data)));
-    slot.writer->publish();
+    slot.channel.emplace(config, ++next_incarnation_, options_.max_payload, options_.worker_data);
+    const WorkerChannel& channel = *slot.channel;
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
     stderr_pipe[0].reset(pipe_fds[0]);
     stderr_pipe[1].reset(pipe_fds[1]);
-    slot.doorbell_fd = make_eventfd();
-    slot.doorbell_rings = 0;
     LaunchSpec spec;
     spec.executable = options_.executable;
     spec.args = options_.args;
     spec.env = options_.env;
-    spec.env.emplace_back(kSegmentFdEnv, std::to_string(slot.segment->fd()));
-    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(slot.doorbell_fd.get()));
-    spec.inherit_fds = {slot.segment->fd(), slot.doorbell_fd.get()};
+    spec.env.emplace_back(kSegmentFdEnv, std::to_string(channel.segment_fd()));
+    spec.env.emplace_back(kDoorbellFdEnv, std::to_string(channel.doorbell_fd()));
+    spec.inherit_fds = {channel.segment_fd(), channel.doorbell_fd()};
     if (shared_.fd() >= 0) {
       spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
       spec.inherit_fds.push_back(shared_.fd());
@@ -80,7 +69,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     ::fcntl(slot.stderr_fd.get(), F_SETFL, O_NONBLOCK);
     epoll_add(epoll_fd_.get(), slot.pidfd.get(), kEpollPidfd | slot.index);
     epoll_add(epoll_fd_.get(), slot.stderr_fd.get(), kEpollStderr | slot.index);
-    epoll_add(epoll_fd_.get(), slot.doorbell_fd.get(), kEpollDoorbell | slot.index);
+    epoll_add(epoll_fd_.get(), channel.doorbell_fd(), kEpollDoorbell | slot.index);
   } catch (const SystemError& e) {
     undo_spawn_locked(slot, stderr_pipe);
     spawn_failed_locked(slot, e.what(), e.code());
@@ -108,8 +97,6 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.next_scan = Clock::time_point::max();
   slot.next_memory_check = now;
   slot.memory_exceeded = false;
-  slot.assembling = false;
-  slot.partial_task = WorkerSlot::kNoTask;
   slot.stderr_tail = StderrTail();
   slot.recycle_after = 0;
   if (options_.max_tasks_per_worker != 0) {

@@ -127,7 +127,7 @@ bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
   const auto now_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
   const auto hung_after = options_.heartbeat_interval * options_.heartbeat_misses;
-  const std::uint64_t beat = slot.segment->control().heartbeat_ms.load(std::memory_order_relaxed);
+  const std::uint64_t beat = slot.channel->control().heartbeat_ms.load(std::memory_order_relaxed);
   const auto started_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());
   const auto future_slack =
