@@ -2,6 +2,7 @@
 // version, --progress and --stats.
 
 #include <algorithm>  // std::count
+#include <regex>      // the help's command lines
 #include <string>     // inputs and outputs
 #include <tuple>      // std::tuple
 #include <utility>    // std::pair
@@ -162,9 +163,12 @@ TEST_F(MapTest, TopLevelUsageErrorsAreOneLineWithTheHint) {
 TEST_F(MapTest, HelpIsGeneratedFromTheCommandsAndTheirOptions) {
   const Result help = run_procpool({"-h"});
   EXPECT_EXIT_CODE(help, 0);
-  EXPECT_NE(help.out.find("\n  map    run a worker handler on every line of standard input"),
-            std::string::npos)
-      << help.out;
+  // One line per command of the table: its name, then its summary (the column is as wide as
+  // the longest name).
+  for (const char* line : {R"(\n  map +run a worker handler on every line of standard input)",
+                           R"(\n  supervise +keep one program running)"}) {
+    EXPECT_TRUE(std::regex_search(help.out, std::regex(line))) << line << " in\n" << help.out;
+  }
   EXPECT_NE(help.out.find("--version"), std::string::npos) << help.out;
   const Result map_help = run_procpool({"map", "-h"});
   EXPECT_EXIT_CODE(map_help, 0);
