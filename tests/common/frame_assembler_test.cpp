@@ -103,7 +103,8 @@ TEST(FrameAssembler, RefusesEachBrokenContinuation) {
     EXPECT_FALSE(to_string(status).empty());
     // What was held is dropped: the next payload starts afresh.
     EXPECT_FALSE(assembler.assembling()) << c.what;
-    ASSERT_EQ(assembler.add(task(8, false), bytes("fresh")), AssemblyStatus::kComplete) << c.what;
+    const std::string fresh = "fresh";  // in place: text() points into it
+    ASSERT_EQ(assembler.add(task(8, false), bytes(fresh)), AssemblyStatus::kComplete) << c.what;
     EXPECT_EQ(assembler.text(), "fresh") << c.what;
   }
 }
