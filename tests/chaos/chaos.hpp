@@ -8,7 +8,7 @@
 // wrong / lost / duplicated answers, zombies, file descriptors in the workers, /dev/shm before
 // and after, and the wall time of the task stream, to compare with the same run without kills.
 //
-// Used by the chaos test (tests/supervisor/pool_chaos_test.cpp) and by scripts/soak.sh
+// Used by the chaos test (tests/pool/pool_chaos_test.cpp) and by scripts/soak.sh
 // (procpool-soak). Every wait is bounded by ChaosConfig::deadline.
 
 #include <chrono>   // durations

@@ -1,9 +1,9 @@
 #pragma once
 
-// Test support shared by the Pool tests (pool_basic_test, pool_scheduling_test and
-// pool_fault_test): the bounds and the per-test watchdog, bounded waits on pool futures and on
-// completion callbacks, bounded polling, a pool kept busy by a blocker task, and the /proc
-// readings the process-hygiene checks use.
+// Test support shared by the Pool tests that run real worker processes (tests/pool): the bounds
+// and the per-test watchdog, bounded waits on pool futures and on completion callbacks, bounded
+// polling, a pool kept busy by a blocker task, and the /proc readings the process-hygiene checks
+// use.
 //
 // The rule these helpers enforce: every wait is bounded, and nothing sleeps to wait for an event.
 //   - the pool's futures are std::launch::deferred (wait_for() reports `deferred`), so get() runs
