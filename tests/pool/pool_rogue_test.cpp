@@ -5,7 +5,7 @@
 // serving the other worker throughout; it never crashes, hangs or reads out of bounds (the asan
 // preset runs this suite under AddressSanitizer and UndefinedBehaviorSanitizer).
 //
-// The rogue is tests/supervisor/rogue_worker.cpp, two of them per pool. Each scenario submits
+// The rogue is tests/pool/rogue_worker.cpp, two of them per pool. Each scenario submits
 // one misbehaving task with echo traffic around it, then checks:
 //   - the misbehaving task resolves (bounded) with WorkerCrashed whose worker_pid() is one of the
 //     pool's two workers and whose what() says "protocol violation: <what>" and carries the
