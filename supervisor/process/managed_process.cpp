@@ -212,9 +212,22 @@ void ManagedProcess::probe_tcp() {
 // --- watching --------------------------------------------------------------------------------
 
 void ManagedProcess::arm_watchdog() {
-  host_.loop->cancel(run_->watchdog_timer);
-  run_->watchdog_timer = host_.loop->after(spec_.watchdog, [this] {
+  run_->last_ping = Clock::now();
+  if (run_->watchdog_timer == 0) watchdog_after(spec_.watchdog);
+}
+
+void ManagedProcess::watchdog_after(milliseconds delay) {
+  run_->watchdog_timer = host_.loop->after(delay, [this] {
+    if (!run_) return;
     run_->watchdog_timer = 0;
+    const Clock::time_point due = run_->last_ping + spec_.watchdog;
+    const Clock::time_point now = Clock::now();
+    if (now < due) {
+      // Pinged since this timer was set: wait for the rest of the new period (rounded up, so
+      // the timer cannot fire early and spin).
+      watchdog_after(std::chrono::ceil<milliseconds>(due - now));
+      return;
+    }
     kill_run(KillReason::Watchdog, false);
   });
 }
@@ -234,6 +247,7 @@ void ManagedProcess::on_notify(const NotifyMessage& message) {
     cancel_run_timers();
     transition(ProgramState::Stopping);
     run_->kill_timer = host_.loop->after(spec_.stop_grace, [this] {
+      if (!run_) return;
       run_->kill_timer = 0;
       run_->child.signal_group(SIGKILL);
     });
@@ -303,6 +317,7 @@ void ManagedProcess::kill_run(KillReason reason, bool graceful) {
   if (!run_->child.signal_group(spec_.stop_signal)) run_->child.signal(spec_.stop_signal);
   if (run_->kill_timer == 0) {
     run_->kill_timer = host_.loop->after(spec_.stop_grace, [this] {
+      if (!run_) return;
       run_->kill_timer = 0;
       run_->child.signal_group(SIGKILL);
       run_->child.signal(SIGKILL);
@@ -336,6 +351,9 @@ void ManagedProcess::on_main_exit() {
   last_run_stable_ = run_->ready_at && Clock::now() - *run_->ready_at >= spec_.restart.min_uptime;
   last_exit_ = std::move(report);
 
+  // The reads above ran the output sinks, which may have called stop() or restart() and so
+  // armed a timer for this run: none may outlive it (a later one would act on the next run).
+  cancel_run_timers();
   auto remains = std::make_unique<Remains>();
   remains->child = std::move(run_->child);
   remains->out = std::move(run_->out);

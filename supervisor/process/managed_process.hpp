@@ -84,6 +84,9 @@ class ManagedProcess {
     std::chrono::milliseconds probe_interval{10};
     EventLoop::TimerId start_timer = 0, watchdog_timer = 0, health_timer = 0, probe_timer = 0,
                        kill_timer = 0;
+    // The latest WATCHDOG=1. A ping only moves this; the one watchdog timer re-arms itself
+    // from it when it fires, so a child sending pings in a loop adds no timers.
+    EventLoop::Clock::time_point last_ping{};
   };
   // The rest of an exited run's process group: stop signal sent, SIGKILL after the grace, then
   // the zombie main process is reaped and the pipes closed.
@@ -104,6 +107,7 @@ class ManagedProcess {
   void decide_after_exit(bool clean);
   void schedule_start(std::chrono::milliseconds delay, std::chrono::milliseconds cap);
   void arm_watchdog();
+  void watchdog_after(std::chrono::milliseconds delay);
   void health_check();
   void probe_tcp();
   void watch_output(OutputCapture& capture);
