@@ -128,7 +128,12 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
 void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_.get(), 1); }
 
 std::string PoolCore::handler_name_locked(std::uint32_t handler) const {
-  return handler < handler_names_.size() ? handler_names_[handler] : "#" + std::to_string(handler);
+  if (handler < handler_names_.size()) return handler_names_[handler];
+  // Appended, not "#" + std::to_string(): GCC 12 at -O2 warns (-Wrestrict, a false positive,
+  // GCC bug 105329) on a literal plus a temporary string.
+  std::string name = "#";
+  name += std::to_string(handler);
+  return name;
 }
 
 std::string PoolCore::describe_slot(const WorkerSlot& slot) const {
