@@ -123,6 +123,10 @@ TEST(SuperviseLifecycle, NumprocsStartsEachInstance) {
   const ScriptDir dir;
   SuperviseRun run({"--numprocs", "2", "--", dir.script("pair", "echo \"up $$\"\nexec sleep 300")});
   ASSERT_TRUE(run.wait_for_out("up ", 2)) << run.err();
+  // The programs' stdout and supervise's stderr are two pipes: a "started" line can come after
+  // the program's own output.
+  ASSERT_TRUE(run.wait_for_err("pair:0 started")) << run.err();
+  ASSERT_TRUE(run.wait_for_err("pair:1 started")) << run.err();
   EXPECT_EQ(run.err_lines_with("pair:0 started"), 1u) << run.err();
   EXPECT_EQ(run.err_lines_with("pair:1 started"), 1u) << run.err();
   run.signal(SIGTERM);
