@@ -1,11 +1,9 @@
 // The names of the supervisor's public enums and ExitReport's one-line description
 // (procpool/program_status.hpp).
 
-#include <signal.h>  // SIGKILL ...
-#include <string.h>  // sigabbrev_np
-
 #include <cstdio>  // std::snprintf
 
+#include "process_status.hpp"
 #include "procpool/program_status.hpp"
 
 namespace procpool {
@@ -68,16 +66,17 @@ const char* to_string(SupervisorEvent::Kind kind) noexcept {
   return "unknown";
 }
 
+std::string ExitReport::ending() const {
+  detail::ExitStatus status;
+  status.signaled = signaled;
+  status.code = exit_code;
+  status.signal = signal;
+  status.core_dumped = core_dumped;
+  return status.describe();
+}
+
 std::string ExitReport::describe() const {
-  std::string out = "pid " + std::to_string(pid) + " ";
-  if (signaled) {
-    const char* abbrev = ::sigabbrev_np(signal);
-    out += "killed by signal " + std::to_string(signal);
-    if (abbrev != nullptr) out += std::string(" (SIG") + abbrev + ")";
-    if (core_dumped) out += ", core dumped";
-  } else {
-    out += "exit code " + std::to_string(exit_code);
-  }
+  std::string out = "pid " + std::to_string(pid) + " " + ending();
   char uptime_text[32];
   std::snprintf(uptime_text, sizeof uptime_text, " after %.3f s",
                 static_cast<double>(uptime.count()) / 1000.0);

@@ -47,6 +47,8 @@ struct ExitReport {
   std::string stderr_tail;  // its last stderr lines, each "  | line\n"
   // "exit code 3 after 1.2 s", "killed by signal 9 (SIGKILL) after 0.3 s (watchdog)"
   std::string describe() const;
+  // How it ended, alone: "exit code 3", "killed by signal 11 (SIGSEGV), core dumped".
+  std::string ending() const;
 };
 
 struct ProcessStatus {

@@ -1,7 +1,5 @@
 #include "supervise/event_reporter.hpp"
 
-#include <string.h>  // sigabbrev_np
-
 #include <chrono>  // the write deadline
 #include <cstdio>  // std::snprintf
 
@@ -26,15 +24,7 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 }  // namespace
 
 std::string describe_exit(const ExitReport& exit) {
-  std::string out;
-  if (exit.signaled) {
-    out = "killed by signal " + std::to_string(exit.signal);
-    if (const char* abbrev = ::sigabbrev_np(exit.signal))
-      out += std::string(" (SIG") + abbrev + ")";
-    if (exit.core_dumped) out += ", core dumped";
-  } else {
-    out = "exit code " + std::to_string(exit.exit_code);
-  }
+  std::string out = exit.ending();
   out += " after " + seconds_text(exit.uptime);
   if (exit.killed_by != KillReason::None)
     out += std::string(" (") + to_string(exit.killed_by) + ")";
