@@ -17,6 +17,7 @@ constexpr std::uint64_t kEpollDoorbell = 1ULL << 40;
 constexpr std::uint64_t kEpollKick = 2ULL << 40;
 constexpr std::uint64_t kEpollPidfd = 3ULL << 40;
 constexpr std::uint64_t kEpollStderr = 4ULL << 40;
+constexpr std::uint64_t kEpollStdout = 5ULL << 40;
 constexpr std::uint64_t kEpollKindMask = 0xFFULL << 40;
 
 inline UniqueFd make_eventfd() {

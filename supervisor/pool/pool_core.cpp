@@ -27,6 +27,17 @@ PoolCore::PoolCore(PoolOptions options)
                   std::to_string(options_.shared_memory_size) + ": " + e.what());
     }
   }
+  try {
+    stdout_sinks_ = SinkSet::make(options_.worker_stdout);
+    stderr_sinks_ = SinkSet::make(options_.worker_stderr);
+  } catch (const SystemError& e) {
+    throw SystemError(e.code(), std::string("procpool::Pool: worker output: ") + e.what());
+  }
+  // One file for both streams must be one writer: two would each rotate it on their own.
+  if (!options_.worker_stderr.file.empty() &&
+      options_.worker_stderr.file == options_.worker_stdout.file) {
+    stderr_sinks_->file = stdout_sinks_->file;
+  }
   slots_ = std::vector<WorkerSlot>(max_workers_);  // slots do not move: channels map rings
   for (unsigned i = 0; i < max_workers_; ++i) {
     slots_[i].index = i;
@@ -137,7 +148,7 @@ std::string PoolCore::handler_name_locked(std::uint32_t handler) const {
 }
 
 std::string PoolCore::describe_slot(const WorkerSlot& slot) const {
-  return "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid) + ")";
+  return "worker " + std::to_string(slot.index) + " (pid " + std::to_string(slot.pid()) + ")";
 }
 
 void PoolCore::fail_pool_locked(std::string message) {

@@ -15,6 +15,8 @@
 
 #include "adaptive_depth.hpp"
 #include "latency_histogram.hpp"
+#include "output_capture.hpp"
+#include "process_status.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/shared_region.hpp"
 #include "procpool/unique_fd.hpp"
@@ -144,13 +146,18 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void spawn_locked(WorkerSlot& slot);
   // `code`: the errno of the failed system call, 0 if none applies.
   void spawn_failed_locked(WorkerSlot& slot, const char* reason, int code);
-  void undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]);
-  // worker_health.cpp: killing a worker, and what it is watched for (stderr, doorbell, memory).
+  void undo_spawn_locked(WorkerSlot& slot);
+  // worker_output.cpp: the workers' stdout and stderr (PoolOptions::worker_stdout,
+  // worker_stderr). Supervisor thread only, and never with mu_ held: these run the sinks.
+  void read_outputs(WorkerSlot& slot);
+  void close_outputs();
+  // With mu_ held, at the reap: the captures leave the epoll set and the slot, for
+  // close_outputs() to finish (what is still in the pipes reaches the sinks) once mu_ is free.
+  void retire_outputs_locked(WorkerSlot& slot);
+  // worker_health.cpp: killing a worker, and what it is watched for (doorbell, memory).
   void kill_locked(WorkerSlot& slot, std::string reason, KillCause cause);
   // For breaking the protocol (KillCause::kProtocolViolation): nothing it wrote is trusted.
   void kill_locked(WorkerSlot& slot, std::string reason, ProtocolViolation violation);
-  static constexpr std::size_t kStderrReadBudget = 64 * 1024;  // per wake-up of the pipe
-  void read_stderr_locked(WorkerSlot& slot, std::size_t budget = kStderrReadBudget);
   void doorbell_locked(WorkerSlot& slot);
   void check_memory_locked(WorkerSlot& slot);
   bool memory_watched() const noexcept {
@@ -158,7 +165,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   }
   // worker_exit.cpp: reaping, the crash report, the tasks on board, the restart.
   void reap(WorkerSlot& slot);
-  void on_exit_locked(WorkerSlot& slot, int wait_status);
+  // `last_words`: the tail of its stderr (for the crash report).
+  void on_exit_locked(WorkerSlot& slot, const ExitStatus& exit, const std::string& last_words);
   void schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
                                Clock::time_point now);
   // charged_task.cpp
@@ -191,6 +199,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   const unsigned min_workers_;
   const unsigned max_workers_;
   SharedRegion shared_;  // PoolOptions::shared_memory_size; empty if 0
+  // PoolOptions::worker_stdout and worker_stderr, shared by every worker's capture.
+  std::shared_ptr<SinkSet> stdout_sinks_;
+  std::shared_ptr<SinkSet> stderr_sinks_;
 
   mutable std::mutex mu_;
   std::condition_variable changed_;  // READY, idle, queue room, stopped, failed
@@ -239,6 +250,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::atomic<int> pollers_{0};
 
   std::vector<EventCount*> announced_;  // the supervisor thread's, reused per sleep
+  // Reaped workers' output captures, finished by the supervisor thread outside mu_.
+  std::vector<std::unique_ptr<OutputCapture>> closing_outputs_;
   UniqueFd epoll_fd_;
   UniqueFd kick_fd_;  // written by other threads to wake the supervisor thread
   std::thread thread_;

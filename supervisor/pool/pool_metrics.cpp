@@ -20,7 +20,7 @@ PoolMetrics PoolCore::metrics() const {
     WorkerMetrics w;
     w.slot = slot.index;
     w.incarnation = slot.incarnation;
-    w.pid = slot.live() ? slot.pid : 0;
+    w.pid = slot.live() ? slot.pid() : 0;
     w.state = slot.metrics_state();
     w.started_unix_s = slot.started_unix_s;
     w.uptime_s = slot.live() ? seconds_between(slot.started, now) : 0;

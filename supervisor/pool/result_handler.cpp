@@ -62,7 +62,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
       slot.restart.on_ready(slot.ready_at);
       PoolEvent ready;
       ready.kind = PoolEvent::Kind::WorkerReady;
-      ready.pid = slot.pid;
+      ready.pid = slot.pid();
       emit_locked(slot, std::move(ready));
       if (options_.on_event) kick();  // the supervisor thread runs the event
       changed_.notify_all();
@@ -131,7 +131,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                      TaskError(TaskError::Kind::WorkerCrashed,
                                "protocol violation: malformed chunk answer from " +
                                    describe_slot(slot) + ", which was killed",
-                               slot.pid));
+                               slot.pid()));
       free_task_locked(index);
       kill_locked(slot, "protocol violation: malformed chunk answer", ProtocolViolation::BadAnswer);
       return;
@@ -144,12 +144,12 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       slot.set_state(State::kDraining);
       kick();
     }
-    resolve_locked(index, std::move(body), std::nullopt, slot.pid,
+    resolve_locked(index, std::move(body), std::nullopt, slot.pid(),
                    static_cast<std::uint32_t>(failures));
   } else if (ok) {
     ++slot.tasks_done;
     ++slot.slot_tasks_done;
-    resolve_locked(index, std::move(body), std::nullopt, slot.pid);
+    resolve_locked(index, std::move(body), std::nullopt, slot.pid());
   } else {
     ++slot.tasks_failed;
     ++slot.slot_tasks_failed;
@@ -160,7 +160,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                      TaskError(TaskError::Kind::WorkerCrashed,
                                "protocol violation: malformed error frame from " +
                                    describe_slot(slot) + ", which was killed",
-                               slot.pid));
+                               slot.pid()));
       free_task_locked(index);
       kill_locked(slot, "protocol violation: malformed error frame", ProtocolViolation::BadAnswer);
       return;
@@ -177,11 +177,11 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       }
       if (slot.state() == State::kReady) slot.set_state(State::kDraining);
       kick();
-      resolve_locked(index, {}, TaskError(kind, text, slot.pid));
+      resolve_locked(index, {}, TaskError(kind, text, slot.pid()));
       free_task_locked(index);
       return;
     }
-    resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid));
+    resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid()));
   }
   free_task_locked(index);
 }

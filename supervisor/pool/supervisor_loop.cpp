@@ -1,5 +1,7 @@
 #include "pool_core.hpp"
 
+#include <pthread.h>    // pthread_sigmask
+#include <signal.h>     // SIGPIPE
 #include <sys/epoll.h>  // epoll_wait
 
 #include <algorithm>  // std::min
@@ -13,6 +15,13 @@ using State = WorkerSlot::State;
 using std::chrono::milliseconds;
 
 void PoolCore::run_loop() {
+  // The output sinks write to fds that may be pipes whose reader is gone (the host's stderr,
+  // say): on this thread that is EPIPE, never a SIGPIPE that kills the host. Workers start
+  // with an empty mask (launcher.cpp).
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::unique_lock lock(mu_);
   for (unsigned i = 0; i < min_workers_; ++i) {
     spawn_locked(slots_[i]);
@@ -86,7 +95,18 @@ void PoolCore::run_loop() {
     int count = 0;
     if (!ready_now) {
       lock.unlock();
+      close_outputs();
       count = ::epoll_wait(epoll_fd_.get(), events, 64, static_cast<int>(timeout.count()));
+      // The workers' output first, still without mu_ (the sinks run outside it), and before
+      // an exit in the same batch is handled, so the crash report has the last words.
+      for (int i = 0; i < count; ++i) {
+        const std::uint64_t kind = events[i].data.u64 & kEpollKindMask;
+        const auto slot_index = static_cast<std::size_t>(events[i].data.u64 & 0xFFFFFFFFu);
+        if ((kind == kEpollStdout || kind == kEpollStderr || kind == kEpollPidfd) &&
+            slot_index < slots_.size()) {
+          read_outputs(slots_[slot_index]);
+        }
+      }
       lock.lock();
     }
     for (EventCount* event : announced) event->cancel_wait();
@@ -101,11 +121,11 @@ void PoolCore::run_loop() {
         case kEpollKick:
           drain_eventfd(kick_fd_.get());
           break;
+        case kEpollStdout:
         case kEpollStderr:
-          if (slot_index < slots_.size()) read_stderr_locked(slots_[slot_index]);
-          break;
+          break;  // read above
         case kEpollPidfd:
-          if (slot_index < slots_.size() && slots_[slot_index].pidfd.valid()) {
+          if (slot_index < slots_.size() && slots_[slot_index].has_process()) {
             drain_all_locked();  // results published before the exit still count
             reap(slots_[slot_index]);
           }
@@ -118,6 +138,9 @@ void PoolCore::run_loop() {
     resolve_locked(index, {}, TaskError(TaskError::Kind::ShuttingDown, "pool shut down"));
     free_task_locked(index);
   });
+  lock.unlock();
+  close_outputs();
+  lock.lock();
   stopped_ = true;
   changed_.notify_all();
   deliver(lock);

@@ -26,7 +26,7 @@ void PoolCore::cancel_locked(std::uint64_t task_id) {
     return;
   }
   WorkerSlot& slot = slots_[static_cast<std::size_t>(task.slot)];
-  const int pid = slot.pid;
+  const int pid = slot.pid();
   resolve_locked(index, {}, TaskError(TaskError::Kind::Cancelled, "task cancelled", pid));
   task.abandoned = true;
   --running_;
@@ -86,7 +86,7 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
                    TaskError(TaskError::Kind::Timeout,
                              "task timed out after " + milliseconds_text(task.timeout) +
                                  " waiting in " + describe_slot(slot),
-                             slot.pid));
+                             slot.pid()));
     task.abandoned = true;
     task.abandon_deadline = Clock::time_point::max();
     --running_;

@@ -16,29 +16,28 @@
 namespace procpool::detail {
 using State = WorkerSlot::State;
 
+// The supervisor thread read the worker's pipes just before (its last words are in the
+// stderr tail: at most a pipe's worth is left once the writer is gone).
 void PoolCore::reap(WorkerSlot& slot) {
-  int status = 0;
-  const pid_t reaped = ::waitpid(slot.pid, &status, WNOHANG);
-  if (reaped == 0) return;  // pidfd readable means exited; be safe anyway
-  // The worker is gone: what is left in its pipe is its last words (at most the pipe's size,
-  // unless a child of it still writes; hence the bound).
-  read_stderr_locked(slot, 1024 * 1024);
-  ::kill(-slot.pid, SIGKILL);  // the worker's own children, if any, before its pgid is free
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.pidfd.get(), nullptr);
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.stderr_fd.get(), nullptr);
+  const std::optional<ExitStatus> status = slot.process.peek_exit();
+  if (!status) return;  // pidfd readable means exited; be safe anyway
+  // The worker's own children, if any, while its zombie still keeps the pgid from reuse.
+  slot.process.signal_group(SIGKILL);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.process.pidfd(), nullptr);
   if (slot.channel)
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.channel->doorbell_fd(), nullptr);
-  slot.pidfd.reset();
-  slot.stderr_fd.reset();
-  on_exit_locked(slot, reaped == slot.pid ? status : 0);
+  slot.process.try_reap();
+  const std::string last_words = slot.err ? slot.err->tail().text() : std::string();
+  retire_outputs_locked(slot);
+  on_exit_locked(slot, *status, last_words);
 }
 
-void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
+void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
+                              const std::string& last_words) {
   const auto now = Clock::now();
-  const ExitStatus exit = ExitStatus::from_wait_status(wait_status);
   const bool intended = slot.state() == State::kStopping && !slot.killed && exit.clean();
   const bool was_ready = slot.ready_at >= slot.started && slot.state() != State::kStarting;
-  const int pid = slot.pid;
+  const int pid = slot.pid();
   const bool busy = !slot.inflight.empty();
   const TaskRecord* running = charged_task_locked(slot);
   // The crash report: what ended it, how long it had been up, what it was doing, its last words.
@@ -62,7 +61,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   } else if (busy) {
     what += ", " + std::to_string(slot.inflight.size()) + " task(s) on board, none running";
   }
-  if (!slot.stderr_tail.empty()) what += "; last stderr lines:\n" + slot.stderr_tail.text();
+  if (!last_words.empty()) what += "; last stderr lines:\n" + last_words;
 
   // Tasks on board: answers published before the exit were drained already. The one task that
   // was running spent an attempt. The rest never started, or finished with the answer
@@ -121,7 +120,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, int wait_status) {
   }
   slot.inflight.clear();
   slot.channel.reset();
-  slot.pid = -1;
+  slot.process = ChildProcess();
 
   // What the death says about the program (RestartTracker): only a start that never served
   // counts towards a crash loop.

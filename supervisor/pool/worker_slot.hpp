@@ -4,15 +4,16 @@
 #include <chrono>    // time points
 #include <cstdint>   // std::uint64_t
 #include <deque>     // in-flight tasks
+#include <memory>    // output captures
 #include <optional>  // the channel exists only while a worker runs
 #include <string>    // kill reasons
 
+#include "child_process.hpp"
+#include "output_capture.hpp"
 #include "procpool/metrics.hpp"
 #include "procpool/protocol_violation.hpp"
 #include "procpool/task_error.hpp"
-#include "procpool/unique_fd.hpp"
 #include "restart_tracker.hpp"
-#include "stderr_tail.hpp"
 #include "worker_channel.hpp"
 
 namespace procpool::detail {
@@ -71,11 +72,18 @@ struct WorkerSlot {
 
   unsigned index = 0;
 
-  // The current process (valid from spawn to reap).
+  // The current process, from spawn to reap (the process layer's ChildProcess: signals through
+  // the pidfd, group kill only before the reap, reaped once).
   std::uint64_t incarnation = 0;
-  int pid = -1;
-  UniqueFd pidfd;
-  UniqueFd stderr_fd;
+  ChildProcess process;
+  int pid() const noexcept { return process.pid(); }
+  // Launched and not yet reaped: there is something to signal.
+  bool has_process() const noexcept { return process.pid() > 0 && !process.reaped(); }
+  // Its stdout and stderr (PoolOptions::worker_stdout, worker_stderr), read by the supervisor
+  // thread outside the pool's mutex, so the sinks never run under it. Only the supervisor
+  // thread creates, reads and closes them; at the reap they move to PoolCore::closing_outputs_.
+  std::unique_ptr<OutputCapture> out;
+  std::unique_ptr<OutputCapture> err;
   // Its segment, rings and doorbell, and the task and answer on their way through them.
   std::optional<WorkerChannel> channel;
 
@@ -127,7 +135,6 @@ struct WorkerSlot {
   std::uint64_t restarts = 0;
   RestartTracker restart;
   bool crash_loop_reported = false;  // the CrashLoop event of the current run of failures
-  StderrTail stderr_tail;
 
   bool live() const noexcept {
     return state_ == State::kStarting || state_ == State::kReady || state_ == State::kDraining ||

@@ -1,12 +1,7 @@
 #include "pool_core.hpp"
 
-#include <fcntl.h>        // pipe2, O_CLOEXEC
-#include <signal.h>       // SIGKILL
-#include <sys/syscall.h>  // SYS_pidfd_send_signal
-#include <sys/wait.h>     // waitpid
-#include <unistd.h>       // syscall
-
 #include <cerrno>  // errno codes
+#include <memory>  // output captures
 #include <string>  // messages
 
 #include "adaptive_depth.hpp"
@@ -19,18 +14,15 @@
 namespace procpool::detail {
 using State = WorkerSlot::State;
 
-// Releases what a spawn that failed part way had set up.
-void PoolCore::undo_spawn_locked(WorkerSlot& slot, UniqueFd (&stderr_pipe)[2]) {
-  stderr_pipe[0].reset();
-  stderr_pipe[1].reset();
+// Releases what a spawn that failed part way had set up. Closing the fds also takes them out
+// of the epoll set (nothing else holds them once the child is reaped).
+void PoolCore::undo_spawn_locked(WorkerSlot& slot) {
+  // Launched, then registering it failed: do not leave it running.
+  slot.process.kill_and_reap();
+  slot.process = ChildProcess();
+  slot.out.reset();
+  slot.err.reset();
   slot.channel.reset();
-  if (slot.pidfd) {  // launched, then registering it failed: do not leave it running
-    ::syscall(SYS_pidfd_send_signal, slot.pidfd.get(), SIGKILL, nullptr, 0);
-    ::waitpid(slot.pid, nullptr, 0);
-    slot.pidfd.reset();
-    slot.stderr_fd.reset();
-    slot.pid = -1;
-  }
 }
 
 void PoolCore::spawn_locked(WorkerSlot& slot) {
@@ -40,14 +32,18 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   config.to_worker_capacity = options_.ring_capacity;
   config.to_supervisor_capacity = options_.ring_capacity;
   config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
-  UniqueFd stderr_pipe[2];
   try {
     slot.channel.emplace(config, ++next_incarnation_, options_.max_payload, options_.worker_data);
     const WorkerChannel& channel = *slot.channel;
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
-    stderr_pipe[0].reset(pipe_fds[0]);
-    stderr_pipe[1].reset(pipe_fds[1]);
+    const std::string instance = "worker:" + std::to_string(slot.index);
+    // An output callback that throws is counted like a completion callback that does. It runs
+    // on this thread with mu_ released (worker_output.cpp).
+    auto count_error = [this] {
+      std::lock_guard lock(mu_);
+      ++callback_errors_;
+    };
+    slot.out = std::make_unique<OutputCapture>(stdout_sinks_, instance, count_error);
+    slot.err = std::make_unique<OutputCapture>(stderr_sinks_, instance, count_error);
     LaunchSpec spec;
     spec.executable = options_.executable;
     spec.args = options_.args;
@@ -59,23 +55,22 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
       spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
       spec.inherit_fds.push_back(shared_.fd());
     }
-    spec.stderr_fd = stderr_pipe[1].get();
+    spec.stdout_fd = slot.out->write_fd();
+    spec.stderr_fd = slot.err->write_fd();
     spec.rlimit_data = options_.max_rss_hard;
-    const LaunchedProcess process = launch(spec);
-    stderr_pipe[1].reset();
-    slot.pid = process.pid;
-    slot.pidfd.reset(process.pidfd);
-    slot.stderr_fd = std::move(stderr_pipe[0]);
-    ::fcntl(slot.stderr_fd.get(), F_SETFL, O_NONBLOCK);
-    epoll_add(epoll_fd_.get(), slot.pidfd.get(), kEpollPidfd | slot.index);
-    epoll_add(epoll_fd_.get(), slot.stderr_fd.get(), kEpollStderr | slot.index);
+    slot.process = ChildProcess::launch(spec);
+    slot.out->close_write_end();  // the worker holds its own copies
+    slot.err->close_write_end();
+    epoll_add(epoll_fd_.get(), slot.process.pidfd(), kEpollPidfd | slot.index);
+    epoll_add(epoll_fd_.get(), slot.out->read_fd(), kEpollStdout | slot.index);
+    epoll_add(epoll_fd_.get(), slot.err->read_fd(), kEpollStderr | slot.index);
     epoll_add(epoll_fd_.get(), channel.doorbell_fd(), kEpollDoorbell | slot.index);
   } catch (const SystemError& e) {
-    undo_spawn_locked(slot, stderr_pipe);
+    undo_spawn_locked(slot);
     spawn_failed_locked(slot, e.what(), e.code());
     return;
   } catch (const Error& e) {
-    undo_spawn_locked(slot, stderr_pipe);
+    undo_spawn_locked(slot);
     spawn_failed_locked(slot, e.what(), 0);
     return;
   }
@@ -97,7 +92,6 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.next_scan = Clock::time_point::max();
   slot.next_memory_check = now;
   slot.memory_exceeded = false;
-  slot.stderr_tail = StderrTail();
   slot.recycle_after = 0;
   if (options_.max_tasks_per_worker != 0) {
     const std::uint64_t base = options_.max_tasks_per_worker;
@@ -105,7 +99,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   }
   PoolEvent started;
   started.kind = PoolEvent::Kind::WorkerStarted;
-  started.pid = slot.pid;
+  started.pid = slot.pid();
   emit_locked(slot, std::move(started));
 }
 
@@ -144,7 +138,6 @@ void PoolCore::spawn_failed_locked(WorkerSlot& slot, const char* reason, int cod
   failed.message = what;
   failed.error_code = code;
   emit_locked(slot, std::move(failed));
-  slot.pid = -1;
   if (!started_up_ && permanent_spawn_error(code)) {
     fail_pool_locked(what);
     slot.set_state(State::kEmpty);

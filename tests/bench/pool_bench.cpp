@@ -36,7 +36,6 @@ PoolOptions pool_of(const std::string& worker, unsigned workers) {
   options.executable = worker_dir + "/procpool-worker-" + worker;
   options.min_workers = workers;
   options.max_workers = workers;
-  options.forward_stderr = true;
   if (const char* depth = std::getenv("PROCPOOL_BENCH_DEPTH"))
     options.pipeline_depth = static_cast<unsigned>(std::atoi(depth));
   if (const char* ring = std::getenv("PROCPOOL_BENCH_RING"))

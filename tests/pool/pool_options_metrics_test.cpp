@@ -146,7 +146,7 @@ TEST_F(PoolBasic, WorkerExitingBeforeReadyMakesConstructorThrowWithExitCodeAndSt
   const Hygiene hygiene;
   PoolOptions options = small_pool("crashy", 1);
   options.args = {"--exit-before-ready", "3"};
-  options.forward_stderr = false;  // the tail is kept for the report either way
+  options.worker_stderr = OutputSink::none();  // the tail is kept for the report either way
   const auto started = Clock::now();
   const auto message = construction_error(options);
   ASSERT_TRUE(message);

@@ -63,8 +63,8 @@ TEST_F(PoolFault, AnswerIsNotHeldBackBySlowTaskBehindIt) {
 // worker's tasks still complete, and the flood is cancelled like any task.
 TEST_F(PoolFault, StderrFloodDoesNotStallTheOtherWorker) {
   PoolOptions options = crashy(2);
-  options.forward_stderr = false;  // the tail is still kept; the test's own output stays quiet
-  options.pipeline_depth = 1;      // nothing queues behind the flood: the echoes go to the other
+  options.worker_stderr = OutputSink::none();  // the tail is still kept; the test stays quiet
+  options.pipeline_depth = 1;  // nothing queues behind the flood: the echoes go to the other
   Pool pool(options);
   auto cancel = std::make_shared<CancelSource>();
   auto flood = pool.submit("stderr_flood", "", cancellable_by(cancel));
@@ -98,8 +98,7 @@ TEST_F(PoolFault, UndrainedSupervisorStderrDoesNotBlockThePool) {
   } restore{saved, full[0], full[1]};
   ASSERT_EQ(::dup2(full[1], STDERR_FILENO), STDERR_FILENO);
 
-  PoolOptions options = crashy();
-  options.forward_stderr = true;
+  PoolOptions options = crashy();  // worker_stderr: our fd 2, the default
   Pool pool(options);
   const std::string line = std::string(1023, 'x') + "\n";
   std::string lines;

@@ -12,6 +12,7 @@
 //   "sleep"       sleep the input's milliseconds, then answer "slept"; polls Task::cancelled()
 //   "throw"       throw std::runtime_error(input)
 //   "stderr"      write the input to stderr, then answer "ok"
+//   "stdout"      write the input to stdout, then answer "ok"
 //   "stderr_flood" write 64 KiB lines to stderr as fast as it can until cancelled (at most 20 s),
 //                 then answer how many
 //   "attempt"     answer the dispatch attempt number
@@ -94,6 +95,11 @@ int main(int argc, char** argv) {
   worker.on("stderr", [](procpool::Task& task) {
     std::fwrite(task.input().data(), 1, task.input().size(), stderr);
     std::fflush(stderr);
+    task.reply("ok");
+  });
+  worker.on("stdout", [](procpool::Task& task) {
+    std::fwrite(task.input().data(), 1, task.input().size(), stdout);
+    std::fflush(stdout);
     task.reply("ok");
   });
   worker.on("attempt", [](procpool::Task& task) { task.reply(std::to_string(task.attempt())); });

@@ -9,6 +9,7 @@
 #include <utility>     // std::pair
 #include <vector>      // std::vector
 
+#include "procpool/output_sink.hpp"
 #include "procpool/pool_event.hpp"
 #include "procpool/restart_policy.hpp"
 
@@ -95,8 +96,13 @@ struct PoolOptions {
   // Pool::shared_memory() and Worker::shared_memory(), zero-filled at start. Tasks then pass
   // offsets into it instead of copying large payloads (see docs/pool.md, "Shared memory").
   std::uint64_t shared_memory_size = 0;
-  // Copy each worker's stderr to ours (the last lines are kept for crash reports either way).
-  bool forward_stderr = true;
+  // Where each worker's stdout and stderr go (the same sinks as a Supervisor program's: an fd,
+  // a line callback, a rotating file; OutputSink::none() drops the stream). The supervisor
+  // thread reads them and runs the sinks outside the pool's lock; a full pipe or terminal on
+  // the fd drops bytes rather than stall the pool. The last stderr lines go into crash reports
+  // either way. A line callback gets "worker:<slot>" as the instance name.
+  OutputSink worker_stdout = OutputSink::to_fd(1);
+  OutputSink worker_stderr = OutputSink::to_fd(2);
 
   // Called for every worker life-cycle event (started, ready, exited, restarting, spawn failed,
   // crash loop), on the pool's supervisor thread, outside the pool's lock, in order. Keep it

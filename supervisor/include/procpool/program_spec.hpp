@@ -6,12 +6,12 @@
 
 #include <chrono>       // durations
 #include <cstdint>      // std::uint64_t
-#include <functional>   // OutputSink::on_line
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 #include <utility>      // std::pair
 #include <vector>       // std::vector
 
+#include "procpool/output_sink.hpp"
 #include "procpool/restart_policy.hpp"
 
 namespace procpool {
@@ -30,31 +30,6 @@ enum class ReadinessMode : std::uint8_t {
   Started,  // as soon as it has been exec'ed (the default; supervisord's and PM2's view)
   Notify,   // when its main process sends READY=1 to $NOTIFY_SOCKET (systemd's Type=notify)
   TcpPort,  // when a connect() to 127.0.0.1:ProgramSpec::ready_port succeeds
-};
-
-// Where one output stream (stdout or stderr) of an instance goes. Every part that is set gets
-// every byte; none set drops the stream (the stderr tail for exit reports is kept either way).
-struct OutputSink {
-  // Copied to this fd, which the caller keeps open for the supervisor's lifetime. When it is a
-  // full pipe the bytes are dropped rather than block the supervisor. -1: none.
-  int fd = -1;
-  // Each complete line (without its '\n'; a partial last line is delivered at exit), with the
-  // instance's name ("web:0"). Called on the supervisor's thread, outside any lock: keep it short.
-  std::function<void(std::string_view instance, std::string_view line)> on_line;
-  // Appended to this file (created 0600). When it holds max_bytes it is rotated: path ->
-  // path.1 -> ... -> path.keep, the oldest removed (lines may be split across two files).
-  // stdout_sink and stderr_sink naming the same file share one writer, so one rotation.
-  // Empty: none.
-  std::string file;
-  std::uint64_t max_bytes = 10 * 1024 * 1024;
-  unsigned keep = 3;
-
-  static OutputSink to_fd(int fd) {
-    OutputSink sink;
-    sink.fd = fd;
-    return sink;
-  }
-  static OutputSink none() { return OutputSink{}; }
 };
 
 struct ProgramSpec {
