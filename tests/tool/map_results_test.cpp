@@ -67,6 +67,17 @@ TEST_F(MapTest, PassesWorkerArguments) {
   EXPECT_EQ(run.out, "");
 }
 
+// What a worker prints on its stdout goes to map's stderr, never into the results. (The input
+// lines reach the worker without their newline, so the two prints make one unfinished line,
+// delivered when the worker exits.)
+TEST_F(MapTest, WhatAWorkerPrintsGoesToStderrNotIntoTheResults) {
+  const Result run = run_procpool(
+      {"map", "--workers", "1", "--handler", "stdout", "--", worker("crashy")}, "a\nb\n");
+  EXPECT_EXIT_CODE(run, 0);
+  EXPECT_EQ(run.out, "ok\nok\n");
+  EXPECT_EQ(run.err, "ab\n");
+}
+
 // Ordered output behind one slow line (3 s): the 1 MiB results of the 700 lines after it wait
 // for it. What piles up must stay within map's pending-results budget (256 MiB), not grow with
 // the input. Sanitizer runtimes hold freed memory back (quarantine, shadow), so the peak says

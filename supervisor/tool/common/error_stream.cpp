@@ -1,14 +1,11 @@
 #include "common/error_stream.hpp"
 
-#include <fcntl.h>        // pipe2, O_NONBLOCK
-#include <limits.h>       // PIPE_BUF
-#include <poll.h>         // poll
-#include <sys/eventfd.h>  // the relay's stop
-#include <unistd.h>       // read, write, dup2, close
+#include <limits.h>  // PIPE_BUF
+#include <poll.h>    // poll
+#include <unistd.h>  // write
 
 #include <algorithm>  // std::min
 #include <cerrno>     // errno
-#include <string>     // the relay's pending bytes
 
 #include "common/interrupt_signals.hpp"
 #include "procpool/error.hpp"
@@ -19,8 +16,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kWaitMs = 1000;  // every wait is bounded
-// A worker line longer than this is relayed in pieces, each ended with a newline.
-constexpr std::size_t kMaxRelayLine = 64 * 1024;
 
 }  // namespace
 
@@ -62,7 +57,7 @@ bool write_all(int fd, const char* data, std::size_t size, Deadline deadline,
 void ErrorStream::message(std::string_view text, Deadline deadline) {
   const InterruptSignals::BlockingWrite may_block;  // covers waiting for the relay's write too
   std::lock_guard lock(mutex_);
-  write_locked(text, deadline);
+  (void)write_locked(text, deadline);  // nowhere to report a failure
 }
 
 void ErrorStream::progress(std::string_view line, bool final) {
@@ -72,89 +67,38 @@ void ErrorStream::progress(std::string_view line, bool final) {
   progress_open_ = !final;
 }
 
-void ErrorStream::relay(std::string_view lines) {
-  std::lock_guard lock(mutex_);
-  write_locked(lines, std::nullopt);
+void ErrorStream::relay_line(std::string_view line) {
+  const Deadline deadline = Clock::now() + kRelayWait;
+  std::unique_lock lock(mutex_, std::defer_lock);
+  if (!lock.try_lock_until(*deadline)) {  // the main thread is stuck writing: so would we be
+    dropped_lines_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (relay_stalled_) {
+    pollfd room{fd_, POLLOUT, 0};
+    if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) {
+      dropped_lines_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    relay_stalled_ = false;
+  }
+  if (!write_locked(line, deadline) || !write_all(fd_, "\n", 1, deadline)) {
+    relay_stalled_ = true;
+    dropped_lines_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
-void ErrorStream::write_locked(std::string_view text, Deadline deadline) {
+std::uint64_t ErrorStream::dropped_lines() const {
+  return dropped_lines_.load(std::memory_order_relaxed);
+}
+
+bool ErrorStream::write_locked(std::string_view text, Deadline deadline) {
   if (progress_open_) {
     progress_open_ = false;
     const std::string_view end = tty_ ? "\r\033[K" : "\n";
-    if (!write_all(fd_, end.data(), end.size(), deadline)) return;
+    if (!write_all(fd_, end.data(), end.size(), deadline)) return false;
   }
-  (void)write_all(fd_, text.data(), text.size(), deadline);  // nowhere to report a failure
-}
-
-StderrRelay::StderrRelay(ErrorStream& stream) : stream_(stream) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno(errno, "stderr relay: pipe2");
-  read_fd_ = pipe_fds[0];
-  ::fcntl(read_fd_, F_SETFL, O_NONBLOCK);
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  // dup2 leaves 1 and 2 inheritable: the workers' stdout is our 1.
-  const bool moved = stop_fd_ >= 0 && ::dup2(pipe_fds[1], STDOUT_FILENO) >= 0 &&
-                     ::dup2(pipe_fds[1], STDERR_FILENO) >= 0;
-  const int error = errno;
-  ::close(pipe_fds[1]);
-  if (moved) {
-    try {
-      thread_ = start_thread_without_signals([this] { run(); });
-      return;
-    } catch (const std::system_error& e) {
-      ::dup2(stream_.fd(), STDOUT_FILENO);
-      ::dup2(stream_.fd(), STDERR_FILENO);
-      ::close(read_fd_);
-      ::close(stop_fd_);
-      throw Error(std::string("stderr relay: cannot start its thread: ") + e.what());
-    }
-  }
-  ::dup2(stream_.fd(), STDOUT_FILENO);
-  ::dup2(stream_.fd(), STDERR_FILENO);
-  ::close(read_fd_);
-  if (stop_fd_ >= 0) ::close(stop_fd_);
-  throw_errno(error, "stderr relay: set up file descriptors 1 and 2");
-}
-
-StderrRelay::~StderrRelay() {
-  ::dup2(stream_.fd(), STDOUT_FILENO);  // closes our ends of the pipe: new writes go straight
-  ::dup2(stream_.fd(), STDERR_FILENO);
-  ::eventfd_write(stop_fd_, 1);
-  thread_.join();
-  ::close(read_fd_);
-  ::close(stop_fd_);
-}
-
-// Reads what the pipe holds whenever it is readable, and relays it up to its last newline; a
-// partial line waits for the rest of it (or for the stop, or for kMaxRelayLine bytes), and is
-// then ended with a newline, since the progress line would otherwise be drawn over it.
-void StderrRelay::run() {
-  std::string pending;
-  char buffer[16384];
-  for (;;) {
-    pollfd fds[2] = {{read_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    ::poll(fds, 2, kWaitMs);
-    bool stopping = (fds[1].revents & POLLIN) != 0;
-    for (;;) {
-      const ssize_t n = ::read(read_fd_, buffer, sizeof buffer);
-      if (n > 0) {
-        pending.append(buffer, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n == 0) stopping = true;  // every writer is gone
-      if (n < 0 && errno == EINTR) continue;
-      break;
-    }
-    std::size_t end = pending.rfind('\n');
-    end = end == std::string::npos ? 0 : end + 1;
-    if (stopping || pending.size() - end >= kMaxRelayLine) end = pending.size();
-    if (end != 0) {
-      if (pending[end - 1] != '\n') pending.insert(end++, 1, '\n');
-      stream_.relay(std::string_view(pending).substr(0, end));
-      pending.erase(0, end);
-    }
-    if (stopping) return;
-  }
+  return write_all(fd_, text.data(), text.size(), deadline);
 }
 
 }  // namespace procpool::tool

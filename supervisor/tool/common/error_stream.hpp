@@ -1,21 +1,18 @@
 #pragma once
 
 // Standard error of the procpool tool, shared by its main thread (messages, the progress line)
-// and the relay of the workers' output (StderrRelay), so that nothing lands inside the progress
-// line: one lock, and an unfinished progress line is ended (or, on a terminal, cleared and
-// redrawn later) before anything else is written.
-//
-// Why a relay: the pool copies each worker's stderr to our file descriptor 2 as it comes, and
-// the workers' stdout is our file descriptor 1. StderrRelay points both at a pipe drained by a
-// thread of its own, which writes whole lines through the ErrorStream; the real standard error
-// lives on under a private descriptor.
+// and the workers' output (the pool's line sinks, PoolOptions::worker_stdout and worker_stderr,
+// on the pool's supervisor thread), so that nothing lands inside the progress line: one lock,
+// and an unfinished progress line is ended (or, on a terminal, cleared and redrawn later)
+// before anything else is written.
 
+#include <atomic>       // the drop count
 #include <chrono>       // deadlines
 #include <cstddef>      // std::size_t
-#include <mutex>        // std::mutex
+#include <cstdint>      // std::uint64_t
+#include <mutex>        // std::timed_mutex
 #include <optional>     // std::optional
 #include <string_view>  // std::string_view
-#include <thread>       // the relay thread
 
 namespace procpool::tool {
 
@@ -43,37 +40,25 @@ class ErrorStream {
   void message(std::string_view text, Deadline deadline = std::nullopt);
   // Main thread: a progress line, as is ("\r..."); left unfinished unless `final`.
   void progress(std::string_view line, bool final);
-  // Relay thread: worker output, whole lines.
-  void relay(std::string_view lines);
+  // The pool's supervisor thread: one line of a worker's output, ended with a newline. It must
+  // not stall the pool: it waits at most kRelayWait (for the lock, then for room), and once a
+  // line could not go, the next ones are dropped without waiting until our stderr has room.
+  static constexpr std::chrono::milliseconds kRelayWait{200};
+  void relay_line(std::string_view line);
+  // Worker lines dropped, in whole or in part, because our stderr was not being read.
+  std::uint64_t dropped_lines() const;
 
  private:
-  // Under mutex_: ends an unfinished progress line, then writes `text`.
-  void write_locked(std::string_view text, Deadline deadline);
+  // Under mutex_: ends an unfinished progress line, then writes `text`. False if not all of it
+  // went (errno set).
+  bool write_locked(std::string_view text, Deadline deadline);
 
-  std::mutex mutex_;
+  std::timed_mutex mutex_;
   const int fd_;
   const bool tty_;
   bool progress_open_ = false;  // a progress line was written and not ended
-};
-
-class StderrRelay {
- public:
-  // Points file descriptors 1 and 2 at the relay's pipe and starts the relay thread. Throws
-  // procpool::Error if the pipe, the descriptors or the thread cannot be set up.
-  explicit StderrRelay(ErrorStream& stream);
-  // Points 1 and 2 back at the real standard error, relays what is still in the pipe (without
-  // waiting for a writer that is still alive), and joins the thread.
-  ~StderrRelay();
-  StderrRelay(const StderrRelay&) = delete;
-  StderrRelay& operator=(const StderrRelay&) = delete;
-
- private:
-  void run();
-
-  ErrorStream& stream_;
-  int read_fd_ = -1;
-  int stop_fd_ = -1;
-  std::thread thread_;
+  bool relay_stalled_ = false;  // a worker line timed out; drop until there is room
+  std::atomic<std::uint64_t> dropped_lines_{0};  // counted also without the lock
 };
 
 }  // namespace procpool::tool

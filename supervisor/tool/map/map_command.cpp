@@ -28,7 +28,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Standard error once map has set it up (a relay of the workers' output runs), else null.
+// Standard error once map has set it up (the workers' output goes through it too), else null.
 ErrorStream* g_errors = nullptr;
 
 void write_stderr(std::string_view text) {
@@ -46,11 +46,9 @@ int run_map_command(std::span<char* const> args, const CommandContext& context) 
   const std::optional<MapOptions> options = parse_map_options(args, status);
   if (!options) return status;
 
-  // Workers inherit our stdout (PoolOptions has no way to redirect it): keep the real one for
-  // results under a private fd, and likewise the real stderr. File descriptors 1 (the workers'
-  // stdout) and 2 (where the pool copies the workers' stderr) then go to a relay that writes
-  // their lines to the real stderr, never into the progress line; so a worker that prints
-  // cannot corrupt the output either.
+  // Results go to a private copy of our stdout, and messages to one of our stderr, so that
+  // nothing else in the process writes between them (the workers' own output reaches stderr
+  // through the pool's line sinks, below).
   // Results that go nowhere are no success: refuse a closed or read-only standard output
   // before anything starts.
   const int output_flags = ::fcntl(STDOUT_FILENO, F_GETFL);
@@ -70,13 +68,6 @@ int run_map_command(std::span<char* const> args, const CommandContext& context) 
     return kExitFailed;
   }
   ErrorStream errors(error_fd, ::isatty(error_fd) == 1);
-  std::optional<StderrRelay> relay;
-  try {
-    relay.emplace(errors);
-  } catch (const Error& e) {
-    write_stderr(std::string("procpool map: ") + e.what() + "\n");
-    return kExitFailed;
-  }
   g_errors = &errors;  // write_stderr() goes through it from here on, until it goes
   struct ForgetErrors {
     ~ForgetErrors() { g_errors = nullptr; }
@@ -110,6 +101,15 @@ int run_map_command(std::span<char* const> args, const CommandContext& context) 
   // worker is SIGKILLed after stop_grace.
   pool_options.shutdown_grace = milliseconds(0);
   pool_options.stop_grace = options->grace;
+  // What the workers print, on either stream, goes to our stderr as whole lines, never into
+  // the results on stdout nor inside the progress line.
+  const auto relay = [&errors](std::string_view, std::string_view line) {
+    errors.relay_line(line);
+  };
+  pool_options.worker_stdout = OutputSink{};
+  pool_options.worker_stdout.on_line = relay;
+  pool_options.worker_stderr = OutputSink{};
+  pool_options.worker_stderr.on_line = relay;
 
   // The pool is built on a thread that blocks SIGINT and SIGTERM, so that the threads it starts
   // (which inherit that) never run our handler. Meanwhile a signal ends the run at once: no
@@ -163,6 +163,12 @@ int run_map_command(std::span<char* const> args, const CommandContext& context) 
   } catch (const std::exception& e) {
     write_stderr(std::string("procpool map: ") + e.what() + "\n");
     return kExitFailed;
+  }
+  pool.reset();  // every worker line is in (or dropped) once its thread is gone
+  if (const std::uint64_t dropped = errors.dropped_lines(); dropped != 0) {
+    errors.message("procpool map: " + std::to_string(dropped) +
+                       " line(s) of worker output dropped: standard error was not being read\n",
+                   std::chrono::steady_clock::now() + std::chrono::seconds(1));
   }
   return status;
 }
