@@ -8,8 +8,8 @@ using State = WorkerSlot::State;
 // Tasks are waiting inside a worker's pipeline behind one that has run for a while: work the
 // queue does not show, which a burst dispatched straight into the rings leaves.
 bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
-  if (slot.state() != State::kReady || slot.inflight.size() < 2) return false;
-  const Clock::time_point began = tasks_[slot.inflight.front()].began;
+  if (slot.state() != State::kReady || slot.load.inflight.size() < 2) return false;
+  const Clock::time_point began = tasks_[slot.load.inflight.front()].began;
   return began != Clock::time_point{} && now - began >= kPipelineWork;
 }
 
@@ -28,7 +28,7 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
     serving += slot.state() == State::kStarting || slot.state() == State::kReady || pending_restart;
     processes += slot.live() || pending_restart;
     backlog = backlog || backlogged_locked(slot, now);
-    idle_worker = idle_worker || (slot.state() == State::kReady && slot.inflight.empty());
+    idle_worker = idle_worker || (slot.state() == State::kReady && slot.load.inflight.empty());
   }
   // A backlog inside one worker's ring cannot move to another, but the next tasks can: worth a
   // new worker only if none is idle.
@@ -53,8 +53,8 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   }
   for (WorkerSlot& slot : slots_) {
     if (serving <= min_workers_) break;
-    if (slot.state() == State::kReady && slot.inflight.empty() && queue_.empty() &&
-        now - slot.last_active >= options_.idle_timeout) {
+    if (slot.state() == State::kReady && slot.load.inflight.empty() && queue_.empty() &&
+        now - slot.load.last_active >= options_.idle_timeout) {
       stop_slot_locked(slot, now);
       --serving;
     }

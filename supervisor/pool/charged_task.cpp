@@ -17,26 +17,27 @@ const TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
   const TaskRecord* oldest = nullptr;
   std::size_t live = 0;
   bool named = false;
-  for (const std::uint32_t index : slot.inflight) {
+  for (const std::uint32_t index : slot.load.inflight) {
     const TaskRecord& task = tasks_[index];
-    if (slot.timed_out_task == index) return &task;
+    if (slot.process.timed_out_task == index) return &task;
     if (running_id != 0 && task.id == running_id) {
       named = true;
-      if (slot.timed_out_task == WorkerSlot::kNoTask && !task.abandoned) return &task;
+      if (slot.process.timed_out_task == WorkerSlot::kNoTask && !task.abandoned) return &task;
     }
     if (task.abandoned) continue;
     ++live;
     if (oldest == nullptr) oldest = &task;
   }
-  if (slot.timed_out_task != WorkerSlot::kNoTask || oldest == nullptr) return nullptr;
+  if (slot.process.timed_out_task != WorkerSlot::kNoTask || oldest == nullptr) return nullptr;
   // The last task it answered may still be named if it died before clearing the field: a
   // stale report, not a lie.
-  const bool untrusted =
-      slot.control_lied || (running_id != 0 && !named && running_id != slot.last_answered_id);
+  const bool untrusted = slot.process.control_lied ||
+                         (running_id != 0 && !named && running_id != slot.load.last_answered_id);
   // A lone task on a worker that died by itself: nothing else on board can have done it. (Not
   // for a worker we killed as hung: with no task named running, it hung outside any task.)
-  if (untrusted || (running_id == 0 && live == 1 && !slot.killed)) return oldest;
-  if (slot.killed && slot.kill_cause != KillCause::kUnhealthy) return nullptr;  // killed for a task
+  if (untrusted || (running_id == 0 && live == 1 && !slot.process.killed)) return oldest;
+  if (slot.process.killed && slot.process.kill_cause != KillCause::kUnhealthy)
+    return nullptr;  // killed for a task
   if (oldest->uncharged_deaths + 1 >= kMaxUnchargedDeaths) return oldest;
   return nullptr;
 }

@@ -13,12 +13,13 @@ WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
     if (slot.state() != State::kReady || slot.writing_task() != WorkerSlot::kNoTask) continue;
-    const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.depth;
-    if (slot.inflight.size() >= depth) continue;
-    if (options_.pipeline_depth == 0 && !slot.inflight.empty() && running_long_locked(slot, now)) {
+    const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.load.depth;
+    if (slot.load.inflight.size() >= depth) continue;
+    if (options_.pipeline_depth == 0 && !slot.load.inflight.empty() &&
+        running_long_locked(slot, now)) {
       continue;  // its task runs far longer than measured: nothing more waits behind it
     }
-    if (best == nullptr || slot.inflight.size() < best->inflight.size()) best = &slot;
+    if (best == nullptr || slot.load.inflight.size() < best->load.inflight.size()) best = &slot;
   }
   return best;
 }
@@ -27,11 +28,11 @@ WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
 // measured time per task (and at least kLongTask): the adaptive depth, measured on shorter
 // tasks, would queue new tasks behind a long one.
 bool PoolCore::running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
-  const Clock::time_point began = tasks_[slot.inflight.front()].began;
+  const Clock::time_point began = tasks_[slot.load.inflight.front()].began;
   if (began == Clock::time_point{}) return false;
   const auto ran = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
   const auto floor = std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count();
-  return ran > std::max<std::int64_t>(floor, 4 * slot.service_ns);
+  return ran > std::max<std::int64_t>(floor, 4 * slot.load.service_ns);
 }
 
 void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now) {
@@ -41,14 +42,15 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   task.slot = static_cast<int>(slot.index);
   ++task.attempts;
   if (task.attempts > 1) ++retried_;
-  if (slot.inflight.empty()) {
+  if (slot.load.inflight.empty()) {
     task.began = now;
-    if (task.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + task.timeout);
+    if (task.timeout.count() != 0)
+      slot.load.next_scan = std::min(slot.load.next_scan, now + task.timeout);
   }
   ++running_;
-  slot.inflight.push_back(index);
-  slot.last_active = now;
-  ++slot.dispatched;
+  slot.load.inflight.push_back(index);
+  slot.load.last_active = now;
+  ++slot.load.dispatched;
   FrameHeader header;
   header.type = FrameType::kTask;
   header.handler_id = task.handler;
@@ -56,8 +58,8 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   header.attempt = task.attempts;
   header.flags = task.chunk_items != 0 ? kFrameChunk : 0;
   slot.channel->begin_task(index, header);
-  if (slot.recycle_after != 0 && slot.dispatched >= slot.recycle_after) {
-    slot.set_state(State::kDraining);  // recycled once its in-flight tasks are answered
+  if (slot.load.recycle_after != 0 && slot.load.dispatched >= slot.load.recycle_after) {
+    slot.process.drain();  // recycled once its in-flight tasks are answered
     kick();
   }
 }

@@ -41,7 +41,7 @@ PoolCore::PoolCore(PoolOptions options)
   slots_ = std::vector<WorkerSlot>(max_workers_);  // slots do not move: channels map rings
   for (unsigned i = 0; i < max_workers_; ++i) {
     slots_[i].index = i;
-    slots_[i].restart = RestartTracker(options_.restart);
+    slots_[i].process.restart = RestartTracker(options_.restart);
   }
   epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_fd_) throw_errno(errno, "procpool::Pool: epoll_create1");

@@ -146,7 +146,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void spawn_locked(WorkerSlot& slot);
   // `code`: the errno of the failed system call, 0 if none applies.
   void spawn_failed_locked(WorkerSlot& slot, const char* reason, int code);
-  void undo_spawn_locked(WorkerSlot& slot);
+  void undo_spawn_locked(WorkerSlot& slot, ChildProcess& child);
   // worker_output.cpp: the workers' stdout and stderr (PoolOptions::worker_stdout,
   // worker_stderr). Supervisor thread only, and never with mu_ held: these run the sinks.
   void read_outputs(WorkerSlot& slot);

@@ -7,9 +7,9 @@ void PoolCore::emit_locked(const WorkerSlot& slot, PoolEvent event) {
   if (!options_.on_event) return;
   event.at = Clock::now();
   event.slot = slot.index;
-  event.incarnation = slot.incarnation;
+  event.incarnation = slot.process.incarnation;
   if (event.consecutive_failures == 0) {
-    event.consecutive_failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
+    event.consecutive_failures = static_cast<unsigned>(slot.process.restart.broken_in_a_row());
   }
   events_.push_back(std::move(event));
 }

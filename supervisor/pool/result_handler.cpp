@@ -21,13 +21,13 @@ void PoolCore::drain_all_locked() {
 }
 
 void PoolCore::drain_slot_locked(WorkerSlot& slot) {
-  const std::uint64_t incarnation = slot.incarnation;
+  const std::uint64_t incarnation = slot.process.incarnation;
   WorkerChannel::Frame frame;
   WorkerChannel::ReadOutcome outcome;
   while ((outcome = slot.channel->read(frame)) == WorkerChannel::ReadOutcome::kFrame) {
     on_frame_locked(slot, frame);
-    if (slot.incarnation != incarnation || !slot.channel) return;  // killed meanwhile
-    if (slot.killed) break;
+    if (slot.process.incarnation != incarnation || !slot.channel) return;  // killed meanwhile
+    if (slot.process.killed) break;
   }
   WorkerChannel& channel = *slot.channel;
   channel.release();
@@ -57,9 +57,8 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
                     ProtocolViolation::HandlerMismatch);
         return;
       }
-      slot.set_state(State::kReady);
-      slot.ready_at = slot.last_active = Clock::now();
-      slot.restart.on_ready(slot.ready_at);
+      slot.process.became_ready(Clock::now());
+      slot.load.last_active = slot.process.ready_at;
       PoolEvent ready;
       ready.kind = PoolEvent::Kind::WorkerReady;
       ready.pid = slot.pid();
@@ -85,8 +84,8 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
 void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
                                std::string body) {
   const std::uint32_t index = TaskTable::index_of(task_id);
-  auto on_board = std::find(slot.inflight.begin(), slot.inflight.end(), index);
-  if (!tasks_.holds(task_id) || on_board == slot.inflight.end()) {
+  auto on_board = std::find(slot.load.inflight.begin(), slot.load.inflight.end(), index);
+  if (!tasks_.holds(task_id) || on_board == slot.load.inflight.end()) {
     kill_locked(slot,
                 "protocol violation: answer for task " + std::to_string(task_id) +
                     ", which is not on board",
@@ -100,21 +99,22 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                 ProtocolViolation::BadAnswer);
     return;
   }
-  slot.last_answered_id = task_id;
-  if (on_board == slot.inflight.begin()) {
-    slot.inflight.pop_front();  // the usual case: answers come in dispatch order
+  slot.load.last_answered_id = task_id;
+  if (on_board == slot.load.inflight.begin()) {
+    slot.load.inflight.pop_front();  // the usual case: answers come in dispatch order
   } else {
-    slot.inflight.erase(on_board);
+    slot.load.inflight.erase(on_board);
   }
   const auto now = Clock::now();
-  if (!slot.inflight.empty()) {  // the next task starts now: its timeout counts from here
-    TaskRecord& next = tasks_[slot.inflight.front()];
+  if (!slot.load.inflight.empty()) {  // the next task starts now: its timeout counts from here
+    TaskRecord& next = tasks_[slot.load.inflight.front()];
     if (next.began == Clock::time_point{}) {
       next.began = now;
-      if (next.timeout.count() != 0) slot.next_scan = std::min(slot.next_scan, now + next.timeout);
+      if (next.timeout.count() != 0)
+        slot.load.next_scan = std::min(slot.load.next_scan, now + next.timeout);
     }
   }
-  slot.last_active = now;
+  slot.load.last_active = now;
   TaskRecord& task = tasks_[index];
   adapt_depth_locked(slot, task, now);  // the service time also decides whether to spin
   if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer
@@ -136,23 +136,23 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       kill_locked(slot, "protocol violation: malformed chunk answer", ProtocolViolation::BadAnswer);
       return;
     }
-    slot.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
-    slot.tasks_failed += static_cast<std::uint64_t>(failures);
-    slot.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
-    slot.slot_tasks_failed += static_cast<std::uint64_t>(failures);
+    slot.load.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.load.tasks_failed += static_cast<std::uint64_t>(failures);
+    slot.load.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
+    slot.load.slot_tasks_failed += static_cast<std::uint64_t>(failures);
     if (out_of_memory && slot.state() == State::kReady) {  // recycled, as for a plain task
-      slot.set_state(State::kDraining);
+      slot.process.drain();
       kick();
     }
     resolve_locked(index, std::move(body), std::nullopt, slot.pid(),
                    static_cast<std::uint32_t>(failures));
   } else if (ok) {
-    ++slot.tasks_done;
-    ++slot.slot_tasks_done;
+    ++slot.load.tasks_done;
+    ++slot.load.slot_tasks_done;
     resolve_locked(index, std::move(body), std::nullopt, slot.pid());
   } else {
-    ++slot.tasks_failed;
-    ++slot.slot_tasks_failed;
+    ++slot.load.tasks_failed;
+    ++slot.load.slot_tasks_failed;
     WorkerErrorCode code{};
     std::string_view message;
     if (!decode_error(as_bytes(body), code, message)) {
@@ -175,7 +175,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       if (options_.max_rss_hard != 0) {
         text += "; its RLIMIT_DATA is max_rss_hard " + mebibytes_text(options_.max_rss_hard);
       }
-      if (slot.state() == State::kReady) slot.set_state(State::kDraining);
+      slot.process.drain();
       kick();
       resolve_locked(index, {}, TaskError(kind, text, slot.pid()));
       free_task_locked(index);
@@ -190,17 +190,18 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
 // the previous answer; an EWMA (1/16) of that is its time per task, and the depth keeps about
 // kPipelineWork of work queued behind the task it runs.
 void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now) {
-  const Clock::time_point began = std::max(slot.last_answer, task.dispatched);
-  slot.last_answer = now;
-  slot.service_ns = AdaptiveDepth::next_service_ns(
-      slot.service_ns, std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
-  slot.depth = AdaptiveDepth::depth(slot.service_ns);
+  const Clock::time_point began = std::max(slot.load.last_answer, task.dispatched);
+  slot.load.last_answer = now;
+  slot.load.service_ns = AdaptiveDepth::next_service_ns(
+      slot.load.service_ns,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
+  slot.load.depth = AdaptiveDepth::depth(slot.load.service_ns);
 }
 
 bool PoolCore::answers_soon_locked() const noexcept {
   for (const WorkerSlot& slot : slots_) {
-    if (slot.live() && !slot.inflight.empty() &&
-        slot.service_ns <
+    if (slot.live() && !slot.load.inflight.empty() &&
+        slot.load.service_ns <
             std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()) {
       return true;
     }

@@ -84,7 +84,7 @@ void PoolCore::run_loop() {
     for (WorkerSlot& slot : slots_) {
       // A killed worker's rings may stay faulted ("ready") until it is reaped, and only
       // epoll_wait below sees its pidfd: do not let them keep this thread from sleeping.
-      if (!slot.live() || !slot.channel || slot.killed) continue;
+      if (!slot.live() || !slot.channel || slot.process.killed) continue;
       if (slot.channel->readable()) ready_now = true;
       const std::uint32_t writing = slot.writing_task();
       if (writing != WorkerSlot::kNoTask &&
@@ -125,7 +125,7 @@ void PoolCore::run_loop() {
         case kEpollStderr:
           break;  // read above
         case kEpollPidfd:
-          if (slot_index < slots_.size() && slots_[slot_index].has_process()) {
+          if (slot_index < slots_.size() && slots_[slot_index].process.has_process()) {
             drain_all_locked();  // results published before the exit still count
             reap(slots_[slot_index]);
           }

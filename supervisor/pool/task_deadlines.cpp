@@ -35,20 +35,20 @@ void PoolCore::cancel_locked(std::uint64_t task_id) {
   send_frame_locked(slot, FrameType::kCancel, task_id);
   slot.channel->control().cancel_task_id.store(task_id, std::memory_order_release);
   task.abandon_deadline = Clock::now() + options_.cancel_grace;
-  slot.next_scan = std::min(slot.next_scan, task.abandon_deadline);
+  slot.load.next_scan = std::min(slot.load.next_scan, task.abandon_deadline);
   kick();
 }
 
 // The deadlines of one worker's tasks on board: a running task past its timeout gets the worker
 // killed; one past its timeout while still waiting in the worker's pipeline is resolved and
 // skipped; a cancelled task still running after cancel_grace gets the worker killed. Sets
-// slot.next_scan to the next deadline.
+// slot.load.next_scan to the next deadline.
 void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
-  auto want = [&](Clock::time_point t) { slot.next_scan = std::min(slot.next_scan, t); };
+  auto want = [&](Clock::time_point t) { slot.load.next_scan = std::min(slot.load.next_scan, t); };
   // The task whose handler runs now, as the worker says (untrusted: only compared).
   const std::uint64_t running_id =
       slot.channel->control().current_task_id.load(std::memory_order_relaxed);
-  for (const std::uint32_t index : slot.inflight) {
+  for (const std::uint32_t index : slot.load.inflight) {
     TaskRecord& task = tasks_[index];
     const bool running = running_id != 0 && task.id == running_id;
     if (task.abandoned) {
@@ -73,7 +73,7 @@ void PoolCore::scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now) {
       continue;
     }
     if (running) {
-      slot.timed_out_task = index;
+      slot.process.timed_out_task = index;
       kill_locked(
           slot,
           "task " + std::to_string(task.id) + " timed out after " + milliseconds_text(task.timeout),

@@ -19,15 +19,15 @@ using State = WorkerSlot::State;
 // The supervisor thread read the worker's pipes just before (its last words are in the
 // stderr tail: at most a pipe's worth is left once the writer is gone).
 void PoolCore::reap(WorkerSlot& slot) {
-  const std::optional<ExitStatus> status = slot.process.peek_exit();
+  const std::optional<ExitStatus> status = slot.process.child.peek_exit();
   if (!status) return;  // pidfd readable means exited; be safe anyway
   // The worker's own children, if any, while its zombie still keeps the pgid from reuse.
-  slot.process.signal_group(SIGKILL);
-  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.process.pidfd(), nullptr);
+  slot.process.child.signal_group(SIGKILL);
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.process.child.pidfd(), nullptr);
   if (slot.channel)
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, slot.channel->doorbell_fd(), nullptr);
-  slot.process.try_reap();
-  const std::string last_words = slot.err ? slot.err->tail().text() : std::string();
+  slot.process.child.try_reap();
+  const std::string last_words = slot.process.err ? slot.process.err->tail().text() : std::string();
   retire_outputs_locked(slot);
   on_exit_locked(slot, *status, last_words);
 }
@@ -35,20 +35,21 @@ void PoolCore::reap(WorkerSlot& slot) {
 void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
                               const std::string& last_words) {
   const auto now = Clock::now();
-  const bool intended = slot.state() == State::kStopping && !slot.killed && exit.clean();
-  const bool was_ready = slot.ready_at >= slot.started && slot.state() != State::kStarting;
+  const bool intended = slot.state() == State::kStopping && !slot.process.killed && exit.clean();
+  const bool was_ready =
+      slot.process.ready_at >= slot.process.started && slot.state() != State::kStarting;
   const int pid = slot.pid();
-  const bool busy = !slot.inflight.empty();
+  const bool busy = !slot.load.inflight.empty();
   const TaskRecord* running = charged_task_locked(slot);
   // The crash report: what ended it, how long it had been up, what it was doing, its last words.
   char uptime[32];
-  std::snprintf(uptime, sizeof uptime, "%.3f s", seconds_between(slot.started, now));
+  std::snprintf(uptime, sizeof uptime, "%.3f s", seconds_between(slot.process.started, now));
   // Appended piece by piece: GCC 12 at -O2 warns (-Wrestrict, a false positive, GCC bug 105329)
   // on a literal plus a temporary string.
   std::string what = describe_slot(slot);
-  if (slot.killed) {
+  if (slot.process.killed) {
     what += " was killed: ";
-    what += slot.kill_reason;
+    what += slot.process.kill_reason;
   } else {
     what += ' ';
     what += exit.describe();
@@ -59,7 +60,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
             std::to_string(running->attempts) + " of " + std::to_string(running->max_attempts) +
             ")";
   } else if (busy) {
-    what += ", " + std::to_string(slot.inflight.size()) + " task(s) on board, none running";
+    what += ", " + std::to_string(slot.load.inflight.size()) + " task(s) on board, none running";
   }
   if (!last_words.empty()) what += "; last stderr lines:\n" + last_words;
 
@@ -67,7 +68,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
   // was running spent an attempt. The rest never started, or finished with the answer
   // unpublished: they go back to the front of the queue as they were.
   std::vector<std::uint32_t> requeue;
-  for (const std::uint32_t index : slot.inflight) {
+  for (const std::uint32_t index : slot.load.inflight) {
     TaskRecord& task = tasks_[index];
     if (task.abandoned) {
       free_task_locked(index);
@@ -82,13 +83,13 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
       free_task_locked(index);
       continue;
     }
-    const bool timed_out = slot.timed_out_task == index;
+    const bool timed_out = slot.process.timed_out_task == index;
     const bool charged = !intended && &task == running;
     if (charged) {
       if (task.attempts >= task.max_attempts) {
-        const auto kind = timed_out              ? TaskError::Kind::Timeout
-                          : slot.memory_exceeded ? TaskError::Kind::MemoryLimit
-                                                 : TaskError::Kind::WorkerCrashed;
+        const auto kind = timed_out                      ? TaskError::Kind::Timeout
+                          : slot.process.memory_exceeded ? TaskError::Kind::MemoryLimit
+                                                         : TaskError::Kind::WorkerCrashed;
         std::string message = what;
         if (task.max_attempts > 1) {
           message = "task failed on all " + std::to_string(task.attempts) +
@@ -118,22 +119,22 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
   for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
     queue_.push_front(tasks_[*it].priority, *it);
   }
-  slot.inflight.clear();
+  slot.load.inflight.clear();
   slot.channel.reset();
-  slot.process = ChildProcess();
+  slot.process.reaped();
 
   // What the death says about the program (RestartTracker): only a start that never served
   // counts towards a crash loop.
   DeathKind death = DeathKind::kBroken;
-  if (intended || (slot.killed && (slot.kill_cause == KillCause::kForTask ||
-                                   slot.kill_cause == KillCause::kStop))) {
+  if (intended || (slot.process.killed && (slot.process.kill_cause == KillCause::kForTask ||
+                                           slot.process.kill_cause == KillCause::kStop))) {
     death = DeathKind::kIntended;
   } else if (!was_ready) {
     death = DeathKind::kBroken;
-  } else if (now - slot.ready_at >= options_.restart.min_uptime) {
+  } else if (now - slot.process.ready_at >= options_.restart.min_uptime) {
     death = DeathKind::kStable;
-  } else if (busy || slot.last_answered_id != 0 ||
-             (!slot.killed && exit.signaled && exit.signal == SIGKILL)) {
+  } else if (busy || slot.load.last_answered_id != 0 ||
+             (!slot.process.killed && exit.signaled && exit.signal == SIGKILL)) {
     // With tasks on board the running one is charged. A worker that answered a task has shown
     // the program can serve (a protocol violation in an answer is that task's). An idle worker
     // SIGKILLed from outside (an operator, a chaos test) says nothing about the program. All
@@ -147,23 +148,23 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
   exited.exit_code = exit.signaled ? -1 : exit.code;
   exited.signal = exit.signaled ? exit.signal : 0;
   exited.counted = death == DeathKind::kBroken;
-  if (slot.killed && slot.kill_cause == KillCause::kProtocolViolation) {
-    exited.violation = slot.violation;
+  if (slot.process.killed && slot.process.kill_cause == KillCause::kProtocolViolation) {
+    exited.violation = slot.process.violation;
   }
   emit_locked(slot, std::move(exited));
 
   if (intended) {
     // Recycled or scaled down: a recycled slot below the minimum comes back at once.
-    slot.set_state(State::kEmpty);
-    slot.restart.on_death(DeathKind::kIntended, 0);
+    slot.process.empty();
+    slot.process.restart.on_death(DeathKind::kIntended, 0);
     return;
   }
   if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
-    slot.set_state(State::kEmpty);  // shutting down: no restart unless queued work still needs one
+    slot.process.empty();  // shutting down: no restart unless queued work still needs one
     return;
   }
   ++restarts_;
-  ++slot.restarts;
+  ++slot.process.restarts;
   schedule_restart_locked(slot, death, what, now);
 }
 
@@ -174,25 +175,26 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
 void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const std::string& what,
                                        Clock::time_point now) {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  const auto delay = slot.restart.on_death(death, uniform(rng_));
-  const auto failures = static_cast<unsigned>(slot.restart.broken_in_a_row());
-  if (death == DeathKind::kBroken && slot.restart.crash_looping() && !slot.crash_loop_reported) {
-    slot.crash_loop_reported = true;
+  const auto delay = slot.process.restart.on_death(death, uniform(rng_));
+  const auto failures = static_cast<unsigned>(slot.process.restart.broken_in_a_row());
+  if (death == DeathKind::kBroken && slot.process.restart.crash_looping() &&
+      !slot.process.crash_loop_reported) {
+    slot.process.crash_loop_reported = true;
     PoolEvent loop;
     loop.kind = PoolEvent::Kind::CrashLoop;
     loop.message = what;
     loop.consecutive_failures = failures;
     emit_locked(slot, std::move(loop));
   }
-  if (failures == 0) slot.crash_loop_reported = false;
+  if (failures == 0) slot.process.crash_loop_reported = false;
   const std::string in_a_row = " (" + std::to_string(failures) + " failures in a row)";
-  if (slot.restart.gave_up()) {
-    slot.set_state(State::kEmpty);
+  if (slot.process.restart.gave_up()) {
+    slot.process.empty();
     fail_pool_locked(what + in_a_row);
     return;
   }
-  if (!started_up_ && slot.restart.crash_looping()) {
-    slot.set_state(State::kEmpty);
+  if (!started_up_ && slot.process.restart.crash_looping()) {
+    slot.process.empty();
     fail_pool_locked(what + in_a_row);
     return;
   }
@@ -201,8 +203,7 @@ void PoolCore::schedule_restart_locked(WorkerSlot& slot, DeathKind death, const 
   restarting.delay = delay;
   restarting.consecutive_failures = failures;
   emit_locked(slot, std::move(restarting));
-  slot.set_state(State::kBackoff);
-  slot.deadline = now + delay;
+  slot.process.back_off(now + delay);
 }
 
 }  // namespace procpool::detail

@@ -11,22 +11,12 @@ namespace procpool::detail {
 using State = WorkerSlot::State;
 
 void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, ProtocolViolation violation) {
-  if (slot.has_process() && !slot.killed) slot.violation = violation;
+  if (slot.process.has_process() && !slot.process.killed) slot.process.violation = violation;
   kill_locked(slot, std::move(reason), KillCause::kProtocolViolation);
 }
 
 void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause) {
-  if (!slot.has_process()) return;
-  if (!slot.killed) {
-    slot.killed = true;
-    slot.kill_reason = std::move(reason);
-    slot.kill_cause = cause;
-  }
-  // Through the pidfd, then the process group, for any children of the worker (PDEATHSIG does
-  // not reach them); ChildProcess refuses both once reaped, so no recycled pid is hit.
-  slot.process.signal(SIGKILL);
-  slot.process.signal_group(SIGKILL);
-  if (slot.state() == State::kReady) slot.set_state(State::kDraining);  // no new tasks meanwhile
+  slot.process.kill(std::move(reason), cause);
 }
 
 // A worker's doorbell rang. More rings than its ring traffic explains are a wake-up flood
@@ -34,9 +24,9 @@ void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause
 // its ring is drained first, so what it published counts.
 void PoolCore::doorbell_locked(WorkerSlot& slot) {
   if (!slot.channel || !slot.channel->take_rings()) return;
-  if (!slot.live() || slot.killed) return;
+  if (!slot.live() || slot.process.killed) return;
   drain_slot_locked(slot);
-  if (slot.killed || !slot.channel) return;
+  if (slot.process.killed || !slot.channel) return;
   WorkerChannel& channel = *slot.channel;
   const ChannelFault fault = channel.check_doorbell();
   if (fault.violation == ProtocolViolation::DoorbellFlood) {
@@ -54,7 +44,7 @@ void PoolCore::check_memory_locked(WorkerSlot& slot) {
   const std::uint64_t rss = read_process_usage(slot.pid()).rss_bytes;
   if (rss == 0) return;  // exiting, or /proc unreadable
   if (options_.max_rss_hard != 0 && rss > options_.max_rss_hard) {
-    slot.memory_exceeded = true;
+    slot.process.memory_exceeded = true;
     kill_locked(slot,
                 "resident memory " + mebibytes_text(rss) + " above max_rss_hard " +
                     mebibytes_text(options_.max_rss_hard),
@@ -62,7 +52,7 @@ void PoolCore::check_memory_locked(WorkerSlot& slot) {
     return;
   }
   if (options_.max_rss != 0 && rss > options_.max_rss && slot.state() == State::kReady) {
-    slot.set_state(State::kDraining);  // recycled once the tasks on board are answered
+    slot.process.drain();  // recycled once the tasks on board are answered
     kick();
   }
 }

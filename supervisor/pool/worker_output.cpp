@@ -11,7 +11,7 @@ namespace procpool::detail {
 // (OutputCapture::kBudgetPerWake) and the pipes are level-triggered, so a worker flooding its
 // output gets its turn with the others rather than the whole thread.
 void PoolCore::read_outputs(WorkerSlot& slot) {
-  for (OutputCapture* capture : {slot.out.get(), slot.err.get()}) {
+  for (OutputCapture* capture : {slot.process.out.get(), slot.process.err.get()}) {
     if (capture == nullptr || capture->done()) continue;
     if (capture->read_some()) continue;
     // EOF (every writer closed it) or a read error: unwatched before it is closed.
@@ -21,7 +21,7 @@ void PoolCore::read_outputs(WorkerSlot& slot) {
 }
 
 void PoolCore::retire_outputs_locked(WorkerSlot& slot) {
-  for (std::unique_ptr<OutputCapture>* capture : {&slot.out, &slot.err}) {
+  for (std::unique_ptr<OutputCapture>* capture : {&slot.process.out, &slot.process.err}) {
     if (!*capture) continue;
     // Its fd is tagged with the slot's index: left in the set, it would be read as the next
     // worker's of this slot.

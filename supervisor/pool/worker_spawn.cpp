@@ -14,14 +14,11 @@
 namespace procpool::detail {
 using State = WorkerSlot::State;
 
-// Releases what a spawn that failed part way had set up. Closing the fds also takes them out
-// of the epoll set (nothing else holds them once the child is reaped).
-void PoolCore::undo_spawn_locked(WorkerSlot& slot) {
-  // Launched, then registering it failed: do not leave it running.
-  slot.process.kill_and_reap();
-  slot.process = ChildProcess();
-  slot.out.reset();
-  slot.err.reset();
+// Releases what a spawn that failed part way had set up. Closing the fds (the captures, as
+// the caller's locals go) also takes them out of the epoll set: nothing else holds them once
+// the child is reaped.
+void PoolCore::undo_spawn_locked(WorkerSlot& slot, ChildProcess& child) {
+  child.kill_and_reap();  // launched, then registering it failed: do not leave it running
   slot.channel.reset();
 }
 
@@ -32,6 +29,8 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   config.to_worker_capacity = options_.ring_capacity;
   config.to_supervisor_capacity = options_.ring_capacity;
   config.heartbeat_interval_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
+  ChildProcess child;
+  std::unique_ptr<OutputCapture> out, err;
   try {
     slot.channel.emplace(config, ++next_incarnation_, options_.max_payload, options_.worker_data);
     const WorkerChannel& channel = *slot.channel;
@@ -42,8 +41,8 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
       std::lock_guard lock(mu_);
       ++callback_errors_;
     };
-    slot.out = std::make_unique<OutputCapture>(stdout_sinks_, instance, count_error);
-    slot.err = std::make_unique<OutputCapture>(stderr_sinks_, instance, count_error);
+    out = std::make_unique<OutputCapture>(stdout_sinks_, instance, count_error);
+    err = std::make_unique<OutputCapture>(stderr_sinks_, instance, count_error);
     LaunchSpec spec;
     spec.executable = options_.executable;
     spec.args = options_.args;
@@ -55,48 +54,33 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
       spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
       spec.inherit_fds.push_back(shared_.fd());
     }
-    spec.stdout_fd = slot.out->write_fd();
-    spec.stderr_fd = slot.err->write_fd();
+    spec.stdout_fd = out->write_fd();
+    spec.stderr_fd = err->write_fd();
     spec.rlimit_data = options_.max_rss_hard;
-    slot.process = ChildProcess::launch(spec);
-    slot.out->close_write_end();  // the worker holds its own copies
-    slot.err->close_write_end();
-    epoll_add(epoll_fd_.get(), slot.process.pidfd(), kEpollPidfd | slot.index);
-    epoll_add(epoll_fd_.get(), slot.out->read_fd(), kEpollStdout | slot.index);
-    epoll_add(epoll_fd_.get(), slot.err->read_fd(), kEpollStderr | slot.index);
+    child = ChildProcess::launch(spec);
+    out->close_write_end();  // the worker holds its own copies
+    err->close_write_end();
+    epoll_add(epoll_fd_.get(), child.pidfd(), kEpollPidfd | slot.index);
+    epoll_add(epoll_fd_.get(), out->read_fd(), kEpollStdout | slot.index);
+    epoll_add(epoll_fd_.get(), err->read_fd(), kEpollStderr | slot.index);
     epoll_add(epoll_fd_.get(), channel.doorbell_fd(), kEpollDoorbell | slot.index);
   } catch (const SystemError& e) {
-    undo_spawn_locked(slot);
+    undo_spawn_locked(slot, child);
     spawn_failed_locked(slot, e.what(), e.code());
     return;
   } catch (const Error& e) {
-    undo_spawn_locked(slot);
+    undo_spawn_locked(slot, child);
     spawn_failed_locked(slot, e.what(), 0);
     return;
   }
-  slot.incarnation = next_incarnation_;
-  slot.set_state(State::kStarting);
-  slot.started = slot.last_active = now;
-  slot.started_unix_s = unix_now_s();
-  slot.deadline = now + options_.startup_timeout;
-  slot.dispatched = slot.tasks_done = slot.tasks_failed = 0;
-  slot.killed = false;
-  slot.last_answered_id = 0;
-  slot.kill_cause = KillCause::kUnhealthy;
-  slot.kill_reason.clear();
-  slot.violation = ProtocolViolation::None;
-  slot.timed_out_task = WorkerSlot::kNoTask;
-  slot.control_lied = false;
-  slot.service_ns = 0;
-  slot.depth = AdaptiveDepth::kUnmeasured;
-  slot.next_scan = Clock::time_point::max();
-  slot.next_memory_check = now;
-  slot.memory_exceeded = false;
-  slot.recycle_after = 0;
+  slot.process.launched(std::move(child), std::move(out), std::move(err), next_incarnation_, now,
+                        now + options_.startup_timeout, unix_now_s());
+  std::uint64_t recycle_after = 0;  // never
   if (options_.max_tasks_per_worker != 0) {
     const std::uint64_t base = options_.max_tasks_per_worker;
-    slot.recycle_after = base + rng_() % (base / 10 + 1);
+    recycle_after = base + rng_() % (base / 10 + 1);
   }
+  slot.load.new_run(now, recycle_after);
   PoolEvent started;
   started.kind = PoolEvent::Kind::WorkerStarted;
   started.pid = slot.pid();
@@ -140,7 +124,7 @@ void PoolCore::spawn_failed_locked(WorkerSlot& slot, const char* reason, int cod
   emit_locked(slot, std::move(failed));
   if (!started_up_ && permanent_spawn_error(code)) {
     fail_pool_locked(what);
-    slot.set_state(State::kEmpty);
+    slot.process.empty();
     return;
   }
   schedule_restart_locked(slot, DeathKind::kBroken,

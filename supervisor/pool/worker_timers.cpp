@@ -12,8 +12,7 @@ using std::chrono::milliseconds;
 
 void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
   send_frame_locked(slot, FrameType::kShutdown, 0);
-  slot.set_state(State::kStopping);
-  slot.deadline = now + options_.stop_grace;
+  slot.process.stopping(now + options_.stop_grace);
 }
 
 // Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
@@ -58,18 +57,18 @@ Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
 // failed spawn backs off again).
 Clock::time_point PoolCore::backoff_timer_locked(WorkerSlot& slot, Clock::time_point now) {
   if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
-    slot.set_state(State::kEmpty);
-  } else if (now >= slot.deadline) {
+    slot.process.empty();
+  } else if (now >= slot.process.deadline) {
     spawn_locked(slot);
   } else {
-    return slot.deadline;
+    return slot.process.deadline;
   }
   return Clock::time_point::max();
 }
 
 // kStarting: no READY by the deadline gets the worker killed (its exit leaves the state).
 Clock::time_point PoolCore::starting_timer_locked(WorkerSlot& slot, Clock::time_point now) {
-  if (now < slot.deadline) return slot.deadline;
+  if (now < slot.process.deadline) return slot.process.deadline;
   kill_locked(slot, "did not become READY within " + milliseconds_text(options_.startup_timeout),
               KillCause::kUnhealthy);
   return Clock::time_point::max();
@@ -78,12 +77,12 @@ Clock::time_point PoolCore::starting_timer_locked(WorkerSlot& slot, Clock::time_
 // kStopping: still running after stop_grace gets the worker killed. Once killed, the loop keeps
 // looking (the deadline has passed) until the exit is reaped.
 Clock::time_point PoolCore::stopping_timer_locked(WorkerSlot& slot, Clock::time_point now) {
-  if (now >= slot.deadline && !slot.killed) {
+  if (now >= slot.process.deadline && !slot.process.killed) {
     kill_locked(slot, "did not exit within stop_grace " + milliseconds_text(options_.stop_grace),
                 KillCause::kStop);
     return Clock::time_point::max();
   }
-  return slot.deadline;
+  return slot.process.deadline;
 }
 
 // kReady and kDraining: heartbeats, memory and the tasks' deadlines may get the worker killed;
@@ -91,28 +90,29 @@ Clock::time_point PoolCore::stopping_timer_locked(WorkerSlot& slot, Clock::time_
 Clock::time_point PoolCore::serving_timer_locked(WorkerSlot& slot, Clock::time_point now) {
   Clock::time_point next = Clock::time_point::max();
   auto soon = [&](Clock::time_point t) { next = std::min(next, t); };
-  if (slot.killed) return next;
-  slot.restart.on_alive(now);
-  if (slot.restart.broken_in_a_row() != 0) soon(slot.ready_at + options_.restart.min_uptime);
+  if (slot.process.killed) return next;
+  slot.process.restart.on_alive(now);
+  if (slot.process.restart.broken_in_a_row() != 0)
+    soon(slot.process.ready_at + options_.restart.min_uptime);
   if (!heartbeat_ok_locked(slot, now)) return next;
-  if (memory_watched() && now >= slot.next_memory_check) {
-    slot.next_memory_check = now + options_.heartbeat_interval;
+  if (memory_watched() && now >= slot.process.next_memory_check) {
+    slot.process.next_memory_check = now + options_.heartbeat_interval;
     check_memory_locked(slot);
-    if (slot.killed) return next;
+    if (slot.process.killed) return next;
   }
-  if (memory_watched()) soon(slot.next_memory_check);
+  if (memory_watched()) soon(slot.process.next_memory_check);
   // Deadlines of the tasks on board (timeouts, cancel grace): scanned only when one is due, so
   // a deep pipeline costs nothing per loop. Dispatch and cancel pull next_scan in.
-  if (now >= slot.next_scan) {
-    slot.next_scan = Clock::time_point::max();
+  if (now >= slot.load.next_scan) {
+    slot.load.next_scan = Clock::time_point::max();
     scan_deadlines_locked(slot, now);
-    if (slot.killed) return next;
+    if (slot.process.killed) return next;
   }
-  soon(slot.next_scan);
-  if (slot.killed) return next;
-  if (slot.state() == State::kDraining && slot.inflight.empty()) {
+  soon(slot.load.next_scan);
+  if (slot.process.killed) return next;
+  if (slot.state() == State::kDraining && slot.load.inflight.empty()) {
     stop_slot_locked(slot, now);
-  } else if (stopping_ && slot.inflight.empty() && queue_.empty()) {
+  } else if (stopping_ && slot.load.inflight.empty() && queue_.empty()) {
     stop_slot_locked(slot, now);
   } else if (stopping_ && now >= shutdown_deadline_) {
     stop_slot_locked(slot, now);  // grace over: the worker finishes its current task
@@ -129,11 +129,11 @@ bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
   const auto hung_after = options_.heartbeat_interval * options_.heartbeat_misses;
   const std::uint64_t beat = slot.channel->control().heartbeat_ms.load(std::memory_order_relaxed);
   const auto started_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<milliseconds>(slot.started.time_since_epoch()).count());
+      std::chrono::duration_cast<milliseconds>(slot.process.started.time_since_epoch()).count());
   const auto future_slack =
       static_cast<std::uint64_t>((hung_after + std::chrono::seconds(1)).count());
   if (beat < started_ms || beat > now_ms + future_slack) {
-    slot.control_lied = true;
+    slot.process.control_lied = true;
     kill_locked(slot,
                 std::string("protocol violation: heartbeat ") +
                     (beat < started_ms ? "from before the worker started" : "in the future") +

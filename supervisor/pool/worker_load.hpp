@@ -1,0 +1,53 @@
+#pragma once
+
+// The load half of a pool worker (WorkerSlot): the tasks on board, how fast it answers (the
+// adaptive pipeline depth's input), and its counters. Guarded by PoolCore's mutex.
+
+#include <chrono>   // time points
+#include <cstdint>  // counters
+#include <deque>    // in-flight tasks
+
+#include "adaptive_depth.hpp"
+
+namespace procpool::detail {
+
+struct WorkerLoad {
+  using Clock = std::chrono::steady_clock;
+
+  // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves them
+  // in order; WorkerControl::current_task_id says which one runs.
+  std::deque<std::uint32_t> inflight;
+
+  // Adaptive pipeline (PoolOptions::pipeline_depth 0): the worker's time per task (EWMA of the
+  // time between answers while it is busy), and the depth it gives.
+  std::int64_t service_ns = 0;  // 0 = not measured yet
+  Clock::time_point last_answer{};
+  // One until measured: a fresh worker's first task may be long, and short tasks must not
+  // queue behind it.
+  unsigned depth = AdaptiveDepth::kUnmeasured;
+  // When the tasks on board next need looking at (a timeout or a cancel grace falls due).
+  Clock::time_point next_scan = Clock::time_point::max();
+
+  Clock::time_point last_active{};
+  std::uint64_t dispatched = 0;     // tasks sent to this incarnation
+  std::uint64_t recycle_after = 0;  // 0 = never
+  std::uint64_t tasks_done = 0;
+  std::uint64_t tasks_failed = 0;
+  std::uint64_t last_answered_id = 0;  // the task of its latest answer (charged_task_locked)
+  // The same over every incarnation of the slot.
+  std::uint64_t slot_tasks_done = 0;
+  std::uint64_t slot_tasks_failed = 0;
+
+  // A new incarnation: nothing measured, nothing done (the slot's totals stay).
+  void new_run(Clock::time_point now, std::uint64_t recycle_at) noexcept {
+    service_ns = 0;
+    depth = AdaptiveDepth::kUnmeasured;
+    next_scan = Clock::time_point::max();
+    last_active = now;
+    dispatched = tasks_done = tasks_failed = 0;
+    last_answered_id = 0;
+    recycle_after = recycle_at;
+  }
+};
+
+}  // namespace procpool::detail
