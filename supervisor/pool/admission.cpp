@@ -13,18 +13,12 @@ bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view
   };
   if (failure_) return reject(TaskError::Kind::PoolFailed, "pool failed: " + *failure_);
   if (!accepting_) return reject(TaskError::Kind::ShuttingDown, "pool is shutting down");
-  if (!last_handler_.empty() && handler == last_handler_) {  // a run of tasks: no hash lookup
-    handler_id = last_handler_id_;
-  } else {
-    const auto found = handler_ids_.find(handler);
-    if (found == handler_ids_.end()) {
-      return reject(TaskError::Kind::UnknownHandler,
-                    "no worker handler named \"" + std::string(handler.substr(0, 256)) + "\"");
-    }
-    handler_id = found->second;
-    last_handler_.assign(handler);
-    last_handler_id_ = handler_id;
+  const std::optional<std::uint32_t> id = handlers_.find(handler);
+  if (!id) {
+    return reject(TaskError::Kind::UnknownHandler,
+                  "no worker handler named \"" + std::string(handler.substr(0, 256)) + "\"");
   }
+  handler_id = *id;
   if (payload.size() > options_.max_payload) {
     return reject(TaskError::Kind::PayloadTooLarge, "payload of " + std::to_string(payload.size()) +
                                                         " bytes exceeds max_payload " +

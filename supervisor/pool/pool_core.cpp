@@ -139,12 +139,7 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
 void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_.get(), 1); }
 
 std::string PoolCore::handler_name_locked(std::uint32_t handler) const {
-  if (handler < handler_names_.size()) return handler_names_[handler];
-  // Appended, not "#" + std::to_string(): GCC 12 at -O2 warns (-Wrestrict, a false positive,
-  // GCC bug 105329) on a literal plus a temporary string.
-  std::string name = "#";
-  name += std::to_string(handler);
-  return name;
+  return handlers_.name(handler);
 }
 
 std::string PoolCore::describe_slot(const WorkerSlot& slot) const {
@@ -172,7 +167,7 @@ std::size_t PoolCore::live_slots_locked() const {
 
 std::vector<std::string> PoolCore::handlers() const {
   std::lock_guard lock(mu_);
-  return handler_names_;
+  return handlers_.names();
 }
 
 }  // namespace procpool::detail

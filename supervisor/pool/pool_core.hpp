@@ -14,6 +14,7 @@
 #include <vector>              // slots, tasks
 
 #include "adaptive_depth.hpp"
+#include "handler_registry.hpp"
 #include "latency_histogram.hpp"
 #include "output_capture.hpp"
 #include "process_status.hpp"
@@ -215,17 +216,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::vector<std::vector<Delivery>> spare_batches_;
   std::size_t in_delivery_ = 0;  // resolutions taken by deliver() and not yet run
 
-  std::vector<std::string> handler_names_;
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
-  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> handler_ids_;
-
-  std::string last_handler_;  // the last name looked up, and its id
-  std::uint32_t last_handler_id_ = 0;
+  HandlerRegistry handlers_;
   std::uint64_t next_incarnation_ = 0;
   std::size_t running_ = 0;
   std::uint64_t completed_ = 0, failed_ = 0, retried_ = 0, restarts_ = 0;

@@ -49,10 +49,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
                     ProtocolViolation::BadFrame);
         return;
       }
-      if (handler_names_.empty()) {
-        handler_names_ = names;
-        for (std::uint32_t i = 0; i < names.size(); ++i) handler_ids_.emplace(names[i], i);
-      } else if (names != handler_names_) {
+      if (handlers_.announce(names) == HandlerRegistry::Announced::kDifferent) {
         kill_locked(slot, "announced different handlers than the pool's other workers",
                     ProtocolViolation::HandlerMismatch);
         return;
