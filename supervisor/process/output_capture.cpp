@@ -1,22 +1,54 @@
 #include "output_capture.hpp"
 
-#include <fcntl.h>     // open, fcntl, pipe2
-#include <sys/stat.h>  // fstat
-#include <unistd.h>    // read, write, dup
+#include <fcntl.h>       // open, fcntl, pipe2
+#include <poll.h>        // poll
+#include <sys/ioctl.h>   // ioctl, FIONREAD, TIOCGPTN
+#include <sys/socket.h>  // send
+#include <sys/stat.h>    // fstat
+#include <unistd.h>      // read, write, dup, isatty
 
-#include <cerrno>   // errno
-#include <utility>  // std::move
+#include <algorithm>  // std::min
+#include <cerrno>     // errno
+#include <climits>    // PIPE_BUF
+#include <utility>    // std::move
 
 #include "procpool/error.hpp"
 
 namespace procpool::detail {
 
+namespace {
+
+// What finish() reads at most should FIONREAD fail: the default fs.pipe-max-size, the most a
+// pipe can hold unless root raised it.
+constexpr std::size_t kFinishFallback = 1024 * 1024;
+
+// A pty master: reopening it through /proc/self/fd would open /dev/ptmx, a new pty.
+bool is_pty_master(int fd) noexcept {
+  unsigned int number = 0;
+  return ::ioctl(fd, TIOCGPTN, &number) == 0;
+}
+
+// A new open file description of what `fd` names, with O_NONBLOCK, or -1.
+int reopen_nonblocking(int fd) noexcept {
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  return ::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+}
+
+}  // namespace
+
 FdSink::FdSink(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw_errno(errno, "output sink fd " + std::to_string(fd));
-  if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    fd_.reset(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+    mode_ = Mode::Plain;
+  } else if (S_ISSOCK(st.st_mode)) {
+    mode_ = Mode::Socket;  // open() of a socket's /proc/self/fd link fails with ENXIO
+  } else if (S_ISFIFO(st.st_mode) || (::isatty(fd) == 1 && !is_pty_master(fd))) {
+    fd_.reset(reopen_nonblocking(fd));
+    // ENXIO for a FIFO with no reader at the moment, EIO for a pty whose master is gone ...
+    mode_ = fd_ ? Mode::Nonblocking : Mode::Polled;
+  } else {
+    mode_ = Mode::Polled;
   }
   if (!fd_) fd_.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
   if (!fd_) throw_errno(errno, "output sink fd " + std::to_string(fd));
@@ -24,7 +56,31 @@ FdSink::FdSink(int fd) {
 
 void FdSink::write(std::string_view bytes) noexcept {
   while (!bytes.empty()) {
-    const ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+    ssize_t n = 0;
+    switch (mode_) {
+      case Mode::Plain:
+      case Mode::Nonblocking:
+        n = ::write(fd_.get(), bytes.data(), bytes.size());
+        break;
+      case Mode::Socket:
+        // Per call, so the socket's own flags (shared with the caller's fd) stay as they are.
+        n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        break;
+      case Mode::Polled: {
+        // The fd may block (its flags are the caller's): write only what POLLOUT promises room
+        // for, PIPE_BUF for a pipe.
+        pollfd ready{fd_.get(), POLLOUT, 0};
+        const int polled = ::poll(&ready, 1, 0);
+        if (polled < 0 && errno == EINTR) continue;
+        if (polled != 1 || (ready.revents & POLLOUT) == 0 ||
+            (ready.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+          n = -1;
+          break;
+        }
+        n = ::write(fd_.get(), bytes.data(), std::min<std::size_t>(bytes.size(), PIPE_BUF));
+        break;
+      }
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {  // EAGAIN (full), EPIPE (reader gone; SIGPIPE is blocked on the loop thread)
       dropped_ += bytes.size();
@@ -76,13 +132,19 @@ bool OutputCapture::read_some() {
 
 void OutputCapture::finish() {
   if (read_ && !eof_) {
-    // What the pipe holds now: the writers are gone or killed, so this is bounded by the pipe.
+    // What the pipe holds now, and no more. The group's writers are gone or killed, but one that
+    // left the group (setsid) may keep writing, and reading until EAGAIN would then never end.
+    int held = 0;
+    std::size_t left = ::ioctl(read_.get(), FIONREAD, &held) == 0 && held >= 0
+                           ? static_cast<std::size_t>(held)
+                           : kFinishFallback;
     char buffer[16 * 1024];
-    for (;;) {
-      const ssize_t n = ::read(read_.get(), buffer, sizeof buffer);
+    while (left > 0) {
+      const ssize_t n = ::read(read_.get(), buffer, std::min(sizeof buffer, left));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
+      left -= static_cast<std::size_t>(n);
     }
   }
   read_.reset();

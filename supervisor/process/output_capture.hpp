@@ -22,9 +22,19 @@
 
 namespace procpool::detail {
 
-// OutputSink::fd. When the fd is a pipe or FIFO it gets its own open file description with
-// O_NONBLOCK (reopened through /proc/self/fd), so a full pipe drops bytes instead of blocking
-// the supervisor, and the caller's fd keeps its own flags.
+// OutputSink::fd. A write never waits for the fd's reader (the supervisor's loop must not
+// stop), and the caller's fd keeps its own flags (O_NONBLOCK lives on the open file description,
+// which a dup would share):
+// - a pipe, FIFO or terminal (a pty slave, a console) gets its own open file description with
+//   O_NONBLOCK, reopened through /proc/self/fd;
+// - a socket cannot be reopened that way (ENXIO): it is sent to with MSG_DONTWAIT;
+// - anything else that is not a regular file (a pty master, another character device, a FIFO
+//   whose reopen failed) is written at most PIPE_BUF at a time, and only when poll() says POLLOUT:
+//   all that can be done with a blocking description. A pty slave is not left to this: its
+//   POLLOUT promises less room than PIPE_BUF once ONLCR turns '\n' into "\r\n", and a write
+//   then waits for the reader (tests/process/fd_sink_test.cpp, the terminal test);
+// - a regular file (or block device) is written plainly: its writes wait for no reader.
+// What cannot go at once is dropped and counted in dropped().
 class FdSink {
  public:
   explicit FdSink(int fd);  // throws SystemError
@@ -32,7 +42,10 @@ class FdSink {
   std::uint64_t dropped() const noexcept { return dropped_; }
 
  private:
+  enum class Mode : unsigned char { Plain, Nonblocking, Socket, Polled };
+
   UniqueFd fd_;
+  Mode mode_ = Mode::Plain;
   std::uint64_t dropped_ = 0;
 };
 
@@ -64,7 +77,9 @@ class OutputCapture {
   // the fd: the owner unwatches it first, then calls finish() (a closed fd still in an epoll
   // batch could otherwise reach a callback whose capture is gone).
   bool read_some();
-  // Reads what is left without blocking, delivers a partial last line, closes the pipe.
+  // Reads what the pipe holds when it is called, without blocking, delivers a partial last
+  // line, closes the pipe. Bounded by that snapshot (FIONREAD): a writer outside the process
+  // group (a setsid'd grandchild) may still be writing, and must not keep the loop here.
   void finish();
   bool at_eof() const noexcept { return eof_ || !read_; }
   bool done() const noexcept { return !read_; }
