@@ -1,6 +1,8 @@
 #include "notify_socket.hpp"
 
 #include <dirent.h>      // opendir, readdir
+#include <fcntl.h>       // open
+#include <sys/file.h>    // flock
 #include <sys/socket.h>  // socket, bind, recvmsg
 #include <sys/stat.h>    // chmod
 #include <sys/un.h>      // sockaddr_un
@@ -8,7 +10,6 @@
 
 #include <cerrno>      // errno
 #include <charconv>    // std::from_chars
-#include <csignal>     // kill
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem::temp_directory_path
 #include <vector>      // std::vector
@@ -43,15 +44,37 @@ NotifyMessage parse_notify(std::string_view datagram) {
 namespace {
 
 constexpr std::string_view kDirPrefix = "procpool-notify-";
+constexpr std::string_view kSocketName = "/notify";
+constexpr std::string_view kLockName = "/lock";
 
-// The pid in "procpool-notify-<pid>-XXXXXX", or 0.
-int owner_pid(std::string_view name) noexcept {
-  if (!name.starts_with(kDirPrefix)) return 0;
+// "procpool-notify-<pid>-XXXXXX". The pid only names the directory: it says nothing of whether
+// its supervisor lives (see notify_socket.hpp).
+bool is_notify_dir_name(std::string_view name) noexcept {
+  if (!name.starts_with(kDirPrefix)) return false;
   name.remove_prefix(kDirPrefix.size());
   int pid = 0;
   const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
-  if (ec != std::errc{} || end == name.data() + name.size() || *end != '-' || pid <= 0) return 0;
-  return pid;
+  return ec == std::errc{} && end != name.data() + name.size() && *end == '-' && pid > 0;
+}
+
+// The lock of the directory `dir`, taken, if it is a regular file of ours that nobody holds;
+// else none.
+UniqueFd take_abandoned_lock(const std::string& dir, uid_t me) noexcept {
+  const std::string path = dir + std::string(kLockName);
+  UniqueFd lock(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!lock) return {};
+  struct stat held {};
+  if (::fstat(lock.get(), &held) != 0 || !S_ISREG(held.st_mode) || held.st_uid != me) return {};
+  // EWOULDBLOCK: a live supervisor holds it, in whichever pid namespace.
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
+  // Still the file at that name: not one that its owner's destructor, or another sweeping
+  // supervisor, unlinked between our open() and flock().
+  struct stat named {};
+  if (::lstat(path.c_str(), &named) != 0 || named.st_dev != held.st_dev ||
+      named.st_ino != held.st_ino) {
+    return {};
+  }
+  return lock;
 }
 
 }  // namespace
@@ -61,15 +84,19 @@ void remove_stale_notify_dirs(const std::string& parent) noexcept {
   if (dir == nullptr) return;
   const uid_t me = ::geteuid();
   while (const dirent* entry = ::readdir(dir)) {
-    const int pid = owner_pid(entry->d_name);
-    if (pid == 0 || pid == ::getpid()) continue;
-    // Alive (or not ours to signal): its supervisor still uses it.
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (!is_notify_dir_name(entry->d_name)) continue;
     const std::string path = parent + "/" + entry->d_name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me) continue;
+    // The socket first: NotifySocket binds it only once it holds the lock, so a directory
+    // without it may be one whose lock is about to be taken.
+    const std::string socket = path + std::string(kSocketName);
+    if (::lstat(socket.c_str(), &st) != 0) continue;
+    const UniqueFd lock = take_abandoned_lock(path, me);
+    if (!lock) continue;
     // Only what NotifySocket puts there: a directory holding anything else stays.
-    ::unlink((path + "/notify").c_str());
+    ::unlink(socket.c_str());
+    ::unlink((path + std::string(kLockName)).c_str());
     ::rmdir(path.c_str());
   }
   ::closedir(dir);
@@ -82,16 +109,29 @@ NotifySocket::NotifySocket() {
       parent + "/" + std::string(kDirPrefix) + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw_errno(errno, "mkdtemp " + pattern);
   dir_ = pattern;
-  path_ = dir_ + "/notify";
+  path_ = dir_ + std::string(kSocketName);
+  const std::string lock_path = dir_ + std::string(kLockName);
+  lock_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock_) {
+    const int error = errno;
+    ::rmdir(dir_.c_str());
+    throw_errno(error, "notify lock " + lock_path);
+  }
+  // A file system without flock: no lock file, so no sweep ever removes this directory (a leak
+  // after a SIGKILL, never a live supervisor's socket removed).
+  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    ::unlink(lock_path.c_str());
+    lock_.reset();
+  }
   sockaddr_un addr{};
   if (path_.size() >= sizeof addr.sun_path) {
-    ::rmdir(dir_.c_str());
+    remove_directory();
     throw Error("notify socket path too long: " + path_);
   }
   socket_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!socket_) {
     const int error = errno;
-    ::rmdir(dir_.c_str());
+    remove_directory();
     throw_errno(error, "socket(AF_UNIX, SOCK_DGRAM)");
   }
   addr.sun_family = AF_UNIX;
@@ -101,17 +141,20 @@ NotifySocket::NotifySocket() {
       ::chmod(path_.c_str(), 0600) != 0 ||
       ::setsockopt(socket_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
     const int error = errno;
-    socket_.reset();
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
+    remove_directory();
     throw_errno(error, "notify socket " + path_);
   }
 }
 
-NotifySocket::~NotifySocket() {
+NotifySocket::~NotifySocket() { remove_directory(); }
+
+// The lock goes last: until the directory is gone, a sweep must see it held.
+void NotifySocket::remove_directory() noexcept {
   socket_.reset();
   ::unlink(path_.c_str());
+  if (lock_) ::unlink((dir_ + std::string(kLockName)).c_str());
   ::rmdir(dir_.c_str());
+  lock_.reset();
 }
 
 void NotifySocket::receive(const std::function<void(int pid, const NotifyMessage&)>& on_message) {

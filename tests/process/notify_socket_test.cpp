@@ -3,13 +3,17 @@
 
 #include "notify_socket.hpp"
 
+#include <fcntl.h>  // open
 #include <gtest/gtest.h>
+#include <poll.h>        // poll
+#include <sys/file.h>    // flock
 #include <sys/socket.h>  // socket, sendmsg
 #include <sys/stat.h>    // stat
 #include <sys/un.h>      // sockaddr_un
 #include <sys/wait.h>    // waitpid
 #include <unistd.h>      // getpid, pipe, fork
 
+#include <cerrno>      // errno
 #include <cstdlib>     // getenv, setenv
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem
@@ -105,11 +109,23 @@ TEST(NotifySocketTest, ReportsTheSendersPidDropsOversizeAndClosesPassedFds) {
   EXPECT_FALSE(got[1].second.ready);
 }
 
+// A notify directory as NotifySocket leaves it: the socket file (a plain file does here), and
+// the lock file unless `lock_file` is false. Nobody holds the lock.
+std::filesystem::path make_notify_dir(const std::filesystem::path& dir, bool lock_file) {
+  std::filesystem::create_directory(dir);
+  std::ofstream(dir / "notify").put('x');
+  if (lock_file) std::ofstream(dir / "lock").put('x');
+  return dir;
+}
+
 }  // namespace
 }  // namespace procpool::detail
 
-// A SIGKILLed supervisor leaves its directory behind: the next NotifySocket of the same user
-// removes it once its pid is gone, and leaves a live process's, and one holding other files.
+using procpool::detail::make_notify_dir;
+
+// A SIGKILLed supervisor leaves its directory behind, its lock file in it unlocked: the next
+// NotifySocket of the same user removes it, and leaves one without a lock file, and one holding
+// other files.
 TEST(NotifySocketTest, DirectoriesOfDeadSupervisorsAreRemovedAtTheNextStart) {
   std::string parent_pattern =
       (std::filesystem::temp_directory_path() / "procpool-notify-test-XXXXXX").string();
@@ -121,40 +137,107 @@ TEST(NotifySocketTest, DirectoriesOfDeadSupervisorsAreRemovedAtTheNextStart) {
   if (child == 0) ::_exit(0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);  // reaped: the pid names nobody now
+  const std::string dead_pid = std::to_string(child);
 
-  const auto make = [&](const std::string& name, bool socket_file, bool other_file) {
-    const std::filesystem::path dir = parent / name;
-    std::filesystem::create_directory(dir);
-    if (socket_file) std::ofstream(dir / "notify").put('x');
-    if (other_file) std::ofstream(dir / "something-else").put('x');
-    return dir;
-  };
-  const auto dead = make("procpool-notify-" + std::to_string(child) + "-abcdef", true, false);
-  const auto dead_busy = make("procpool-notify-" + std::to_string(child) + "-ghijkl", true, true);
-  const auto live = make("procpool-notify-" + std::to_string(::getppid()) + "-mnopqr", true, false);
-  const auto unrelated = make("procpool-notify-notapid", false, false);
+  const auto dead = make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-abcdef"), true);
+  const auto dead_busy =
+      make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-ghijkl"), true);
+  std::ofstream(dead_busy / "something-else").put('x');
+  // No lock file: one being set up, or one of a version without locks. Its pid says nothing.
+  const auto unlocked =
+      make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-mnopqr"), false);
+  const auto unrelated = parent / "procpool-notify-notapid";
+  std::filesystem::create_directory(unrelated);
+  std::ofstream(unrelated / "notify").put('x');
+  std::ofstream(unrelated / "lock").put('x');
 
   procpool::detail::remove_stale_notify_dirs(parent.string());
   EXPECT_FALSE(std::filesystem::exists(dead));
-  EXPECT_TRUE(std::filesystem::exists(dead_busy));
+  EXPECT_TRUE(std::filesystem::exists(dead_busy / "something-else"));
   EXPECT_FALSE(std::filesystem::exists(dead_busy / "notify"));
-  EXPECT_TRUE(std::filesystem::exists(live / "notify"));
-  EXPECT_TRUE(std::filesystem::exists(unrelated));
+  EXPECT_TRUE(std::filesystem::exists(unlocked / "notify"));
+  EXPECT_TRUE(std::filesystem::exists(unrelated / "notify"));
 
-  // NotifySocket does it on construction, under TMPDIR.
-  const auto dead_again = make("procpool-notify-" + std::to_string(child) + "-stuvwx", true, false);
+  // NotifySocket does it on construction, under TMPDIR, and holds its own directory's lock.
+  const auto dead_again =
+      make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-stuvwx"), true);
   const char* old_tmpdir = std::getenv("TMPDIR");
   const std::string saved = old_tmpdir != nullptr ? old_tmpdir : "";
   ::setenv("TMPDIR", parent.c_str(), 1);
   {
     procpool::detail::NotifySocket socket;
-    EXPECT_EQ(std::filesystem::path(socket.path()).parent_path().parent_path(), parent);
+    const std::filesystem::path own = std::filesystem::path(socket.path()).parent_path();
+    EXPECT_EQ(own.parent_path(), parent);
     EXPECT_FALSE(std::filesystem::exists(dead_again));
+    const int lock = ::open((own / "lock").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(lock, 0);
+    EXPECT_NE(::flock(lock, LOCK_EX | LOCK_NB), 0);
+    EXPECT_EQ(errno, EWOULDBLOCK);
+    ::close(lock);
+    procpool::detail::NotifySocket second;  // its sweep leaves the first one's directory
+    EXPECT_TRUE(std::filesystem::exists(socket.path()));
   }
   if (old_tmpdir != nullptr) {
     ::setenv("TMPDIR", saved.c_str(), 1);
   } else {
     ::unsetenv("TMPDIR");
   }
+  std::filesystem::remove_all(parent);
+}
+
+// In a TMPDIR shared with another pid namespace, a directory's pid names nobody here, or someone
+// else: only the lock tells. One whose lock another process holds stays, whatever its pid.
+TEST(NotifySocketTest, ADirectoryWhoseLockIsHeldStaysWhateverItsPid) {
+  std::string parent_pattern =
+      (std::filesystem::temp_directory_path() / "procpool-notify-test-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(parent_pattern.data()), nullptr);
+  const std::filesystem::path parent = parent_pattern;
+
+  const pid_t gone = ::fork();
+  ASSERT_GE(gone, 0);
+  if (gone == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(gone, nullptr, 0), gone);
+  const std::string dead_pid = std::to_string(gone);
+  const auto held = make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-held00"), true);
+  const auto unheld = make_notify_dir(parent / ("procpool-notify-" + dead_pid + "-free00"), true);
+
+  // The holder: takes the lock, says so, and keeps it until `release` is closed.
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    ::close(ready[0]);
+    ::close(release[1]);
+    const int lock = ::open((held / "lock").c_str(), O_RDONLY | O_CLOEXEC);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) ::_exit(1);
+    if (::write(ready[1], "x", 1) != 1) ::_exit(1);
+    char byte;
+    while (::read(release[0], &byte, 1) > 0) {
+    }
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(release[0]);
+  pollfd locked{ready[0], POLLIN, 0};
+  const bool holding = ::poll(&locked, 1, 20000) == 1 && (locked.revents & POLLIN) != 0;
+  char byte = 0;
+  const bool said = holding && ::read(ready[0], &byte, 1) == 1;
+
+  if (said) procpool::detail::remove_stale_notify_dirs(parent.string());
+  ::close(release[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(holder, &status, 0), holder);
+  ::close(ready[0]);
+  ASSERT_TRUE(said) << "the holder did not take the lock";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(std::filesystem::exists(held / "notify"));
+  EXPECT_TRUE(std::filesystem::exists(held / "lock"));
+  EXPECT_FALSE(std::filesystem::exists(unheld));
+
+  // The holder is gone, and its lock with it: now that directory is stale.
+  procpool::detail::remove_stale_notify_dirs(parent.string());
+  EXPECT_FALSE(std::filesystem::exists(held));
   std::filesystem::remove_all(parent);
 }
