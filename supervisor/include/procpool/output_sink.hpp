@@ -14,8 +14,9 @@ namespace procpool {
 // Where one output stream (stdout or stderr) of an instance goes. Every part that is set gets
 // every byte; none set drops the stream (the stderr tail for exit reports is kept either way).
 struct OutputSink {
-  // Copied to this fd, which the caller keeps open for the supervisor's lifetime. When it is a
-  // full pipe the bytes are dropped rather than block the supervisor. -1: none.
+  // Copied to this fd, which the caller keeps open for the supervisor's lifetime. A write never
+  // waits: a pipe, socket or terminal with no room drops the bytes rather than stall the
+  // supervisor (the caller's fd keeps its own flags). -1: none.
   int fd = -1;
   // Each complete line (without its '\n'; a partial last line is delivered at exit), with the
   // instance's name ("web:0"; a pool worker's is "worker:<slot>"). Called on the supervisor's
