@@ -56,25 +56,22 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-// A thread waiting for one future: spin on the result rings first (draining them itself), then
-// sleep until the supervisor thread resolves the task.
-void PoolCore::await(FutureState& state) {
-  if (state.done.load(std::memory_order_acquire) != 0) return;
+bool PoolCore::await(FutureSignal& signal,
+                     std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (signal.is_set()) return true;
   check_owner();  // the child's copy of the rings is the parent's
   bool spin = true;
   {
     std::lock_guard lock(mu_);
     spin = answers_soon_locked();
   }
-  if (!spin) {
-    // A long task: sleep at once. The supervisor thread is announcing and draining already (no
-    // poller keeps it from that; the last one to leave kicked it), so no kick either.
-    while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
-    return;
-  }
+  // A long task: sleep at once. The supervisor thread is announcing and draining already (no
+  // poller keeps it from that; the last one to leave kicked it), so no kick either.
+  if (!spin) return signal.wait_until(deadline);
   pollers_.fetch_add(1, std::memory_order_acq_rel);
-  const auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
-  for (std::uint32_t i = 0; state.done.load(std::memory_order_acquire) == 0; ++i) {
+  auto spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+  if (deadline && *deadline < spin_until) spin_until = *deadline;
+  for (std::uint32_t i = 0; !signal.is_set(); ++i) {
     if ((i & 3) == 0) {
       std::unique_lock lock(mu_, std::try_to_lock);
       if (lock.owns_lock()) {
@@ -89,9 +86,9 @@ void PoolCore::await(FutureState& state) {
     if ((i & 15) == 15 && Clock::now() >= spin_until) break;
   }
   pollers_.fetch_sub(1, std::memory_order_acq_rel);
-  if (state.done.load(std::memory_order_acquire) != 0) return;
+  if (signal.is_set()) return true;
   kick();  // the supervisor thread takes over the announcing and the draining
-  while (state.done.load(std::memory_order_acquire) == 0) state.done.wait(0);
+  return signal.wait_until(deadline);
 }
 
 void PoolCore::wait_idle() {

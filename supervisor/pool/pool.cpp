@@ -16,8 +16,8 @@ Pool::~Pool() {
   if (core_ && !core_->forked()) core_->shutdown();
 }
 
-std::future<std::string> Pool::submit(std::string_view handler, std::string_view payload,
-                                      const TaskOptions& options) {
+Future<std::string> Pool::submit(std::string_view handler, std::string_view payload,
+                                 const TaskOptions& options) {
   core_->check_owner();
   return core_->submit_future(handler, payload, options);
 }

@@ -3,7 +3,6 @@
 #include <atomic>              // pollers
 #include <condition_variable>  // state changes
 #include <cstdint>             // ids
-#include <future>              // std::future
 #include <memory>              // std::enable_shared_from_this
 #include <mutex>               // std::mutex
 #include <optional>            // errors
@@ -18,6 +17,7 @@
 #include "latency_histogram.hpp"
 #include "output_capture.hpp"
 #include "process_status.hpp"
+#include "procpool/future.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/shared_region.hpp"
 #include "procpool/unique_fd.hpp"
@@ -37,7 +37,7 @@ namespace procpool::detail {
 // themselves while they spin, so a lone round trip never needs a thread wake-up. All of it under
 // one process-local mutex (never shared with a worker): every task and slot field is guarded by
 // mu_. Completion callbacks run outside mu_.
-class PoolCore : public std::enable_shared_from_this<PoolCore> {
+class PoolCore final : public std::enable_shared_from_this<PoolCore>, public FutureWaiter {
  public:
   // PoolOptions::pipeline_depth: the largest fixed depth, and the adaptive depth's bounds.
   static constexpr unsigned kMaxPipelineDepth = 65536;
@@ -58,8 +58,12 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // Starts the supervisor thread and waits until min_workers are READY. Throws Error.
   void start();
 
-  std::future<std::string> submit_future(std::string_view handler, std::string_view payload,
-                                         const TaskOptions& options);
+  Future<std::string> submit_future(std::string_view handler, std::string_view payload,
+                                    const TaskOptions& options);
+  // FutureWaiter (delivery.cpp): a thread waiting for one future spins on the result rings
+  // first (draining them itself), then sleeps until the task is resolved or the deadline.
+  bool await(FutureSignal& signal,
+             std::optional<std::chrono::steady_clock::time_point> deadline) override;
   void submit(std::string_view handler, std::string_view payload, const TaskOptions& options,
               Completion completion);
   void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
@@ -84,12 +88,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
     std::string value;
     std::optional<TaskError> error;
     int pid = 0;  // the worker that answered
-  };
-  struct FutureState {
-    std::atomic<std::uint32_t> done{0};
-    std::string value;
-    std::optional<TaskError> error;
-    std::exception_ptr exception;  // storing the outcome failed (out of memory)
   };
 
   // Every *_locked member is called with mu_ held. The members are defined by concept, one
@@ -136,7 +134,6 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void resolve_locked(std::uint32_t index, std::string value, std::optional<TaskError> error,
                       int pid = 0, std::uint32_t item_failures = 0);
   void deliver(std::unique_lock<std::mutex>& lock);  // runs deliveries_ with mu_ released
-  void await(FutureState& state);
   // task_deadlines.cpp: cancellation, timeouts and cancel grace of the tasks on board.
   void cancel_locked(std::uint64_t task_id);
   void scan_deadlines_locked(WorkerSlot& slot, Clock::time_point now);

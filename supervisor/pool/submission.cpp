@@ -72,32 +72,23 @@ void PoolCore::submit(std::string_view handler, std::string_view payload,
   deliver(lock);
 }
 
-std::future<std::string> PoolCore::submit_future(std::string_view handler, std::string_view payload,
-                                                 const TaskOptions& options) {
-  auto state = std::make_shared<FutureState>();
-  submit(handler, payload, options, Completion([state](const TaskOutcome& outcome) noexcept {
-           // Never throws, and always marks the state done: get() must not wait forever.
+Future<std::string> PoolCore::submit_future(std::string_view handler, std::string_view payload,
+                                            const TaskOptions& options) {
+  auto state = std::make_shared<FutureState<std::string>>();
+  submit(handler, payload, options, Completion([state](const TaskOutcome& outcome) {
+           // Always marks the state done: a waiter must not wait forever.
            try {
              if (outcome.ok()) {
-               state->value.assign(outcome.value());
+               state->value.emplace(outcome.value());
              } else {
                state->error.emplace(*outcome.error());
              }
            } catch (...) {
              state->exception = std::current_exception();
            }
-           state->done.store(1, std::memory_order_release);
-           state->done.notify_all();
+           state->complete();  // may run a then() continuation: deliver() catches its throw
          }));
-  // Deferred: get() runs this in the caller's thread, which then waits on the result ring
-  // itself (docs/design-rules.md §21) instead of sleeping until another thread hands the result
-  // over.
-  return std::async(std::launch::deferred, [self = shared_from_this(), state]() -> std::string {
-    self->await(*state);
-    if (state->exception) std::rethrow_exception(state->exception);
-    if (state->error) throw *state->error;
-    return std::move(state->value);
-  });
+  return make_future(std::move(state), std::shared_ptr<FutureWaiter>(shared_from_this()));
 }
 
 void PoolCore::submit_batch(std::string_view handler, std::span<const std::string_view> payloads,

@@ -86,7 +86,7 @@ void t1(Figures& f) {
   for (int i = 0; i < 2'000; ++i) pool.submit("increment", inputs[i % 100]).get();  // warm up
 
   if (run("futures_window1024")) {  // futures, window 1024: the default one-message-per-task way
-    std::deque<std::pair<std::size_t, std::future<std::string>>> window;
+    std::deque<std::pair<std::size_t, procpool::Future<std::string>>> window;
     const std::uint64_t start = now_ns();
     for (std::size_t i = 0; i < kTasks; ++i) {
       if (window.size() == 1024) {
@@ -174,7 +174,7 @@ double b1_window(Pool& pool, const char* handler, const std::vector<std::string>
   for (std::size_t b = 0; b < n; ++b) {  // untimed warm-up: one task per source buffer
     if (pool.submit(handler, payloads[b]).get() != expected[b]) wrong("B1 warm-up");
   }
-  std::deque<std::pair<int, std::future<std::string>>> window;
+  std::deque<std::pair<int, procpool::Future<std::string>>> window;
   const std::uint64_t start = now_ns();
   for (int k = 0; k < tasks; ++k) {
     if (window.size() == 4) {
@@ -254,7 +254,7 @@ void c1(Figures& f) {
     if (sum != 64 * 196418ULL) wrong("C1 serial");
     serial.push_back(static_cast<double>(now_ns() - start) / 1e6);
     start = now_ns();
-    std::vector<std::future<std::string>> futures;
+    std::vector<procpool::Future<std::string>> futures;
     futures.reserve(64);
     for (int i = 0; i < 64; ++i) futures.push_back(pool.submit("fib", "27"));
     for (auto& future : futures) {

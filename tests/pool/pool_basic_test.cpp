@@ -2,8 +2,7 @@
 // results under concurrency, the three ways to submit (future, callback, batch), wait_idle(),
 // worker data, and payload sizes both ways.
 //
-// Every wait is bounded: the pool's futures are std::launch::deferred (wait_for() reports
-// `deferred`), so get() runs on a std::async thread that is waited for with a bound, and
+// Every wait is bounded: a future is waited for with wait_for(bound) before get(), and
 // callbacks are awaited on a condition variable with a bound. A test that overruns its bound
 // aborts the process with a message instead of hanging (CTest runs each TEST in its own
 // process). A per-test watchdog bounds everything else (pool destructors included). Nothing
@@ -75,7 +74,7 @@ TEST_F(PoolBasic, ConcurrentFutureSubmittersEachGetTheirOwnIncrementedValue) {
       const std::uint64_t base = static_cast<std::uint64_t>(t) * 1'000'000'000ULL;
       // Keep several in flight per thread: submit a window, then collect it.
       for (std::uint64_t start = 0; start < kPerThread; start += 25) {
-        std::vector<std::pair<std::uint64_t, std::future<std::string>>> window;
+        std::vector<std::pair<std::uint64_t, procpool::Future<std::string>>> window;
         for (std::uint64_t i = start; i < start + 25 && i < kPerThread; ++i) {
           window.emplace_back(base + i, pool.submit("increment", std::to_string(base + i)));
         }
@@ -270,7 +269,7 @@ TEST_F(PoolBasic, PayloadsOfEverySizeRoundTripByteForByte) {
   std::vector<std::string> inputs;
   for (std::size_t i = 0; i < sizes.size(); ++i) inputs.push_back(random_bytes(sizes[i], i + 1));
   // All in flight at once, both directions fragmenting concurrently.
-  std::vector<std::future<std::string>> echoes, lengths;
+  std::vector<procpool::Future<std::string>> echoes, lengths;
   for (const std::string& input : inputs) {
     echoes.push_back(pool.submit("echo", input));
     lengths.push_back(pool.submit("length", input));

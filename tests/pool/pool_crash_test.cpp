@@ -178,7 +178,7 @@ TEST_F(PoolFault, WorkerDyingAtStartBacksOffThenConstructorThrows) {
 // deaths within min_uptime, stopping every healthy worker).
 TEST_F(PoolFault, CrashingTasksAreChargedToThemselvesAndThePoolKeepsServing) {
   Pool pool(crashy());
-  std::vector<std::future<std::string>> crashes;
+  std::vector<procpool::Future<std::string>> crashes;
   for (int i = 0; i < 8; ++i) crashes.push_back(pool.submit("segfault", ""));
   auto echo = pool.submit("echo", "still here");
   for (auto& f : crashes) {
@@ -322,7 +322,7 @@ TEST_F(PoolFault, TasksBehindACrashRunLaterAsTheirFirstAttempt) {
   options.pipeline_depth = 8;
   Pool pool(options);
   auto crash = pool.submit("segfault", "");
-  std::vector<std::future<std::string>> behind;
+  std::vector<procpool::Future<std::string>> behind;
   for (int i = 0; i < 3; ++i) behind.push_back(pool.submit("attempt", ""));
   EXPECT_EQ(kind_of(crash), Kind::WorkerCrashed);
   for (auto& f : behind) EXPECT_EQ(value_of(f), "1");

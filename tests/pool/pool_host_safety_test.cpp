@@ -210,7 +210,7 @@ TEST(StopFromCallback, DestroyingThePoolAndItsLastReferenceInCallbacks) {
   ASSERT_FALSE(workers.empty());
   // A future that keeps the pool's engine alive after the Pool is gone; dropped by a callback
   // that runs after the one destroying the Pool (its task waits behind a sleep).
-  auto held = std::make_shared<std::future<std::string>>(pool->submit("echo", "held"));
+  auto held = std::make_shared<procpool::Future<std::string>>(pool->submit("echo", "held"));
   std::mutex mutex;
   std::condition_variable cv;
   bool submitted = false, destroyed = false, dropped = false;

@@ -162,7 +162,7 @@ TEST_F(PoolBasic, WorkerExitingBeforeReadyMakesConstructorThrowWithExitCodeAndSt
 TEST_F(PoolBasic, MetricsCountWhatWasSubmittedPerPoolAndPerWorker) {
   Pool pool(small_pool("increment", 2));
   constexpr std::uint64_t kGood = 100, kBad = 7;
-  std::vector<std::future<std::string>> good, bad;
+  std::vector<procpool::Future<std::string>> good, bad;
   for (std::uint64_t i = 0; i < kGood; ++i)
     good.push_back(pool.submit("increment", std::to_string(i)));
   for (std::uint64_t i = 0; i < kBad; ++i)

@@ -110,7 +110,7 @@ TEST(PoolRestart, PerSlotCountersSurviveRestarts) {
   options.on_event = log.callback();
   Pool pool(options);
   auto run = [&](int good, int bad) {
-    std::vector<std::future<std::string>> ok, failing;
+    std::vector<procpool::Future<std::string>> ok, failing;
     for (int i = 0; i < good; ++i) ok.push_back(pool.submit("echo", "x"));
     for (int i = 0; i < bad; ++i) failing.push_back(pool.submit("throw", "as asked"));
     for (auto& f : ok) EXPECT_EQ(value_of(f), "x");

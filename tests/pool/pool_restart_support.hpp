@@ -119,7 +119,7 @@ inline void kill_worker(int pid) {
 
 // `count` echo tasks through the pool, each expected back as itself.
 inline void expect_serves(Pool& pool, int count, const std::string& tag) {
-  std::vector<std::future<std::string>> futures;
+  std::vector<procpool::Future<std::string>> futures;
   for (int i = 0; i < count; ++i) futures.push_back(pool.submit("echo", tag + std::to_string(i)));
   int ok = 0;
   for (int i = 0; i < count; ++i) ok += value_of(futures[i]) == tag + std::to_string(i);

@@ -49,7 +49,7 @@ TEST(PoolRestart, RepeatedExternalKillsWhileTasksRunNeverFailThePool) {
   int ok = 0;
   for (int kill = 0; kill < kKills; ++kill) {
     const unsigned slot = static_cast<unsigned>(kill % 2);
-    std::vector<std::future<std::string>> futures;
+    std::vector<procpool::Future<std::string>> futures;
     for (int i = 0; i < kTasksPerKill; ++i) futures.push_back(pool.submit("sleep", "2"));
     WorkerMetrics target;
     ASSERT_TRUE(poll_until([&] {
@@ -86,7 +86,7 @@ TEST(PoolRestart, PoisonTasksSpreadAmongGoodOnesFailAloneAndThePoolServes) {
   Watchdog watchdog(kTestBound);
   Pool pool(pool_of("crashy", 2));
   constexpr int kPoison = 12, kGoodBetween = 200;
-  std::vector<std::future<std::string>> poison, good;
+  std::vector<procpool::Future<std::string>> poison, good;
   std::vector<std::string> keys;
   for (int p = 0; p <= kPoison; ++p) {
     for (int i = 0; i < kGoodBetween; ++i) {

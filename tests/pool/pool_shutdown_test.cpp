@@ -125,7 +125,7 @@ TEST_F(PoolFault, TerminateFailsEveryTaskAtOnceAndReapsTheWorkers) {
   const int worker = pid_of(pool);
   auto hung = pool.submit("hang", "");
   ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
-  std::vector<std::future<std::string>> queued;
+  std::vector<procpool::Future<std::string>> queued;
   for (int i = 0; i < 3; ++i) queued.push_back(pool.submit("echo", std::to_string(i)));
   bounded("terminate()", [&pool] { pool.terminate(); });
 

@@ -194,7 +194,7 @@ TEST(PoolRestart, ScaleUpStartsOneWorkerPerSpawnInterval) {
   ASSERT_TRUE(log.wait_for(is(EventKind::WorkerReady, 0)));
   const std::size_t mark = log.size();
   const auto burst = Clock::now();
-  std::vector<std::future<std::string>> futures;
+  std::vector<procpool::Future<std::string>> futures;
   for (int i = 0; i < 16; ++i) futures.push_back(pool.submit("sleep", "500"));
   ASSERT_TRUE(log.wait_for(is(EventKind::WorkerStarted, 3), mark)) << log.describe(mark);
   std::vector<Clock::time_point> starts;

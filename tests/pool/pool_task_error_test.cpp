@@ -220,7 +220,7 @@ TEST_F(PoolBasic, SubmitterBlockedOnAFullQueueIsReleasedWithShuttingDownByShutdo
   // shutdown() waits for the blocker and "queued"; it must not leave the submitter blocked.
   auto stopper = std::async(std::launch::async, [&pool] { pool.shutdown(); });
   if (submitter.wait_for(10s) == std::future_status::ready) {
-    std::future<std::string> waited = submitter.get();
+    procpool::Future<std::string> waited = submitter.get();
     const auto error = error_of(waited);
     ASSERT_TRUE(error);
     EXPECT_EQ(error->kind(), TaskError::Kind::ShuttingDown) << error->what();

@@ -6,8 +6,8 @@
 // use.
 //
 // The rule these helpers enforce: every wait is bounded, and nothing sleeps to wait for an event.
-//   - the pool's futures are std::launch::deferred (wait_for() reports `deferred`), so get() runs
-//     on a std::async thread that is waited for with a bound (bounded, outcome_of and the rest);
+//   - a pool future is waited for with wait_for(bound) before get() (outcome_of and the rest);
+//     other work that may block runs on a std::async thread waited for with a bound (bounded);
 //   - callbacks are awaited on a condition variable with a bound (Callbacks);
 //   - a state the pool reaches by itself (a worker started, replaced or stopped) is polled with a
 //     bound (poll_until), never assumed after a sleep;
@@ -104,24 +104,20 @@ struct Outcome {
 };
 
 // get() on a pool future, bounded; never throws a TaskError (it is in the outcome).
-inline Outcome outcome_of(std::future<std::string>& future,
+inline Outcome outcome_of(procpool::Future<std::string>& future,
                           std::chrono::milliseconds bound = kBound) {
-  return bounded(
-      "future.get()",
-      [&future] {
-        Outcome out;
-        try {
-          out.value = future.get();
-        } catch (const TaskError& e) {
-          out.error = e;
-        }
-        return out;
-      },
-      bound);
+  if (future.wait_for(bound) != std::future_status::ready) overran("future.get()", bound);
+  Outcome out;
+  try {
+    out.value = future.get();
+  } catch (const TaskError& e) {
+    out.error = e;
+  }
+  return out;
 }
 
 // The value of a future expected to succeed ("" and a test failure otherwise).
-inline std::string value_of(std::future<std::string>& future,
+inline std::string value_of(procpool::Future<std::string>& future,
                             std::chrono::milliseconds bound = kBound) {
   const Outcome out = outcome_of(future, bound);
   EXPECT_TRUE(out.value.has_value()) << "expected a result, got " << out.describe();
@@ -129,7 +125,7 @@ inline std::string value_of(std::future<std::string>& future,
 }
 
 // The error of a future expected to fail (nullopt and a test failure if it succeeded).
-inline std::optional<TaskError> error_of(std::future<std::string>& future,
+inline std::optional<TaskError> error_of(procpool::Future<std::string>& future,
                                          std::chrono::milliseconds bound = kBound) {
   const Outcome out = outcome_of(future, bound);
   EXPECT_TRUE(out.error.has_value()) << "expected a TaskError, got " << out.describe();
@@ -137,7 +133,7 @@ inline std::optional<TaskError> error_of(std::future<std::string>& future,
 }
 
 // The kind of error of a future expected to fail (nullopt and a test failure if it succeeded).
-inline std::optional<TaskError::Kind> kind_of(std::future<std::string>& future,
+inline std::optional<TaskError::Kind> kind_of(procpool::Future<std::string>& future,
                                               std::chrono::milliseconds bound = kBound) {
   const std::optional<TaskError> error = error_of(future, bound);
   if (!error) return std::nullopt;
@@ -289,7 +285,7 @@ class BlockedPool {
  private:
   std::shared_ptr<CancelSource> cancel_ = std::make_shared<CancelSource>();
   std::optional<Pool> pool_;
-  std::future<std::string> blocker_;
+  procpool::Future<std::string> blocker_;
 };
 
 // The names in a directory (an empty set if it cannot be read).

@@ -6,7 +6,7 @@
 //   procpool::PoolOptions options;
 //   options.executable = "/path/to/worker";
 //   procpool::Pool pool(options);                  // spawns min_workers, waits until READY
-//   std::future<std::string> r = pool.submit("fib", "30");
+//   procpool::Future<std::string> r = pool.submit("fib", "30");
 //   pool.submit("fib", "31", {}, [](const procpool::TaskOutcome& o) { ... });  // fast path
 //   pool.shutdown();                               // the destructor does the same
 //
@@ -31,7 +31,6 @@
 //     terminate().
 
 #include <cstddef>      // std::byte
-#include <future>       // std::future
 #include <memory>       // std::shared_ptr
 #include <span>         // std::span
 #include <string>       // std::string
@@ -39,6 +38,7 @@
 #include <vector>       // std::vector
 
 #include "procpool/cancel_source.hpp"
+#include "procpool/future.hpp"
 #include "procpool/metrics.hpp"
 #include "procpool/pool_options.hpp"
 #include "procpool/task_error.hpp"
@@ -58,13 +58,12 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  // Runs `handler` on `payload` in some worker. The future throws TaskError on failure.
-  //
-  // The future is std::launch::deferred: get() does the waiting itself, spinning briefly on the
-  // worker's result ring before it sleeps (a thread woken by another costs ~20 us here). So
-  // wait_for()/wait_until() on it report future_status::deferred; use get() or wait().
-  std::future<std::string> submit(std::string_view handler, std::string_view payload,
-                                  const TaskOptions& options = {});
+  // Runs `handler` on `payload` in some worker. The future's get() throws TaskError on failure.
+  // Its waits (get, wait, wait_for, wait_until) spin briefly on the worker's result ring before
+  // they sleep (procpool/future.hpp); wait_for()/wait_until() report ready or timeout as
+  // std::future's do.
+  Future<std::string> submit(std::string_view handler, std::string_view payload,
+                             const TaskOptions& options = {});
 
   // The fast path: `on_done(const TaskOutcome&)` is called once with the result or the error.
   // No heap allocation per task (for callables up to 48 bytes) once the pool is warm.
