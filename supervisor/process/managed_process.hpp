@@ -4,9 +4,12 @@
 //
 //   Stopped -> Starting -> Ready -> Stopping -> Exited -> Backoff | CrashLoop -> Starting ...
 //
-// Every transition is made in managed_process.cpp, through transition(), and nowhere else. It
-// runs on the supervisor's loop thread only: it launches (PDEATHSIG, launcher.hpp), watches the
-// pidfd, the output pipes and its timers, and owns the RestartTracker that decides the backoff.
+// Every transition is made through transition() (managed_process.cpp, with the table of allowed
+// edges), called only from the managed_process*.cpp files: managed_process.cpp (the public
+// calls), managed_process_run.cpp (launching, readiness, watching a run) and
+// managed_process_exit.cpp (killing, exits, leftovers, the restart decision). It runs on the
+// supervisor's loop thread only: it launches (PDEATHSIG, launcher.hpp), watches the pidfd, the
+// output pipes and its timers, and owns the RestartTracker that decides the backoff.
 
 #include <chrono>      // std::chrono
 #include <cstdint>     // std::uint64_t
@@ -56,11 +59,16 @@ class ManagedProcess {
   // Stopped (or Backoff/CrashLoop: at once) -> Starting. A launch failure leaves it Stopped and
   // throws SupervisorError(SpawnFailed). Nothing to do in other states.
   void start();
-  // -> Stopping -> Exited -> Stopped; `done` runs once it is Stopped and its process group is
-  // gone (at once if it already is).
+  // -> Stopping -> Exited -> Stopped. `done` runs exactly once, when every process this
+  // instance had at the call is gone: its run and the leftovers of earlier runs (at once if
+  // there are none). A start() or restart() before then does not hold it up: it waits only for
+  // the processes it stopped.
   void stop(std::function<void()> done);
   // As stop(), then start() again (restart counted).
   void restart();
+  // A stop without the grace: SIGKILL now to the run's process group and to the leftovers of
+  // earlier runs. Not restarted. Does not wait (stop() does).
+  void kill();
 
   void on_notify(const NotifyMessage& message);
 
@@ -73,6 +81,7 @@ class ManagedProcess {
  private:
   // One run: a launched main process and what belongs to it.
   struct Run {
+    std::uint64_t id = 0;  // 1, 2, ... in launch order
     ChildProcess child;
     std::unique_ptr<OutputCapture> out;
     std::unique_ptr<OutputCapture> err;
@@ -84,25 +93,41 @@ class ManagedProcess {
     std::chrono::milliseconds probe_interval{10};
     EventLoop::TimerId start_timer = 0, watchdog_timer = 0, health_timer = 0, probe_timer = 0,
                        kill_timer = 0;
+    // Set when a stop began (the stop signal, STOPPING=1, or a SIGKILL: then now): by then
+    // every process of the run is SIGKILLed, its leftovers too (docs/supervisor.md, KillMode).
+    std::optional<EventLoop::Clock::time_point> kill_deadline;
+    bool stop_signal_sent = false;  // to the group, for this stop
     // The latest WATCHDOG=1. A ping only moves this; the one watchdog timer re-arms itself
     // from it when it fires, so a child sending pings in a loop adds no timers.
     EventLoop::Clock::time_point last_ping{};
   };
-  // The rest of an exited run's process group: stop signal sent, SIGKILL after the grace, then
-  // the zombie main process is reaped and the pipes closed.
+  // The rest of an exited run's process group: the stop signal, SIGKILL at the deadline, then
+  // the zombie main process is reaped and the pipes closed. Looked at again on a timer (and at
+  // each EOF) so that one whose last member exited is finished at once.
   struct Remains {
+    std::uint64_t id = 0;  // its run's
     ChildProcess child;
     std::unique_ptr<OutputCapture> out;
     std::unique_ptr<OutputCapture> err;
-    EventLoop::TimerId kill_timer = 0;
+    std::optional<EventLoop::Clock::time_point> kill_deadline;  // the stop's, if one began
+    bool stop_signal_sent = false;
+    EventLoop::TimerId kill_timer = 0, check_timer = 0;
+  };
+  // A stop() caller, waiting for every process of runs up to `up_to` (and their leftovers).
+  struct StopWaiter {
+    std::uint64_t up_to = 0;
+    std::function<void()> done;
   };
 
   void transition(ProgramState to);
   void emit(SupervisorEvent::Kind kind, const std::string& message = {}, int error_code = 0);
   void launch_run();  // throws what launch throws
+  void abandon_launch(Run& run, bool claimed) noexcept;
   void start_or_back_off();
   void became_ready();
   void kill_run(KillReason reason, bool graceful);
+  void arm_kill_timer();
+  void kill_group_now() noexcept;
   void on_main_exit();
   void decide_after_exit(bool clean);
   void schedule_start(std::chrono::milliseconds delay, std::chrono::milliseconds cap);
@@ -113,8 +138,10 @@ class ManagedProcess {
   void watch_output(OutputCapture& capture);
   void close_capture(OutputCapture& capture);
   void bury(Remains& remains);
+  void check_remains_after(Remains& remains, std::chrono::milliseconds delay);
   void finish_remains(Remains* remains);
   void cancel_run_timers();
+  bool gone_up_to(std::uint64_t run_id) const noexcept;
   void call_stop_waiters();
 
   ProcessHost& host_;
@@ -129,11 +156,12 @@ class ManagedProcess {
   std::optional<ExitReport> last_exit_;
   std::string last_stderr_tail_;
   std::uint64_t starts_ = 0;
+  std::uint64_t last_run_id_ = 0;
   bool last_run_stable_ = false;  // the last run was ready for at least min_uptime
   bool stop_requested_ = false;
   bool restart_requested_ = false;
   EventLoop::TimerId backoff_timer_ = 0;
-  std::vector<std::function<void()>> stop_waiters_;
+  std::vector<StopWaiter> stop_waiters_;
 };
 
 }  // namespace procpool::detail

@@ -210,6 +210,19 @@ class Supervisor::Impl {
     });
   }
 
+  // Every instance of `name`, or of every program if null.
+  void kill(const std::string* name) {
+    call([&] {
+      if (name != nullptr) {
+        for (auto& instance : instances_of(*name)) instance->kill();
+        return;
+      }
+      for (auto& program : instances_) {
+        for (auto& instance : program) instance->kill();
+      }
+    });
+  }
+
   // Waits for the instances to be stopped, unless called from the loop thread.
   void stop(const std::string* name) {
     std::promise<void> done;
@@ -314,6 +327,8 @@ void Supervisor::stop(const std::string& name) { impl_->stop(&name); }
 void Supervisor::restart(const std::string& name) { impl_->restart(name); }
 void Supervisor::start_all() { impl_->start_all(); }
 void Supervisor::stop_all() { impl_->stop(nullptr); }
+void Supervisor::kill(const std::string& name) { impl_->kill(&name); }
+void Supervisor::kill_all() { impl_->kill(nullptr); }
 std::vector<ProcessStatus> Supervisor::status() const { return impl_->status(); }
 std::uint64_t Supervisor::callback_errors() const noexcept { return impl_->callback_errors(); }
 

@@ -7,7 +7,18 @@
 
 #include <cerrno>  // errno
 
+#include "socket_owner.hpp"
+
 namespace procpool::detail {
+
+bool TcpProbe::owner_listens() const noexcept {
+  if (owner_pgid_ == 0) return true;
+  try {
+    return group_holds_socket(owner_pgid_, loopback_listeners(port_));
+  } catch (...) {  // std::bad_alloc: not ready this time, the next probe looks again
+    return false;
+  }
+}
 
 bool TcpProbe::accepts() noexcept {
   if (pending_) {
@@ -18,8 +29,10 @@ bool TcpProbe::accepts() noexcept {
     const bool ok =
         ::getsockopt(pending_.get(), SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0;
     pending_.reset();
-    return ok;
+    return ok && owner_listens();
   }
+  // The owner first: while another instance is the only one listening, no connection is made.
+  if (!owner_listens()) return false;
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return false;
   sockaddr_in addr{};

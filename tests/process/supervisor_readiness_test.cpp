@@ -108,6 +108,55 @@ TEST(SupervisorReadiness, TcpPortAccepts) {
   EXPECT_EQ(supervisor.status()[0].state, ProgramState::Ready);
 }
 
+// Several instances on one port, each with its own listening socket (SO_REUSEPORT) held by a
+// child of the main process, in its process group: each is ready.
+TEST(SupervisorReadiness, TcpPortWithSeveralInstancesReadiesEachThatListens) {
+  ScriptDir dir;
+  EventLog log;
+  const unsigned short port = free_port();
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("pair", dir.script("pair.sh", "'" + listener_helper() + "' " +
+                                                                std::to_string(port) + " &\nwait"));
+  spec.readiness = ReadinessMode::TcpPort;
+  spec.ready_port = port;
+  spec.numprocs = 2;
+  supervisor.add(spec);
+  supervisor.start("pair");
+  log.wait_for(Kind::Ready, 1, "pair:0");
+  log.wait_for(Kind::Ready, 1, "pair:1");
+}
+
+// Two instances, one port: only the first to get there listens; the other never does. The port
+// accepting (the first's socket) must not make the other ready: it runs into its start timeout.
+TEST(SupervisorReadiness, TcpPortWithSeveralInstancesIsNotReadyOnAnothersSocket) {
+  ScriptDir dir;
+  EventLog log;
+  const unsigned short port = free_port();
+  Supervisor supervisor({log.callback()});
+  ProgramSpec spec = spec_for("pair", dir.script("pair.sh",
+                                                 "if mkdir \"$DIR/first\" 2>/dev/null; then\n"
+                                                 "  exec \"$NOTIFY\" --listen " +
+                                                     std::to_string(port) +
+                                                     " --pause\n"
+                                                     "fi\n"
+                                                     "exec sleep 1000"));
+  spec.readiness = ReadinessMode::TcpPort;
+  spec.ready_port = port;
+  spec.numprocs = 2;
+  spec.start_timeout = scaled(2000ms);  // what this test is about: the other is never ready
+  supervisor.add(spec);
+  supervisor.start("pair");
+  const std::string listener = log.wait_for(Kind::Ready).name;
+  const SupervisorEvent exited = log.wait_for(Kind::Exited);
+  EXPECT_NE(exited.name, listener);
+  ASSERT_TRUE(exited.exit.has_value());
+  EXPECT_EQ(exited.exit->killed_by, KillReason::StartTimeout);
+  EXPECT_FALSE(exited.exit->was_ready);
+  for (const SupervisorEvent& e : log.events()) {
+    EXPECT_FALSE(e.kind == Kind::Ready && e.name == exited.name) << exited.name << " was ready";
+  }
+}
+
 // Pings four times, then stops pinging (hung): killed by the watchdog, restarted.
 TEST(SupervisorReadiness, LateWatchdogKillsAndRestarts) {
   ScriptDir dir;

@@ -1,8 +1,8 @@
 #pragma once
 
-// What the Supervisor tests share: a private temp dir for the shell scripts they run, a
-// recorder of SupervisorEvents that tests wait on (condition variable, bounded), and the path of
-// procpool-test-notify.
+// What the Supervisor tests share: a private temp dir for the shell scripts they run, recorders
+// of SupervisorEvents and of output lines that tests wait on (condition variable, bounded), and
+// the paths of procpool-test-notify and procpool-test-listener.
 
 #include <gtest/gtest.h>
 #include <poll.h>         // poll
@@ -20,6 +20,7 @@
 #include <functional>          // std::function
 #include <mutex>               // std::mutex
 #include <string>              // std::string
+#include <string_view>         // std::string_view
 #include <vector>              // std::vector
 
 #include "../common/test_timing.hpp"
@@ -33,6 +34,8 @@ using namespace std::chrono_literals;
 inline constexpr std::chrono::milliseconds kEventTimeout = scaled(std::chrono::milliseconds(20000));
 
 inline std::string notify_helper() { return PROCPOOL_TEST_NOTIFY; }
+// procpool-test-listener PORT: listens on 127.0.0.1:PORT with SO_REUSEPORT until signalled.
+inline std::string listener_helper() { return PROCPOOL_TEST_LISTENER; }
 
 class ScriptDir {
  public:
@@ -125,6 +128,42 @@ class EventLog {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<SupervisorEvent> events_;
+};
+
+// Every line an instance printed (OutputSink::on_line), for the tests to wait on.
+class LineLog {
+ public:
+  std::function<void(std::string_view, std::string_view)> callback() {
+    return [this](std::string_view, std::string_view line) {
+      const std::lock_guard lock(mutex_);
+      lines_.emplace_back(line);
+      cv_.notify_all();
+    };
+  }
+
+  // Waits until a line starting with `prefix` has been printed; returns the rest of it, or
+  // fails the test and returns "".
+  std::string wait_for(const std::string& prefix,
+                       std::chrono::milliseconds timeout = kEventTimeout) {
+    std::unique_lock lock(mutex_);
+    std::string rest;
+    const bool ok = cv_.wait_for(lock, timeout, [&] {
+      for (const auto& line : lines_) {
+        if (line.rfind(prefix, 0) == 0) {
+          rest = line.substr(prefix.size());
+          return true;
+        }
+      }
+      return false;
+    });
+    EXPECT_TRUE(ok) << "timed out waiting for a line \"" << prefix << "...\"";
+    return rest;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::string> lines_;
 };
 
 inline bool process_exists(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }

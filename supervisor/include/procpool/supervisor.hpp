@@ -60,12 +60,20 @@ class Supervisor {
   // Starts every stopped instance of the program; throws SpawnFailed if a launch fails (the
   // instance is then stopped), UnknownProgram.
   void start(const std::string& name);
-  // Stops every instance and waits until they have exited (at most stop_grace, then SIGKILL).
+  // Stops every instance and waits until they have exited (at most stop_grace, then SIGKILL)
+  // and their process groups are gone. A start() or restart() meanwhile does not keep it
+  // waiting: it returns once the processes it stopped are gone.
   void stop(const std::string& name);
   // Stops then starts every instance.
   void restart(const std::string& name);
   void start_all();
   void stop_all();
+  // A stop without the grace: SIGKILL now to every instance's process group, and to what is
+  // left of the groups of runs whose main process already exited. The instances end Stopped
+  // (not restarted). Returns once the signals are sent; a stop() in progress returns once they
+  // are gone. Safe from any thread, the callback included.
+  void kill(const std::string& name);
+  void kill_all();
 
   // One entry per instance of every program, in the order they were added.
   std::vector<ProcessStatus> status() const;
