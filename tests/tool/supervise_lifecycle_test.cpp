@@ -88,6 +88,32 @@ TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
   EXPECT_EQ(run.err_lines_with("killed by signal 9 (SIGKILL)"), 1u) << run.err();
 }
 
+// The program exits on the first SIGTERM but leaves a grandchild in its group that ignores it,
+// which the stop would SIGKILL only after the 10 s grace. The second signal reaches it although
+// the program's main process is already reaped.
+TEST(SuperviseLifecycle, SecondSignalKillsTheLeftoversOfAnExitedProgram) {
+  const ScriptDir dir;
+  // The grandchild says it is there once its trap is set: a SIGTERM before would end it.
+  SuperviseRun run(
+      {"--", dir.script("leaver",
+                        "sh -c 'trap \"\" TERM; echo \"grandchild $$\"; exec sleep 1000' &\n"
+                        "exec sleep 1000")});
+  ASSERT_TRUE(run.wait_for_out("grandchild ")) << run.err();
+  const int grandchild = std::stoi(run.out().substr(run.out().find(' ') + 1));
+  ASSERT_GT(grandchild, 0);
+  run.signal(SIGTERM);
+  // "exited: ...; stopped": the main process is gone, the grandchild has its grace.
+  ASSERT_TRUE(run.wait_for_err("leaver:0 exited: killed by signal 15 (SIGTERM)")) << run.err();
+  const auto second = std::chrono::steady_clock::now();
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait_exit(), 128 + SIGTERM) << run.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - second,
+            test::scaled(std::chrono::milliseconds(5000)))
+      << run.err();
+  EXPECT_TRUE(wait_gone(grandchild, test::scaled(std::chrono::milliseconds(2000))))
+      << "grandchild " << grandchild;
+}
+
 TEST(SuperviseLifecycle, NotifyReadinessAndStatusText) {
   const ScriptDir dir;
   SuperviseRun run({"--ready", "notify", "--",

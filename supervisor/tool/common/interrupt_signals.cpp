@@ -2,6 +2,7 @@
 
 #include <fcntl.h>   // pipe2, O_NONBLOCK
 #include <signal.h>  // sigaction, pthread_sigmask
+#include <string.h>  // sigabbrev_np
 #include <time.h>    // clock_gettime: async-signal-safe
 #include <unistd.h>  // read, write, _exit
 
@@ -104,9 +105,8 @@ InterruptSignals::BlockingWrite::BlockingWrite() noexcept {
 InterruptSignals::BlockingWrite::~BlockingWrite() { g_write_since_ns.store(0); }
 
 std::string signal_name(int signal) {
-  if (signal == SIGINT) return "SIGINT";
-  if (signal == SIGTERM) return "SIGTERM";
-  return "signal " + std::to_string(signal);
+  const char* abbrev = ::sigabbrev_np(signal);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
 }
 
 std::thread start_thread_without_signals(std::function<void()> body) {

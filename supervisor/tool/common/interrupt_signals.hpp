@@ -52,7 +52,7 @@ class InterruptSignals {
   };
 };
 
-// "SIGINT", "SIGTERM", or "signal N".
+// "SIGINT", "SIGTERM", "SIGHUP" ... (sigabbrev_np), or "signal N" for a number it has no name for.
 std::string signal_name(int signal);
 
 // Starts `body` on a new thread with SIGINT and SIGTERM blocked in it.

@@ -2,8 +2,7 @@
 
 #include <poll.h>         // poll
 #include <pthread.h>      // pthread_sigmask
-#include <signal.h>       // kill, SIGKILL, SIGPIPE
-#include <string.h>       // sigabbrev_np
+#include <signal.h>       // SIGPIPE
 #include <sys/eventfd.h>  // the wake-up of the main thread
 #include <sys/stat.h>     // stat: --chdir
 #include <unistd.h>       // STDERR_FILENO
@@ -30,18 +29,11 @@ namespace {
 
 // How often the main thread looks for a STATUS= text that changed without an event.
 constexpr int kStatusPollMs = 1000;
-// After a second signal, how soon to look again for instances the stop has not reached yet.
-constexpr int kForceRetryMs = 5;
 
 void write_line(std::string_view text) {
   std::string line = "procpool supervise: ";
   line.append(text).push_back('\n');
   (void)write_all(STDERR_FILENO, line.data(), line.size());
-}
-
-std::string signal_abbrev(int signal) {
-  const char* abbrev = ::sigabbrev_np(signal);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
 }
 
 // SIGINT and SIGTERM blocked on the calling thread while it lives, so that the threads started
@@ -68,7 +60,8 @@ int exit_status_of(const std::vector<ProcessStatus>& statuses) {
   if (statuses.size() == 1) {
     const std::optional<ExitReport>& exit = statuses.front().last_exit;
     if (!exit) return kExitFailed;  // it never ran: every start failed
-    return exit->signaled ? kExitSignalBase + exit->signal : exit->exit_code;
+    if (exit->signaled) return kExitSignalBase + exit->signal;
+    return exit->exit_code >= 0 ? exit->exit_code : kExitFailed;  // -1: its status is unknown
   }
   for (const ProcessStatus& status : statuses) {
     if (!status.last_exit || status.last_exit->signaled || status.last_exit->exit_code != 0) {
@@ -159,7 +152,6 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
   // second signal while the program takes its grace.
   int signals_handled = 0;
   bool forced = false;
-  bool force_pending = false;  // a second signal came; some instance is not Stopping yet
   std::atomic<bool> stopped{false};
   std::thread stopper;
   struct JoinStopper {
@@ -170,7 +162,7 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
   } join_stopper{stopper};
   for (;;) {
     pollfd fds[2] = {{signals->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
-    (void)::poll(fds, 2, force_pending ? kForceRetryMs : kStatusPollMs);
+    (void)::poll(fds, 2, kStatusPollMs);
     signals->drain();
     eventfd_t ignored = 0;
     (void)::eventfd_read(wake.get(), &ignored);
@@ -178,7 +170,7 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
     const int received = signals->count();
     if (received > signals_handled && signals_handled == 0) {
       write_line(signal_name(signals->first()) + ": stopping " + name + " (" +
-                 signal_abbrev(stop_signal) + " to each process group, SIGKILL after " +
+                 signal_name(stop_signal) + " to each process group, SIGKILL after " +
                  duration_text(stop_grace) + ")");
       stopper = start_thread_without_signals([&, fd = wake.get()] {
         try {
@@ -190,29 +182,20 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
         ::eventfd_write(fd, 1);
       });
     }
-    const std::vector<ProcessStatus> statuses = supervisor->status();
     if (received >= 2 && !forced) {
       forced = true;
-      force_pending = true;
       write_line("second " + signal_name(signals->first()) + ": killing " + name + " at once");
-    }
-    if (force_pending) {
-      // Only an instance the stop has reached (Stopping): one killed before would be taken
-      // for a crash and restarted. The stopper's request is on its way to the Supervisor's
-      // thread, so the others get there within a few rounds.
-      force_pending = false;
-      for (const ProcessStatus& s : statuses) {
-        if (s.state == ProgramState::Stopping && s.pid > 0) {
-          // Each instance leads its process group, and status() shows its pid until the
-          // Supervisor reaps it, which it does only once the group is empty: the pgid could be
-          // a stranger's only if, in the instant between that reap and this kill, a new
-          // process took the pid and made it its group.
-          ::kill(-s.pid, SIGKILL);
-        } else if (s.state == ProgramState::Starting || s.state == ProgramState::Ready) {
-          force_pending = true;
-        }
+      // On the Supervisor's thread, which alone knows which pids are still unreaped (a kill
+      // from here could reach a pid it has just reaped and the system has given to another
+      // process). It reaches the leftovers of runs already reaped too, and leaves every
+      // instance Stopped whether or not the stopper's stop() got there first.
+      try {
+        supervisor->kill(name);
+      } catch (const SupervisorError&) {
+        // Only ShutDown: the destructor stops it anyway.
       }
     }
+    const std::vector<ProcessStatus> statuses = supervisor->status();
     signals_handled = received;
     reporter.on_status(statuses);
     if (signals_handled != 0) {
