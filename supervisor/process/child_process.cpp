@@ -34,11 +34,10 @@ std::optional<ExitStatus> ChildProcess::peek_exit() noexcept {
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
     if (errno != ECHILD) return std::nullopt;
     // Someone else reaped it (a host's SIGCHLD handler calling waitpid(-1)): it has exited, with
-    // a status nobody can tell us now. Exit code -1 stands for that (no real one is negative),
-    // and it counts as reaped: its pid and pgid may already be a stranger's.
+    // a status nobody can tell us now, and it counts as reaped: its pid and pgid may already be
+    // a stranger's.
     reaped_ = true;
-    status_ = ExitStatus{};
-    status_->code = -1;
+    status_ = ExitStatus::unknown();
     return status_;
   }
   if (info.si_pid == 0) return std::nullopt;

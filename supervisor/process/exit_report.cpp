@@ -72,6 +72,7 @@ std::string ExitReport::ending() const {
   status.code = exit_code;
   status.signal = signal;
   status.core_dumped = core_dumped;
+  status.known = status_known;
   return status.describe();
 }
 

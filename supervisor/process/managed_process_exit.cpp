@@ -24,12 +24,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kFirstRemainsCheck{10};
 constexpr milliseconds kMaxRemainsCheck{250};
 
-// ChildProcess::peek_exit's answer when another waiter reaped the process (ECHILD): no
-// exit code is negative, so this one stands for "unknown" (child_process.cpp).
-bool status_unknown(const ExitStatus& status) noexcept {
-  return !status.signaled && status.code < 0;
-}
-
 }  // namespace
 
 void ManagedProcess::cancel_run_timers() {
@@ -87,7 +81,7 @@ void ManagedProcess::kill_group_now() noexcept {
 void ManagedProcess::on_main_exit() {
   const std::optional<ExitStatus> status = run_->child.peek_exit();
   if (!status) return;
-  const bool unknown = status_unknown(*status);
+  const bool unknown = !status->known;
   const int pid = run_->child.pid();
   host_.loop->unwatch(run_->child.pidfd());
   host_.claim_pid(pid, nullptr);
@@ -100,6 +94,7 @@ void ManagedProcess::on_main_exit() {
   report.pid = pid;
   report.signaled = status->signaled;
   report.exit_code = status->code;  // -1 if unknown
+  report.status_known = status->known;
   report.signal = status->signal;
   report.core_dumped = status->core_dumped;
   report.uptime = duration_cast<milliseconds>(Clock::now() - run_->started_at);

@@ -22,6 +22,7 @@ ExitStatus ExitStatus::from_wait_status(int status) {
 }
 
 std::string ExitStatus::describe() const {
+  if (!known) return "exit status unknown (another waiter in this process reaped it)";
   if (!signaled) return "exit code " + std::to_string(code);
   std::string out = "killed by signal " + std::to_string(signal);
   if (const char* name = ::sigabbrev_np(signal)) out += std::string(" (SIG") + name + ")";

@@ -12,10 +12,19 @@ struct ExitStatus {
   int code = 0;    // exit code if !signaled
   int signal = 0;  // terminating signal if signaled
   bool core_dumped = false;
+  // False when another waiter in this process reaped it first (a host's SIGCHLD handler calling
+  // waitpid(-1)): it exited, and how is lost.
+  bool known = true;
 
   static ExitStatus from_wait_status(int status);
-  bool clean() const noexcept { return !signaled && code == 0; }
-  // "exit code 3", "killed by signal 11 (SIGSEGV), core dumped"
+  static ExitStatus unknown() noexcept {
+    ExitStatus status;
+    status.known = false;
+    status.code = -1;
+    return status;
+  }
+  bool clean() const noexcept { return known && !signaled && code == 0; }
+  // "exit code 3", "killed by signal 11 (SIGSEGV), core dumped", "exit status unknown ..."
   std::string describe() const;
 };
 

@@ -197,7 +197,7 @@ TEST(SupervisorStop, KillStopsARunningInstanceWithoutTheGrace) {
 
 // A host whose SIGCHLD handler reaps with waitpid(-1) takes our child's status (here the event
 // callback, on the supervisor's thread, does it before the supervisor looks). The exit is
-// reported with an unknown status (exit code -1), and the supervisor goes on: it restarts.
+// reported with an unknown status (status_known false), and the supervisor goes on: it restarts.
 TEST(SupervisorStop, AMainProcessReapedByAnotherWaiterIsAnExitOfUnknownStatus) {
   ScriptDir dir;
   EventLog log;
@@ -216,7 +216,9 @@ TEST(SupervisorStop, AMainProcessReapedByAnotherWaiterIsAnExitOfUnknownStatus) {
   const SupervisorEvent exited = log.wait_for(Kind::Exited);
   ASSERT_TRUE(exited.exit.has_value());
   EXPECT_FALSE(exited.exit->signaled);
+  EXPECT_FALSE(exited.exit->status_known);
   EXPECT_EQ(exited.exit->exit_code, -1);
+  EXPECT_NE(exited.exit->ending().find("unknown"), std::string::npos) << exited.exit->ending();
   EXPECT_NE(exited.message.find("unknown"), std::string::npos) << exited.message;
   log.wait_for(Kind::Ready, 2);  // the loop did not spin on the pidfd: the next run came
 }

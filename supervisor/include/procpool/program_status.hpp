@@ -11,7 +11,8 @@
 
 namespace procpool {
 
-// The state of one instance. Every transition is made in supervisor/process/managed_process.cpp.
+// The state of one instance. Every transition goes through ManagedProcess::transition()
+// (supervisor/process/managed_process.cpp), which refuses any edge not in its table.
 enum class ProgramState : std::uint8_t {
   Stopped,    // not running and not about to be (never started, stopped, or no restart due)
   Starting,   // exec'ed, not ready yet (its start timeout runs)
@@ -41,6 +42,9 @@ struct ExitReport {
   int exit_code = 0;  // if !signaled
   int signal = 0;     // if signaled
   bool core_dumped = false;
+  // False when another waiter in the supervisor's process (a SIGCHLD handler calling
+  // waitpid(-1)) reaped it first: it exited, and how is lost (exit_code is then -1).
+  bool status_known = true;
   std::chrono::milliseconds uptime{0};  // from the exec to the exit
   bool was_ready = false;
   KillReason killed_by = KillReason::None;

@@ -24,9 +24,8 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 }  // namespace
 
 std::string describe_exit(const ExitReport& exit) {
-  // Exit code -1: another waiter in our process reaped it (docs/supervisor.md, KillMode).
-  std::string out = !exit.signaled && exit.exit_code < 0 ? "exit status unknown (reaped elsewhere)"
-                                                         : exit.ending();
+  // Another waiter in our process reaped it (docs/supervisor.md, KillMode).
+  std::string out = exit.status_known ? exit.ending() : "exit status unknown (reaped elsewhere)";
   out += " after " + seconds_text(exit.uptime);
   if (exit.killed_by != KillReason::None)
     out += std::string(" (") + to_string(exit.killed_by) + ")";

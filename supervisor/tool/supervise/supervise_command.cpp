@@ -61,7 +61,7 @@ int exit_status_of(const std::vector<ProcessStatus>& statuses) {
     const std::optional<ExitReport>& exit = statuses.front().last_exit;
     if (!exit) return kExitFailed;  // it never ran: every start failed
     if (exit->signaled) return kExitSignalBase + exit->signal;
-    return exit->exit_code >= 0 ? exit->exit_code : kExitFailed;  // -1: its status is unknown
+    return exit->status_known ? exit->exit_code : kExitFailed;
   }
   for (const ProcessStatus& status : statuses) {
     if (!status.last_exit || status.last_exit->signaled || status.last_exit->exit_code != 0) {
