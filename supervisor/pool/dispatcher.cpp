@@ -87,7 +87,13 @@ bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* sourc
     case WorkerChannel::WriteOutcome::kDone:
       return true;
     case WorkerChannel::WriteOutcome::kFull:
-      return false;  // continued when the worker makes room
+      // Continued when the worker makes room, by the supervisor thread, which must then be
+      // waiting for that room: it announces the wait only for tasks it saw partly written when
+      // it went to sleep, so a submitter or a waiting thread that left one here wakes it to
+      // look again. (Without this, the worker's release rang no doorbell and the rest of the
+      // task waited for the next timer.)
+      if (!on_supervisor_thread()) kick();
+      return false;
     case WorkerChannel::WriteOutcome::kFault:
       break;
   }
