@@ -53,10 +53,13 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   }
   for (WorkerSlot& slot : slots_) {
     if (serving <= min_workers_) break;
-    if (slot.state() == State::kReady && slot.load.inflight.empty() && queue_.empty() &&
-        now - slot.load.last_active >= options_.idle_timeout) {
+    if (slot.state() != State::kReady || !slot.load.inflight.empty() || !queue_.empty()) continue;
+    if (now - slot.load.last_active >= options_.idle_timeout) {
       stop_slot_locked(slot, now);
+      next = std::min(next, slot.process.deadline);  // SIGKILL at, if it does not exit
       --serving;
+    } else {
+      next = std::min(next, slot.load.last_active + options_.idle_timeout);  // scale down then
     }
   }
   return next;

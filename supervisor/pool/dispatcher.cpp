@@ -44,8 +44,11 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   if (task.attempts > 1) ++retried_;
   if (slot.load.inflight.empty()) {
     task.began = now;
-    if (task.timeout.count() != 0)
+    slot.load.busy_since = now;
+    if (task.timeout.count() != 0) {
       slot.load.next_scan = std::min(slot.load.next_scan, now + task.timeout);
+      wake_for_locked(slot.load.next_scan);
+    }
   }
   ++running_;
   slot.load.inflight.push_back(index);

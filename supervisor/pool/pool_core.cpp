@@ -138,6 +138,12 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
 
 void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_.get(), 1); }
 
+void PoolCore::wake_for_locked(Clock::time_point deadline) noexcept {
+  if (on_supervisor_thread()) return;  // it computes its timers before it sleeps
+  external_deadline_ = std::min(external_deadline_, deadline);
+  if (deadline < planned_wake_) kick();
+}
+
 std::string PoolCore::handler_name_locked(std::uint32_t handler) const {
   return handlers_.name(handler);
 }

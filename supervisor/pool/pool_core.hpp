@@ -189,6 +189,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // pool_core.cpp: construction, stopping, and what every part asks of the whole.
   void fail_pool_locked(std::string message);
   void kick() const noexcept;
+  // A deadline set by a thread other than the supervisor's (a task's timeout, from a dispatch
+  // or an answer in get()): kicks the supervisor thread if it sleeps past it.
+  void wake_for_locked(Clock::time_point deadline) noexcept;
   std::size_t live_slots_locked() const;
   std::string handler_name_locked(std::uint32_t handler) const;
   std::string describe_slot(const WorkerSlot& slot) const;
@@ -219,6 +222,10 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   std::uint64_t completed_ = 0, failed_ = 0, retried_ = 0, restarts_ = 0;
   LatencyHistogram queue_wait_, run_time_;
   Clock::time_point last_spawn_{};
+  // When the supervisor thread next wakes on its own (its epoll timeout), min() while it is
+  // awake; and the earliest deadline other threads set since it last looked (wake_for_locked).
+  Clock::time_point planned_wake_ = Clock::time_point::min();
+  Clock::time_point external_deadline_ = Clock::time_point::max();
   std::mt19937_64 rng_{std::random_device{}()};
 
   bool accepting_ = true;

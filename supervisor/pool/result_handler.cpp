@@ -107,8 +107,10 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     TaskRecord& next = tasks_[slot.load.inflight.front()];
     if (next.began == Clock::time_point{}) {
       next.began = now;
-      if (next.timeout.count() != 0)
+      if (next.timeout.count() != 0) {
         slot.load.next_scan = std::min(slot.load.next_scan, now + next.timeout);
+        wake_for_locked(slot.load.next_scan);
+      }
     }
   }
   slot.load.last_active = now;

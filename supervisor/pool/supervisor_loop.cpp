@@ -14,6 +14,9 @@ namespace procpool::detail {
 using State = WorkerSlot::State;
 using std::chrono::milliseconds;
 
+// Whatever the timers say, the longest the thread sleeps (an epoll timeout is an int of ms).
+constexpr milliseconds kLongestSleep = std::chrono::hours(1);
+
 void PoolCore::run_loop() {
   // The output sinks write to fds that may be pipes whose reader is gone (the host's stderr,
   // say): on this thread that is EPIPE, never a SIGPIPE that kills the host. Workers start
@@ -58,8 +61,13 @@ void PoolCore::run_loop() {
       lock.lock();
       continue;
     }
-    auto timeout = std::chrono::duration_cast<milliseconds>(next_timer - Clock::now());
+    // Deadlines other threads set after the timers were computed (deliver() and the event
+    // callbacks above ran without the lock) count too.
+    const Clock::time_point wake_at = std::min(next_timer, external_deadline_);
+    external_deadline_ = Clock::time_point::max();
+    auto timeout = std::chrono::ceil<milliseconds>(wake_at - Clock::now());
     if (timeout.count() < 0) timeout = milliseconds(0);
+    timeout = std::min(timeout, kLongestSleep);
     // Announce that we sleep on every live worker's result ring (and on the task rings that
     // wait for room), so a worker that publishes rings the doorbell; then re-check the rings,
     // the announcement's other half (see EventCount).
@@ -94,6 +102,7 @@ void PoolCore::run_loop() {
     }
     int count = 0;
     if (!ready_now) {
+      planned_wake_ = Clock::now() + timeout;
       lock.unlock();
       close_outputs();
       count = ::epoll_wait(epoll_fd_.get(), events, 64, static_cast<int>(timeout.count()));
@@ -108,6 +117,7 @@ void PoolCore::run_loop() {
         }
       }
       lock.lock();
+      planned_wake_ = Clock::time_point::min();
     }
     for (EventCount* event : announced) event->cancel_wait();
     spin_until = Clock::now() + WaitPolicy::kDefaultSpin;

@@ -29,6 +29,9 @@ struct WorkerLoad {
   Clock::time_point next_scan = Clock::time_point::max();
 
   Clock::time_point last_active{};
+  // When the tasks on board last went from none to some: a heartbeat is owed only from then
+  // (an idle worker sleeps, its heartbeat with it).
+  Clock::time_point busy_since{};
   std::uint64_t dispatched = 0;     // tasks sent to this incarnation
   std::uint64_t recycle_after = 0;  // 0 = never
   std::uint64_t tasks_done = 0;

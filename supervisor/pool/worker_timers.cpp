@@ -16,10 +16,13 @@ void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
 }
 
 // Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
-// shutdown. Each slot is a state machine (WorkerSlot::State); its timer for the state it is in
-// decides the transition that is due, if any. Returns when it next needs to run.
+// shutdown. Each slot is a state machine (WorkerProcess::State); its timer for the state it is
+// in decides the transition that is due, if any. Returns when it next needs to run: the
+// earliest real deadline, and at least once per hang bound (heartbeat_interval x
+// heartbeat_misses), which is how late a hang of a task dispatched while this thread slept is
+// noticed at worst. An idle pool wakes at most that often (docs/pool.md, "Idle").
 Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
-  Clock::time_point next = now + options_.heartbeat_interval;
+  Clock::time_point next = now + options_.heartbeat_interval * options_.heartbeat_misses;
   if (stopping_ && now >= shutdown_deadline_) {
     // Grace over: what is still queued fails; what is running is cut off by the stops below.
     queue_.drain([&](std::uint32_t index) {
@@ -59,7 +62,10 @@ Clock::time_point PoolCore::backoff_timer_locked(WorkerSlot& slot, Clock::time_p
   if (failure_ || (stopping_ && (queue_.empty() || now >= shutdown_deadline_))) {
     slot.process.empty();
   } else if (now >= slot.process.deadline) {
-    spawn_locked(slot);
+    spawn_locked(slot);  // kStarting (READY by its deadline), or kBackoff again, or kEmpty
+    if (slot.state() == State::kStarting || slot.state() == State::kBackoff) {
+      return slot.process.deadline;
+    }
   } else {
     return slot.process.deadline;
   }
@@ -94,7 +100,12 @@ Clock::time_point PoolCore::serving_timer_locked(WorkerSlot& slot, Clock::time_p
   slot.process.restart.on_alive(now);
   if (slot.process.restart.broken_in_a_row() != 0)
     soon(slot.process.ready_at + options_.restart.min_uptime);
-  if (!heartbeat_ok_locked(slot, now)) return next;
+  // A heartbeat is owed only while tasks are on board (an idle worker sleeps, and its
+  // heartbeat with it), looked at every interval meanwhile.
+  if (!slot.load.inflight.empty()) {
+    if (!heartbeat_ok_locked(slot, now)) return next;
+    soon(now + options_.heartbeat_interval);
+  }
   if (memory_watched() && now >= slot.process.next_memory_check) {
     slot.process.next_memory_check = now + options_.heartbeat_interval;
     check_memory_locked(slot);
@@ -117,12 +128,14 @@ Clock::time_point PoolCore::serving_timer_locked(WorkerSlot& slot, Clock::time_p
   } else if (stopping_ && now >= shutdown_deadline_) {
     stop_slot_locked(slot, now);  // grace over: the worker finishes its current task
   }
+  if (slot.state() == State::kStopping) soon(slot.process.deadline);  // SIGKILL at
   return next;
 }
 
 // The worker's heartbeat, worker-written and so checked (docs/design-rules.md §17): one from
 // before the worker started, or from the future (which would blind the hang check), is a lie;
-// none for heartbeat_misses intervals means hung. Either gets the worker killed (false).
+// none for heartbeat_misses intervals since the tasks came on board (an idle worker does not
+// beat) means hung. Either gets the worker killed (false).
 bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
   const auto now_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<milliseconds>(now.time_since_epoch()).count());
@@ -141,11 +154,14 @@ bool PoolCore::heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now) {
                 ProtocolViolation::ControlBlockLie);
     return false;
   }
-  if (now_ms > beat && milliseconds(now_ms - beat) > hung_after) {
-    kill_locked(
-        slot,
-        "no heartbeat for " + milliseconds_text(milliseconds(now_ms - beat)) + " (hung or stopped)",
-        KillCause::kUnhealthy);
+  const auto busy_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<milliseconds>(slot.load.busy_since.time_since_epoch()).count());
+  const std::uint64_t owed_since = std::max(beat, busy_ms);
+  if (now_ms > owed_since && milliseconds(now_ms - owed_since) > hung_after) {
+    kill_locked(slot,
+                "no heartbeat for " + milliseconds_text(milliseconds(now_ms - owed_since)) +
+                    " with tasks on board (hung or stopped)",
+                KillCause::kUnhealthy);
     return false;
   }
   return true;

@@ -148,8 +148,9 @@ TEST_F(PoolScheduling, ScalingDownTwoWorkersIdleAtOnceKeepsMinWorkersRunning) {
   options.pipeline_depth = 1;
   options.idle_timeout = 200ms;
   options.spawn_interval = 1ms;
-  // The supervisor thread wakes at least once per heartbeat interval: at 1 ms it looks at the
-  // pool again while a stopped worker is still exiting (a worker is hung only after 1000 misses).
+  // While tasks are on board the supervisor thread wakes once per heartbeat interval: at 1 ms it
+  // looks at the pool again while a stopped worker is still exiting (a worker is hung only after
+  // 1000 misses).
   options.heartbeat_interval = 1ms;
   options.heartbeat_misses = 1000;
   Pool pool(options);

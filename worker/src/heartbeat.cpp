@@ -1,11 +1,33 @@
 #include "heartbeat.hpp"
 
+#include <pthread.h>  // pthread_sigmask
+#include <signal.h>   // SIGTERM, SIGINT, SIGHUP
+
 #include "process_setup.hpp"
 
 namespace procpool::detail {
+namespace {
+
+// Started with the stop signals blocked (a new thread inherits the mask), so that the kernel
+// delivers them to the serving thread, whose sleep for frames they must interrupt.
+std::thread start_without_stop_signals(Heartbeat* heartbeat, void (Heartbeat::*body)()) {
+  sigset_t stop_signals, old_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  std::thread thread(body, heartbeat);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  return thread;
+}
+
+}  // namespace
 
 Heartbeat::Heartbeat(WorkerControl& control, std::chrono::milliseconds interval)
-    : control_(control), interval_(interval), thread_([this] { beat(); }) {}
+    : control_(control),
+      interval_(interval),
+      thread_(start_without_stop_signals(this, &Heartbeat::beat)) {}
 
 Heartbeat::~Heartbeat() {
   {
@@ -13,6 +35,8 @@ Heartbeat::~Heartbeat() {
     stop_ = true;
   }
   wake_.notify_all();
+  asleep_.store(0, std::memory_order_relaxed);
+  asleep_.notify_all();
   thread_.join();
 }
 
@@ -20,6 +44,13 @@ void Heartbeat::beat() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
     control_.heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+    if (asleep_.load(std::memory_order_relaxed) == 1) {
+      // Until awake() or the destructor (which clears it, so a wait begun after that returns).
+      lock.unlock();
+      asleep_.wait(1, std::memory_order_relaxed);
+      lock.lock();
+      continue;
+    }
     wake_.wait_for(lock, interval_);
   }
 }

@@ -67,8 +67,7 @@ int WorkerRuntime::run() {
       if (pending_.empty()) {
         flush();
         unflushed = 0;
-        // After a wait that timed out (nothing came for a heartbeat interval) the next one
-        // sleeps at once: an idle worker wakes once per interval and does not spin each time.
+        // After a wait that timed out the next one sleeps at once, without spinning first.
         if (!shutdown_) quiet = !wait_for_frames(/*spin=*/!quiet);
         last = ticks();
         continue;
@@ -126,15 +125,19 @@ void WorkerRuntime::read_init() {
   in_.release();
 }
 
-// Waits up to a heartbeat interval for frames (or SIGTERM), spinning first if `spin`; true if
-// they came.
+// Waits for frames (or SIGTERM, which interrupts the sleep: only this thread takes it),
+// spinning first if `spin`; true if they came. Idle, the worker sleeps here and nowhere else:
+// the heartbeat thread sleeps with it, and the supervisor's frames or a signal wake it. The
+// bound only keeps a wait from being endless.
 bool WorkerRuntime::wait_for_frames(bool spin) {
   WaitPolicy policy;
   if (!spin) policy.spin = std::chrono::nanoseconds(0);
-  return wait_until(
-             segment_.to_worker().readable, [&] { return in_.poll() || stop_signalled(); }, policy,
-             std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms)) ==
-         WaitResult::kReady;
+  heartbeat_->idle();
+  const WaitResult result = wait_until(
+      segment_.to_worker().readable, [&] { return in_.poll() || stop_signalled(); }, policy,
+      kIdleWaitBound);
+  heartbeat_->awake();
+  return result == WaitResult::kReady;
 }
 
 // Moves every complete task in the ring into pending_ and hands the ring's bytes back as far as

@@ -26,6 +26,9 @@
 namespace procpool::detail {
 
 inline constexpr auto kChannelBound = std::chrono::seconds(10);
+// The longest an idle worker sleeps for frames before it looks again (nothing needs it to: the
+// supervisor's frames and the stop signals wake it).
+inline constexpr auto kIdleWaitBound = std::chrono::hours(1);
 // Answers are published in batches while more tasks wait: at most kMaxUnflushedResults, none
 // held past kSlowTicks, and never held while a handler runs that was slow on its last run (or has
 // not run yet), so a slow task does not hold back the answers before it.

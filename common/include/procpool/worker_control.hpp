@@ -17,8 +17,9 @@ namespace procpool {
 // never lets a value drive a memory access (docs/design-rules.md §17).
 struct WorkerControl {
   // Cache line 0 — written by the worker only; read by the supervisor.
-  // CLOCK_MONOTONIC milliseconds, stored before READY and once per heartbeat interval: the
-  // supervisor's hang detection.
+  // CLOCK_MONOTONIC milliseconds, stored before READY and once per heartbeat interval while the
+  // worker is awake (not while it sleeps for frames): the supervisor's hang detection, for
+  // workers with tasks on board.
   alignas(kCacheLineSize) std::atomic<std::uint64_t> heartbeat_ms{0};
   // The id of the task whose handler is running (0: none). Stored before the handler is called
   // and cleared after its answer is written, so when the worker dies the supervisor knows which

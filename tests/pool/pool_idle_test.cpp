@@ -1,0 +1,80 @@
+// An idle pool sleeps: no worker thread and no supervisor thread wakes on a timer it does not
+// need. Counted as the kernel counts it, in voluntary context switches (/proc/.../status), over
+// two seconds of idleness: the window is the measurement, not a wait for an event.
+#include <gtest/gtest.h>
+
+#include <chrono>      // durations
+#include <filesystem>  // /proc/<pid>/task
+#include <fstream>     // status files
+#include <set>         // thread ids
+#include <string>      // std::string
+#include <thread>      // std::this_thread::sleep_for
+
+#include "pool_test_support.hpp"  // value_of, poll_until
+#include "procpool/pool.hpp"
+#include "test_workers.hpp"  // small_pool
+
+namespace procpool::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::set<std::string> threads_of(const std::string& pid) {
+  std::set<std::string> tids;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + pid + "/task", ignored)) {
+    tids.insert(entry.path().filename().string());
+  }
+  return tids;
+}
+
+long long voluntary_switches(const std::string& pid, const std::string& tid) {
+  std::ifstream in("/proc/" + pid + "/task/" + tid + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "voluntary_ctxt_switches:") {
+      long long count = 0;
+      in >> count;
+      return count;
+    }
+  }
+  return 0;
+}
+
+TEST(PoolIdle, AnIdlePoolsThreadsSleep) {
+  const std::string self = std::to_string(::getpid());
+  const std::set<std::string> before = threads_of(self);
+  Pool pool(small_pool("echo", 2));
+  // The pool's own threads: the ones that exist now and did not before.
+  std::set<std::pair<std::string, std::string>> watched;  // (pid, tid)
+  for (const std::string& tid : threads_of(self)) {
+    if (before.count(tid) == 0) watched.insert({self, tid});
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto echoed = pool.submit("echo", "warm");
+    EXPECT_EQ(value_of(echoed), "warm");
+  }
+  for (const WorkerMetrics& w : pool.metrics().workers) {
+    for (const std::string& tid : threads_of(std::to_string(w.pid))) {
+      watched.insert({std::to_string(w.pid), tid});
+    }
+  }
+  ASSERT_GE(watched.size(), 5u) << "the supervisor thread and two threads per worker";
+  const auto count = [&] {
+    long long total = 0;
+    for (const auto& [pid, tid] : watched) total += voluntary_switches(pid, tid);
+    return total;
+  };
+  // Settling: the last answers' spin windows and the heartbeat threads' last beats.
+  std::this_thread::sleep_for(500ms);
+  const long long start = count();
+  std::this_thread::sleep_for(2s);
+  const long long woken = count() - start;
+  // The supervisor thread wakes once per hang bound (heartbeat_interval x heartbeat_misses,
+  // 500 ms by default): 4 times here, plus slack for one stray wake-up per thread. Before,
+  // every thread woke each heartbeat interval: about 100 times.
+  EXPECT_LE(woken, 4 + static_cast<long long>(watched.size())) << watched.size() << " threads";
+}
+
+}  // namespace
+}  // namespace procpool::test
