@@ -6,6 +6,7 @@
 
 #include <algorithm>  // std::min
 #include <cerrno>     // errno
+#include <thread>     // std::this_thread::sleep_for
 
 #include "common/interrupt_signals.hpp"
 #include "procpool/error.hpp"
@@ -69,10 +70,16 @@ void ErrorStream::progress(std::string_view line, bool final) {
 
 void ErrorStream::relay_line(std::string_view line) {
   const Deadline deadline = Clock::now() + kRelayWait;
-  std::unique_lock lock(mutex_, std::defer_lock);
-  if (!lock.try_lock_until(*deadline)) {  // the main thread is stuck writing: so would we be
-    dropped_lines_.fetch_add(1, std::memory_order_relaxed);
-    return;
+  // Not a timed lock: ThreadSanitizer does not model pthread_mutex_clocklock, which
+  // std::timed_mutex uses. The lock is held only for a write, so polling it is cheap.
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  while (!lock.owns_lock()) {
+    if (Clock::now() >= *deadline) {  // the main thread is stuck writing: so would we be
+      dropped_lines_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    (void)lock.try_lock();
   }
   if (relay_stalled_) {
     pollfd room{fd_, POLLOUT, 0};

@@ -10,7 +10,7 @@
 #include <chrono>       // deadlines
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::uint64_t
-#include <mutex>        // std::timed_mutex
+#include <mutex>        // std::mutex
 #include <optional>     // std::optional
 #include <string_view>  // std::string_view
 
@@ -53,7 +53,7 @@ class ErrorStream {
   // went (errno set).
   bool write_locked(std::string_view text, Deadline deadline);
 
-  std::timed_mutex mutex_;
+  std::mutex mutex_;
   const int fd_;
   const bool tty_;
   bool progress_open_ = false;  // a progress line was written and not ended
