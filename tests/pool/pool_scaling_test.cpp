@@ -13,6 +13,7 @@
 #include <map>        // std::map
 #include <memory>     // std::make_shared
 #include <mutex>      // std::mutex
+#include <optional>   // the warmed pool
 #include <set>        // std::set
 #include <string>     // std::string
 #include <vector>     // std::vector
@@ -51,21 +52,27 @@ std::size_t ready_workers(const PoolMetrics& m) {
 TEST_F(PoolScheduling, BurstIntoAWorkersPipelineScalesUpAtTheDefaultDepth) {
   PoolOptions options = small_pool("crashy", 1);
   options.max_workers = 2;
-  Pool pool(options);
-  std::vector<std::string> tiny(4000, "x");
-  std::vector<std::string_view> tiny_views(tiny.begin(), tiny.end());
-  std::atomic<int> warm{0};
-  pool.submit_batch("echo", tiny_views, {}, [&](std::size_t, const TaskOutcome&) { ++warm; });
-  bounded("wait_idle()", [&pool] { pool.wait_idle(); });
-  ASSERT_EQ(warm.load(), 4000);
-  // Under a sanitizer the warm-up itself may queue long enough to scale up (or measure the
-  // tasks too slow for a deep pipeline): then there is nothing left to show here.
-  if (kTimingScale > 1 &&
-      (live_workers(pool.metrics()) != 1 || pool.metrics().workers.at(0).pipeline_depth < 8)) {
-    GTEST_SKIP() << "the sanitizer-slowed warm-up scaled up or stayed shallow";
+  // The warm-up itself may queue long enough to scale up, or measure the tasks too slow for a
+  // deep pipeline, when the machine is slow (a sanitizer, or other jobs on both cores: seen on
+  // 2 cores in a dev run beside a tsan run). Then there is nothing to show with that pool: try
+  // a fresh one, a few times, before calling it a failure.
+  std::optional<Pool> warmed;
+  for (int attempt = 0; attempt < 3 && !warmed; ++attempt) {
+    warmed.emplace(options);
+    Pool& pool = *warmed;
+    std::vector<std::string> tiny(4000, "x");
+    std::vector<std::string_view> tiny_views(tiny.begin(), tiny.end());
+    std::atomic<int> warm{0};
+    pool.submit_batch("echo", tiny_views, {}, [&](std::size_t, const TaskOutcome&) { ++warm; });
+    bounded("wait_idle()", [&pool] { pool.wait_idle(); });
+    ASSERT_EQ(warm.load(), 4000);
+    if (live_workers(pool.metrics()) != 1 || pool.metrics().workers.at(0).pipeline_depth < 8) {
+      warmed.reset();
+    }
   }
-  ASSERT_EQ(live_workers(pool.metrics()), 1u);
-  ASSERT_GE(pool.metrics().workers.at(0).pipeline_depth, 8u) << "not measured deep";
+  if (!warmed && kTimingScale > 1) GTEST_SKIP() << "the sanitizer-slowed warm-ups scaled up";
+  ASSERT_TRUE(warmed) << "three warm-ups of 4000 tiny tasks each scaled up or stayed shallow";
+  Pool& pool = *warmed;
 
   const std::vector<std::string_view> burst(6, "300");
   Callbacks log;

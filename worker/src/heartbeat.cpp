@@ -40,18 +40,21 @@ Heartbeat::~Heartbeat() {
   thread_.join();
 }
 
+// A full interval between beats, always; only a serving thread found asleep at the end of one
+// puts this thread to sleep until it wakes. So awake() makes a system call at most once per
+// interval, however often the serving thread dozes off between tasks.
 void Heartbeat::beat() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
     control_.heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+    wake_.wait_for(lock, interval_);
+    if (stop_) break;
     if (asleep_.load(std::memory_order_relaxed) == 1) {
       // Until awake() or the destructor (which clears it, so a wait begun after that returns).
       lock.unlock();
       asleep_.wait(1, std::memory_order_relaxed);
       lock.lock();
-      continue;
     }
-    wake_.wait_for(lock, interval_);
   }
 }
 

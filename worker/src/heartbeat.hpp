@@ -27,8 +27,8 @@ class Heartbeat {
 
   // The serving thread is about to sleep for frames. No system call.
   void idle() noexcept { asleep_.store(1, std::memory_order_relaxed); }
-  // The serving thread is awake again: beats resume now. A system call only if this thread
-  // was asleep.
+  // The serving thread is awake again: beats resume now. A system call only if the heartbeat
+  // thread had gone to sleep (at most once per interval, see beat()).
   void awake() noexcept {
     if (asleep_.exchange(0, std::memory_order_relaxed) == 1) asleep_.notify_one();
   }
