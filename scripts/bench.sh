@@ -12,7 +12,8 @@
 #   peers      every workload for procpool and, interleaved round by round in the same run, its
 #              peers: Piscina and tinypool (Node, tests/bench/peers/node), ProcessPoolExecutor and
 #              multiprocessing.Pool (Python, tests/bench/peers/python), Boost.Interprocess
-#              message_queue, the raw spin ring, pipe/socketpair ping-pong, spawn/fork floors
+#              message_queue, an in-process boost::asio::thread_pool (L1, T1; no isolation), the
+#              raw spin ring, pipe/socketpair ping-pong, spawn/fork floors
 #              (tests/bench/peers/cxx), and for M1 xargs -P2 and GNU parallel -j2. Then
 #              scripts/bench_report.py prints the medians, a procpool / peer ratio table and the
 #              issue's targets, and writes docs/benchmarks.md and docs/benchmarks.png (and the raw
@@ -268,7 +269,8 @@ run_peers() {
 
   # Every implementation once per round; the order rotates from round to round so that no
   # implementation always runs right after the same neighbour.
-  local impls=(procpool procpool-m1 boost-mq pipe raw-ring floors node python xargs parallel)
+  local impls=(procpool procpool-m1 boost-mq asio-pool pipe raw-ring floors node python xargs
+    parallel)
   local round i k n=${#impls[@]}
   for ((round = 1; round <= rounds; round++)); do
     for ((k = 0; k < n; k++)); do
@@ -285,6 +287,7 @@ run_peers() {
           echo "bench.sh: round $round: procpool map $rate lines/s" >&2
           ;;
         boost-mq) run_impl boost-mq cxx "$round" "$peers_dir/procpool-peer-boost-mq" "${quick[@]}" ;;
+        asio-pool) run_impl asio-pool cxx "$round" "$peers_dir/procpool-peer-asio-pool" ;;
         pipe) run_impl pipe cxx "$round" "$peers_dir/procpool-peer-pipe" ;;
         raw-ring) run_impl raw-ring cxx "$round" "$peers_dir/procpool-peer-raw-ring" ;;
         floors) run_impl floors cxx "$round" "$peers_dir/procpool-peer-floors" ;;

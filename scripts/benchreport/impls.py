@@ -7,6 +7,11 @@ from __future__ import annotations
 BASELINES = {"raw-ring", "pipe", "socketpair", "spawn-static", "spawn-dynamic", "fork",
              "cxx-fork", "memcpy"}
 DIAGNOSTIC_SUFFIXES = ("-samecpu", "-xcpu", "-inproc")
+# Peers that run their tasks in the benchmark's own process (boost::asio::thread_pool, issue 12):
+# no isolation, but what a C++ program would use instead of procpool, so peers (counted in "the
+# best peer"), not baselines, and not the "-inproc" diagnostics (a figure measured in one process
+# for context, such as the checksum alone).
+IN_PROCESS_PEERS = {"asio-pool", "asio-pool-callback"}
 
 
 def is_baseline(impl: str) -> bool:
@@ -19,6 +24,10 @@ def is_diagnostic(impl: str) -> bool:
 
 def is_peer(impl: str) -> bool:
     return impl != "procpool" and not is_baseline(impl) and not is_diagnostic(impl)
+
+
+def is_in_process_peer(impl: str) -> bool:
+    return impl in IN_PROCESS_PEERS
 
 
 def impl_sort_key(impl: str):

@@ -6,6 +6,7 @@ import datetime as dt
 
 from .figures import sorted_figures
 from .formatting import thousands
+from .impls import is_in_process_peer
 from .machine import machine_info, versions
 from .summary import SUMMARY_HEADER, summary_table_rows
 from .tables import md_table
@@ -31,7 +32,7 @@ def write_markdown(path, figures, notes, args, png_rel, chart_note, extra_versio
         md.append("![L1 latency, T1 throughput, S1/R1 start-up per implementation](%s)" % png_rel)
         md.append("")
         md.append("Blue: procpool. Orange: peers (Piscina, tinypool, Python pools, Boost "
-                  "message_queue). Grey: physical limits and kernel floors (raw spin ring, "
+                  "message_queue, the in-process Boost.Asio thread pool). Grey: physical limits and kernel floors (raw spin ring, "
                   "pipe, socketpair, spawn and fork floors). Whiskers: min–max over the rounds.")
     else:
         md.append("(No chart: %s.)" % chart_note)
@@ -84,6 +85,14 @@ def write_markdown(path, figures, notes, args, png_rel, chart_note, extra_versio
               "(chaos: see docs/workloads.md and procpool's chaos test).")
     md.append("- Raw transports (raw-ring, boost-mq) report T1 with one worker (`_1w`); boost-mq "
               "also with two (`_2w`, both workers taking from one queue).")
+    in_process = sorted({f.impl for f in figures.values() if is_in_process_peer(f.impl)})
+    if in_process:
+        md.append("- %s: a `boost::asio::thread_pool` of 2 threads (1 for L1) inside the "
+                  "benchmark's own process, one future (`asio-pool`) or one callback "
+                  "(`asio-pool-callback`) per task. No second process, so no isolation: a "
+                  "crashing task takes the caller down. Counted as peers (in the T1 best-peer "
+                  "target too): they show what the process boundary costs."
+                  % ", ".join(in_process))
     md.append("- M1 peers run `procpool-peer-tiny-static` (a static program printing its argument "
               "+ 1 with raw system calls, the cheapest process these tools can start) over %s "
               "lines for xargs and %s for GNU parallel, scaled to lines/s; their output is "

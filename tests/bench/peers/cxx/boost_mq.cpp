@@ -8,7 +8,7 @@
 // take from the same request queue (message_queue is multi-producer/multi-consumer), so results
 // come back in any order and are checked against a bitmap of outstanding inputs.
 //
-// This is the design procpool avoids (docs: docs/design-rules.md.md rule 1): the queue's robust
+// This is the design procpool avoids (docs/design-rules.md §1): the queue's robust
 // process-shared mutex is poisoned for good when a worker dies holding it. Fine for a benchmark
 // peer that nobody kills.
 //
