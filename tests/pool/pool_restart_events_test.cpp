@@ -91,7 +91,8 @@ TEST(PoolRestart, ThrowingEventCallbackIsCaughtAndThePoolGoesOn) {
     const WorkerMetrics first = worker_in(pool, 0);
     const std::size_t mark = log.size();
     kill_worker(first.pid);
-    EXPECT_TRUE(log.wait_for(is(EventKind::WorkerReady, 0), mark)) << log.describe();
+    EXPECT_TRUE(log.wait_for(is_after(EventKind::WorkerReady, 0, first.incarnation), mark))
+        << log.describe();
     expect_serves(pool, 5, "after ");
     EXPECT_EQ(pool.metrics().state, PoolMetrics::State::Running);
   }
@@ -126,7 +127,8 @@ TEST(PoolRestart, PerSlotCountersSurviveRestarts) {
 
   const std::size_t mark = log.size();
   kill_worker(before.pid);
-  ASSERT_TRUE(log.wait_for(is(EventKind::WorkerReady, 0), mark)) << log.describe(mark);
+  ASSERT_TRUE(log.wait_for(is_after(EventKind::WorkerReady, 0, before.incarnation), mark))
+      << log.describe(mark);
   const WorkerMetrics restarted = worker_in(pool, 0);
   EXPECT_GT(restarted.incarnation, before.incarnation);
   EXPECT_EQ(restarted.tasks_done, 0u);

@@ -102,6 +102,15 @@ inline auto is(PoolEvent::Kind kind, unsigned slot) {
   return [kind, slot](const PoolEvent& e) { return e.kind == kind && e.slot == slot; };
 }
 
+// The same, of a later incarnation of the slot than `incarnation`. A mark taken with
+// EventLog::size() does not exclude the old one's events: they are delivered on the pool's
+// thread after the state they report, so the first WorkerReady may come after the mark.
+inline auto is_after(PoolEvent::Kind kind, unsigned slot, std::uint64_t incarnation) {
+  return [kind, slot, incarnation](const PoolEvent& e) {
+    return e.kind == kind && e.slot == slot && e.incarnation > incarnation;
+  };
+}
+
 // The metrics of `slot`'s worker (a default WorkerMetrics if the slot is empty).
 inline WorkerMetrics worker_in(const Pool& pool, unsigned slot) {
   for (const WorkerMetrics& w : pool.metrics().workers) {
