@@ -6,8 +6,7 @@
 
 #include <chrono>              // durations
 #include <condition_variable>  // line arrivals
-#include <cstdlib>             // mkdtemp
-#include <filesystem>          // temp_directory_path, remove_all
+#include <filesystem>          // std::filesystem::path
 #include <fstream>             // the log file
 #include <mutex>               // the recorded lines
 #include <optional>            // std::optional
@@ -18,6 +17,7 @@
 
 #include "pool_test_support.hpp"  // Watchdog, value_of, poll_until, kBound
 #include "procpool/pool.hpp"
+#include "temp_dir.hpp"      // TempDir
 #include "test_workers.hpp"  // small_pool
 
 namespace procpool::test {
@@ -56,23 +56,6 @@ class Lines {
   std::mutex mutex_;
   std::condition_variable arrived_;
   std::vector<std::string> lines_;
-};
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "procpool-output-XXXXXX");
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 std::string file_text(const std::filesystem::path& path) {
@@ -194,7 +177,7 @@ TEST(PoolOutput, ThrowingLineSinkIsCountedAndOutputGoesOn) {
 // Both streams into one rotating file: one writer, created owner-only.
 TEST(PoolOutput, FileSinkTakesBothStreamsOwnerOnly) {
   const Watchdog watchdog(kBound * 2);
-  const TempDir dir;
+  const TempDir dir("procpool-output");
   const std::filesystem::path log = dir.path() / "workers.log";
   PoolOptions options = small_pool("crashy", 1);
   options.worker_stdout = OutputSink{};

@@ -13,11 +13,9 @@
 #include <algorithm>   // std::max
 #include <cerrno>      // EMFILE, ENOENT
 #include <chrono>      // durations
-#include <cstdlib>     // mkdtemp
 #include <filesystem>  // copy, rename, remove
 #include <future>      // std::future
 #include <optional>    // std::optional
-#include <stdexcept>   // std::runtime_error
 #include <string>      // std::string
 #include <vector>      // std::vector
 
@@ -25,6 +23,7 @@
 #include "pool_test_support.hpp"  // Watchdog, value_of, kind_of, poll_until, kBound
 #include "procpool/pool.hpp"
 #include "procpool/pool_event.hpp"
+#include "temp_dir.hpp"     // TempDir
 #include "test_timing.hpp"  // scaled
 
 namespace procpool::test {
@@ -120,30 +119,12 @@ TEST(PoolRestart, TransientEmfileWhileRestartingBacksOffAndRecovers) {
   expect_serves(pool, 10, "after EMFILE ");
 }
 
-// A temporary directory, removed with what is in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "procpool-redeploy-XXXXXX");
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 // A redeploy: the pool runs a copy of the worker binary, which is removed while a worker dies.
 // Its restart fails (ENOENT) and backs off; the other worker keeps serving and the pool does not
 // fail. Once a fresh copy is renamed into place, the slot comes back.
 TEST(PoolRestart, WorkerBinaryMissingDuringARedeployBacksOffUntilItIsBack) {
   Watchdog watchdog(kTestBound);
-  TempDir dir;
+  TempDir dir("procpool-redeploy");
   const std::filesystem::path binary = dir.path() / "worker";
   std::filesystem::copy_file(worker_path("crashy"), binary);
   EventLog log;
