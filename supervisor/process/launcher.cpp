@@ -1,32 +1,48 @@
 // The only translation unit that includes Boost.Process / Asio (compiled with
 // -DBOOST_PROCESS_V2_HEADER_ONLY, linked with Boost::filesystem).
 //
-// Boost 1.81's posix::default_launcher does the fork, the exec-error pipe and the exec; everything
-// it gets wrong for us (docs/design-rules.md §9) is handled here:
+// Boost 1.81's posix::vfork_launcher does the vfork and the exec; everything it and the rest of
+// Boost.Process get wrong for us (docs/design-rules.md §9) is handled here:
 //   - it leaks non-CLOEXEC fds lying between whitelisted fds (close_all compares an fd with
 //     itself): our child-side initializer closes every fd we do not keep, with close_range;
 //   - the child inherits the signal mask and ignored signals: the initializer resets both;
 //   - on exec failure it calls ::exit() in the child (the supervisor's atexit handlers and static
-//     destructors would run in the copy) and its on_exec_error detection is broken (checked with 5
-//     arguments, called with 4): our variadic on_exec_error matches both and _exits instead;
+//     destructors would run, on the supervisor's own memory after a vfork) and its on_exec_error
+//     detection is broken (checked with 5 arguments, called with 4): our variadic on_exec_error
+//     matches both and _exits instead;
 //   - an exec failure leaves an unreaped zombie: we reap launcher.pid ourselves;
 //   - the (io_context&, error_code&, ...) overload ignores `ec` and throws: we use the
 //     executor + error_code overload;
 //   - the process object's destructor SIGKILLs the child: we detach it at once and open our own
 //     pidfd;
-//   - an exception thrown in the forked child before exec would unwind into our caller, a second
-//     copy of the supervisor: after the launch, any copy whose pid is not ours _exits.
+//   - an exception thrown in the child before exec would unwind into our caller: after the
+//     launch, any copy whose pid is not ours _exits.
+//
+// Why vfork and not fork (default_launcher): fork copies the supervisor's page tables and
+// write-protects every private page, so the child's setup and then every thread of the
+// supervisor take copy-on-write faults on their next writes, on the path of every worker start
+// and restart (docs/benchmarks.md S1, R1). After vfork the child borrows the spawning thread's
+// memory until it execs or exits, like glibc's posix_spawn, and reports an exec failure through
+// that memory (Boost sets `ec` in the child) instead of a pipe. What that demands of the child:
+//   - it writes only what is meant for the parent to see: Boost's `ec`, `pid` and whitelist, and
+//     our pid_slot (in env_storage, whose bytes execve copies);
+//   - no supervisor signal handler may run in it before the dispositions are reset (it would run
+//     on the supervisor's memory and stack): launch() blocks every signal on the spawning thread
+//     across the vfork, and the child unblocks them only after resetting every disposition;
+//   - it allocates nothing and takes no lock (other supervisor threads keep running beside it),
+//     which ChildSetup already guaranteed for the fork.
 
 #include "procpool/detail/launcher.hpp"
 
 #include <fcntl.h>         // open, fcntl, O_CLOEXEC, F_DUPFD_CLOEXEC, AT_EACCESS
+#include <pthread.h>       // pthread_sigmask
 #include <signal.h>        // sigaction, sigprocmask, SIGKILL
 #include <sys/prctl.h>     // prctl, PR_SET_PDEATHSIG
 #include <sys/resource.h>  // getrlimit
 #include <sys/stat.h>      // stat
 #include <sys/syscall.h>   // SYS_close_range, SYS_pidfd_open
 #include <sys/wait.h>      // waitpid
-#include <unistd.h>        // fork, getpid, getppid, setpgid, close, dup2, environ
+#include <unistd.h>        // getpid, getppid, setpgid, close, dup2, environ
 
 #include <algorithm>    // std::sort, std::unique, std::min
 #include <cerrno>       // errno
@@ -36,7 +52,7 @@
 #include <string_view>  // std::string_view
 
 #include <boost/asio/io_context.hpp>
-#include <boost/process/v2/default_launcher.hpp>  // also pulls in the header-only implementation
+#include <boost/process/v2/posix/vfork_launcher.hpp>  // also pulls in the header-only implementation
 #include <boost/process/v2/process.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -47,6 +63,22 @@ namespace procpool::detail {
 namespace {
 
 namespace bp = boost::process::v2;
+
+// ThreadSanitizer's runtime turns vfork into fork; the child's errno would then never reach the
+// parent (Boost's vfork_launcher reports it through shared memory), so an exec failure would
+// look like a start. Under TSan the fork launcher, with its exec-error pipe, is used instead.
+#if defined(__SANITIZE_THREAD__)
+#define PROCPOOL_LAUNCH_WITH_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PROCPOOL_LAUNCH_WITH_FORK 1
+#endif
+#endif
+#if defined(PROCPOOL_LAUNCH_WITH_FORK)
+using Launcher = bp::posix::default_launcher;
+#else
+using Launcher = bp::posix::vfork_launcher;
+#endif
 
 constexpr std::string_view kDefaultPath = "/bin:/usr/bin";  // glibc's execvp default
 
@@ -124,8 +156,8 @@ void kill_and_reap(int pid) noexcept {
 }
 
 // The child-side initializer (docs/design-rules.md §10). Everything it needs is prepared in the
-// parent; on_exec_setup runs in the forked child and only makes async-signal-safe system calls: no
-// allocation, no locks, no exceptions.
+// parent; on_exec_setup runs in the vforked child and only makes async-signal-safe system calls:
+// no allocation, no locks, no exceptions, no writes the parent does not expect (see the top).
 struct ChildSetup {
   pid_t supervisor_pid = -1;
   std::uint64_t rlimit_data = 0;            // LaunchSpec::rlimit_data
@@ -140,9 +172,9 @@ struct ChildSetup {
   struct sigaction default_action {};
   unsigned long fallback_fd_limit = 0;  // close() loop bound if close_range is missing (ENOSYS)
 
-  // Called by Boost in the child after fork, before its own (buggy) close_all and execve. A
-  // non-zero error_code makes Boost skip the exec, write errno to its exec-error pipe (the parent
-  // reports it) and call on_exec_error.
+  // Called by Boost in the child after vfork, before its own (buggy) close_all and execve. A
+  // non-zero error_code makes Boost skip the exec, store errno in `ec` (the parent, resumed once
+  // we _exit, reports it) and call on_exec_error.
   boost::system::error_code on_exec_setup(bp::posix::default_launcher& launcher,
                                           const bp::filesystem::path& /*executable*/,
                                           const char* const*& /*argv*/) const noexcept {
@@ -154,7 +186,7 @@ struct ChildSetup {
 
   // Boost 1.81 detects this hook with a 5-argument call and invokes it with 4; a variadic template
   // matches both. Without it Boost calls ::exit(), running the supervisor's atexit handlers and
-  // static destructors in the child copy. The errno is already in the exec-error pipe.
+  // static destructors in the child, on the supervisor's memory. The errno is already in `ec`.
   template <class... Args>
   void on_exec_error(Args&&... /*ignored*/) const noexcept {
     ::_exit(127);
@@ -186,9 +218,10 @@ struct ChildSetup {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
     if (::getppid() != supervisor_pid) ::_exit(1);
 
-    // 2. Signals: dispositions first (so a signal unblocked below cannot run a supervisor handler
-    //    in this copy), then the mask. SIGKILL/SIGSTOP and glibc's internal signals (32, 33)
-    //    reject sigaction with EINVAL; that is expected and ignored.
+    // 2. Signals (all blocked since before the vfork): dispositions first (so a signal unblocked
+    //    below cannot run a supervisor handler here, on the supervisor's memory), then the mask.
+    //    SIGKILL/SIGSTOP and glibc's internal signals (32, 33) reject sigaction with EINVAL; that
+    //    is expected and ignored.
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
     if (::sigprocmask(SIG_SETMASK, &empty_mask, nullptr) != 0) return errno;
 
@@ -219,9 +252,9 @@ struct ChildSetup {
       if (const int error = clear_cloexec(inherit[i])) return error;
     }
 
-    // 5. Close every fd >= 3 except ours and Boost's whitelist (its exec-error pipe lives there:
-    //    closing it would make an exec failure look like success). Both lists are small and
-    //    unsorted; find the next kept fd by scanning, so nothing is allocated.
+    // 5. Close every fd >= 3 except ours and Boost's whitelist (stdio and the inherited fds).
+    //    Both lists are small and unsorted; find the next kept fd by scanning, so nothing is
+    //    allocated.
     unsigned int low = 3;
     for (;;) {
       long next = -1;  // the smallest kept fd >= low
@@ -376,7 +409,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
     setup.fallback_fd_limit = std::min<unsigned long>(limit.rlim_cur, 1UL << 20);
   }
 
-  bp::posix::default_launcher launcher;
+  Launcher launcher;
   launcher.env = envp.data();
   // Boost closes everything outside fd_whitelist after our initializer: the worker's fds must be
   // on it too.
@@ -388,6 +421,15 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   boost::asio::io_context context;
   boost::system::error_code ec;
   std::string failure;
+  // Every signal blocked across the vfork (see the top); the child unblocks its own after
+  // resetting the dispositions, this thread gets its mask back once the child has exec'ed.
+  sigset_t all_signals, old_mask;
+  sigfillset(&all_signals);
+  ::pthread_sigmask(SIG_SETMASK, &all_signals, &old_mask);
+  struct RestoreMask {
+    const sigset_t& mask;
+    ~RestoreMask() { ::pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore_mask{old_mask};
   try {
     auto process = launcher(context.get_executor(), ec, executable, spec.args, setup);
     // Its destructor would SIGKILL the child: detach, and drop the returned handle at once (that
@@ -415,7 +457,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
     }
     throw Error("failed to start " + quoted(path) + ": " + ec.message());
   }
-  if (pid <= 0) throw Error("failed to start " + quoted(path) + ": fork failed");
+  if (pid <= 0) throw Error("failed to start " + quoted(path) + ": vfork failed");
 
   // Still our unreaped child, so the pid cannot have been reused yet: this pidfd is the right one.
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));

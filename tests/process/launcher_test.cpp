@@ -232,6 +232,41 @@ TEST(LauncherTest, ResetsSignalMaskAndDispositions) {
   }
 }
 
+// The launcher blocks every signal on the calling thread across its vfork (launcher.cpp): the
+// caller's own mask must come back, after a launch and after an exec failure alike.
+TEST(LauncherTest, LeavesTheCallersSignalMaskAsItWas) {
+  sigset_t block, before;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &before), 0);
+  sigset_t expected;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &expected), 0);
+  const auto same_as_expected = [&] {
+    sigset_t now;
+    if (::pthread_sigmask(SIG_BLOCK, nullptr, &now) != 0) return std::string("pthread_sigmask");
+    std::string differ;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sigismember(&now, sig) != sigismember(&expected, sig))
+        differ += std::to_string(sig) + " ";
+    }
+    return differ;
+  };
+
+  const Report report = run_report(helper_spec());
+  const std::string after_launch = same_as_expected();
+  const TempDir dir;
+  LaunchSpec garbage;
+  garbage.executable = dir.file("garbage", "garbage\n", 0755);
+  const std::string error = launch_error(garbage);
+  const std::string after_failure = same_as_expected();
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+
+  EXPECT_GT(report.pid, 0);
+  EXPECT_EQ(after_launch, "") << "signals whose blocking changed after a launch";
+  EXPECT_FALSE(error.empty());
+  EXPECT_EQ(after_failure, "") << "signals whose blocking changed after an exec failure";
+}
+
 TEST(LauncherTest, ChildLeadsItsOwnProcessGroupWithPdeathsig) {
   const Report report = run_report(helper_spec());
   EXPECT_GT(report.pid, 0);

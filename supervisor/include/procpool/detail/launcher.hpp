@@ -1,7 +1,7 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
-// The supervisor's process launcher: fork + exec of one worker executable with exactly the fds,
+// The supervisor's process launcher: vfork + exec of one worker executable with exactly the fds,
 // environment, signal state and process group the worker should have (docs/design-rules.md §8-13).
 //
 // This header includes no Boost header on purpose: Boost.Process v2 and Asio are confined to
