@@ -48,15 +48,21 @@ WorkerRuntime::WorkerRuntime(int argc, char** argv)
   read_init();
   follow_supervisor();
   install_stop_handlers();
-  heartbeat_.emplace(segment_.control(),
-                     std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms));
 }
 
 int WorkerRuntime::run() {
   running_ = true;
   fast_.assign(handlers_.size(), 0);
+  // The heartbeat thread starts once READY is out, so that its creation overlaps the
+  // supervisor's handling of READY instead of delaying it (every start and restart waits for
+  // READY). The supervisor looks at heartbeats only of workers with tasks on board, which this
+  // one cannot have before READY; the beat stored here covers the moment until the thread's
+  // first.
+  segment_.control().heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
   if (!send(FrameType::kReady, 0, encode_handler_names(names_))) return 3;
   flush();
+  heartbeat_.emplace(segment_.control(),
+                     std::chrono::milliseconds(segment_.layout().heartbeat_interval_ms));
   std::uint32_t unflushed = 0;
   std::uint64_t batch_start = 0;  // ticks() when the oldest unpublished answer was written
   std::uint64_t last = ticks();   // ticks() when the previous task ended (or work arrived)
