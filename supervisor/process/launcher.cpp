@@ -252,9 +252,10 @@ struct ChildSetup {
       if (const int error = clear_cloexec(inherit[i])) return error;
     }
 
-    // 5. Close every fd >= 3 except ours and Boost's whitelist (stdio and the inherited fds).
-    //    Both lists are small and unsorted; find the next kept fd by scanning, so nothing is
-    //    allocated.
+    // 5. Close every fd >= 3 except ours and Boost's whitelist (stdio, the inherited fds and,
+    //    with the fork launcher under TSan, its exec-error pipe: closing that would make an exec
+    //    failure look like success). Both lists are small and unsorted; find the next kept fd by
+    //    scanning, so nothing is allocated.
     unsigned int low = 3;
     for (;;) {
       long next = -1;  // the smallest kept fd >= low
