@@ -31,6 +31,7 @@ DecodeStatus decode_frame(std::span<const std::byte> record, FrameHeader& header
   const auto type = static_cast<std::uint8_t>(local.type);
   if (!is_known_frame_type(type)) return DecodeStatus::kBadType;
   if ((local.flags & ~kKnownFrameFlags) != 0) return DecodeStatus::kBadFlags;
+  if ((local.flags & kFramePriorityFlags) == kFramePriorityFlags) return DecodeStatus::kBadFlags;
   if (local.payload_size != record.size() - sizeof(FrameHeader)) {
     return DecodeStatus::kLengthMismatch;
   }

@@ -9,7 +9,7 @@ using State = WorkerSlot::State;
 // queue does not show, which a burst dispatched straight into the rings leaves.
 bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
   if (slot.state() != State::kReady || slot.load.inflight.size() < 2) return false;
-  const Clock::time_point began = tasks_[slot.load.inflight.front()].began;
+  const Clock::time_point began = slot.load.head_began;
   return began != Clock::time_point{} && now - began >= kPipelineWork;
 }
 

@@ -5,12 +5,12 @@ namespace procpool::detail {
 // running, as the worker said (untrusted: only compared with our own ids), or the one we killed
 // it for. When that report cannot be trusted (the worker scribbled its control block, or names
 // a task that is neither on board nor the one it last answered), or names nothing while only
-// one task was on board of a worker that died by itself, the oldest task on board, the one the
-// worker serves first, is charged: otherwise a task that makes every worker it reaches scribble
-// or die would go from worker to worker for free, forever. A task that saw kMaxUnchargedDeaths
-// workers die under it uncharged is charged too, for the same reason (a rogue that breaks the
-// protocol between tasks). A protocol violation alone does not make the report a lie: the task
-// behind a malformed or duplicate answer is innocent.
+// one task was on board of a worker that died by itself, the task the worker serves first (the
+// oldest of the highest priority on board), is charged: otherwise a task that makes every worker it
+// reaches scribble or die would go from worker to worker for free, forever. A task that saw
+// kMaxUnchargedDeaths workers die under it uncharged is charged too, for the same reason (a rogue
+// that breaks the protocol between tasks). A protocol violation alone does not make the report a
+// lie: the task behind a malformed or duplicate answer is innocent.
 const TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
   const std::uint64_t running_id =
       slot.channel ? slot.channel->control().current_task_id.load(std::memory_order_relaxed) : 0;
@@ -26,7 +26,7 @@ const TaskRecord* PoolCore::charged_task_locked(const WorkerSlot& slot) const {
     }
     if (task.abandoned) continue;
     ++live;
-    if (oldest == nullptr) oldest = &task;
+    if (oldest == nullptr || task.priority < oldest->priority) oldest = &task;
   }
   if (slot.process.timed_out_task != WorkerSlot::kNoTask || oldest == nullptr) return nullptr;
   // The last task it answered may still be named if it died before clearing the field: a

@@ -28,7 +28,7 @@ WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
 // measured time per task (and at least kLongTask): the adaptive depth, measured on shorter
 // tasks, would queue new tasks behind a long one.
 bool PoolCore::running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
-  const Clock::time_point began = tasks_[slot.load.inflight.front()].began;
+  const Clock::time_point began = slot.load.head_began;
   if (began == Clock::time_point{}) return false;
   const auto ran = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
   const auto floor = std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count();
@@ -44,6 +44,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   if (task.attempts > 1) ++retried_;
   if (slot.load.inflight.empty()) {
     task.began = now;
+    slot.load.head_began = now;
     slot.load.busy_since = now;
     if (task.timeout.count() != 0) {
       slot.load.next_scan = std::min(slot.load.next_scan, now + task.timeout);
@@ -52,6 +53,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   }
   ++running_;
   slot.load.inflight.push_back(index);
+  ++slot.load.on_board[static_cast<std::size_t>(task.priority)];
   slot.load.last_active = now;
   ++slot.load.dispatched;
   FrameHeader header;
@@ -59,7 +61,9 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   header.handler_id = task.handler;
   header.task_id = task.id;
   header.attempt = task.attempts;
-  header.flags = task.chunk_items != 0 ? kFrameChunk : 0;
+  header.flags =
+      static_cast<std::uint16_t>((task.chunk_items != 0 ? kFrameChunk : 0) |
+                                 frame_priority_flags(static_cast<unsigned>(task.priority)));
   slot.channel->begin_task(index, header);
   if (slot.load.recycle_after != 0 && slot.load.dispatched >= slot.load.recycle_after) {
     slot.process.drain();  // recycled once its in-flight tasks are answered
@@ -103,6 +107,21 @@ bool PoolCore::write_task_locked(WorkerSlot& slot, const std::string_view* sourc
   kill_locked(slot, "protocol violation: " + std::string(channel.fault().detail),
               channel.fault().violation);
   return false;
+}
+
+// As the SDK chooses (worker/src/serve_loop.cpp, next_task): the oldest of the highest
+// priority on board. Scans only when priorities are mixed. (The SDK also lets a task overtaken
+// 8 times go first; what that changes here is only when a timeout starts counting.)
+std::size_t PoolCore::next_served_locked(const WorkerSlot& slot) const noexcept {
+  const auto& inflight = slot.load.inflight;
+  const auto front = static_cast<std::size_t>(tasks_[inflight.front()].priority);
+  if (slot.load.on_board[front] == inflight.size()) return 0;
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < inflight.size() && tasks_[inflight[best]].priority != Priority::High;
+       ++i) {
+    if (tasks_[inflight[i]].priority < tasks_[inflight[best]].priority) best = i;
+  }
+  return best;
 }
 
 void PoolCore::publish_all_locked() {

@@ -109,6 +109,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // control frames into its ring.
   WorkerSlot* pick_slot_locked(Clock::time_point now);
   bool running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
+  // The position in slot.load.inflight (not empty) of the task the worker serves next.
+  std::size_t next_served_locked(const WorkerSlot& slot) const noexcept;
   void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
   void dispatch_locked();
   // Writes (more of) the slot's writing_task(), from `source` or else the task's stored

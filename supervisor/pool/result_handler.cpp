@@ -97,6 +97,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     return;
   }
   slot.load.last_answered_id = task_id;
+  --slot.load.on_board[static_cast<std::size_t>(tasks_[index].priority)];
   if (on_board == slot.load.inflight.begin()) {
     slot.load.inflight.pop_front();  // the usual case: answers come in dispatch order
   } else {
@@ -104,9 +105,10 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   }
   const auto now = Clock::now();
   if (!slot.load.inflight.empty()) {  // the next task starts now: its timeout counts from here
-    TaskRecord& next = tasks_[slot.load.inflight.front()];
+    TaskRecord& next = tasks_[slot.load.inflight[next_served_locked(slot)]];
     if (next.began == Clock::time_point{}) {
       next.began = now;
+      slot.load.head_began = now;
       if (next.timeout.count() != 0) {
         slot.load.next_scan = std::min(slot.load.next_scan, now + next.timeout);
         wake_for_locked(slot.load.next_scan);

@@ -120,6 +120,7 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
     queue_.push_front(tasks_[*it].priority, *it);
   }
   slot.load.inflight.clear();
+  slot.load.on_board = {};
   slot.channel.reset();
   slot.process.reaped();
 

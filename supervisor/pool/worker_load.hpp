@@ -3,6 +3,7 @@
 // The load half of a pool worker (WorkerSlot): the tasks on board, how fast it answers (the
 // adaptive pipeline depth's input), and its counters. Guarded by PoolCore's mutex.
 
+#include <array>    // tasks on board per priority
 #include <chrono>   // time points
 #include <cstdint>  // counters
 #include <deque>    // in-flight tasks
@@ -14,9 +15,14 @@ namespace procpool::detail {
 struct WorkerLoad {
   using Clock = std::chrono::steady_clock;
 
-  // Tasks dispatched to this worker and not yet answered, in dispatch order. The SDK serves them
-  // in order; WorkerControl::current_task_id says which one runs.
+  // Tasks dispatched to this worker and not yet answered, in dispatch order.
+  // The SDK serves them highest priority first (kFrameHigh/kFrameLow), oldest first within
+  // one; WorkerControl::current_task_id says which one runs.
   std::deque<std::uint32_t> inflight;
+  std::array<std::uint32_t, 3> on_board{};  // inflight's tasks per Priority
+  // When the task the worker serves now started, as far as we know (set when it reached the
+  // head: an answer came for the one before it, or it was dispatched to an empty pipeline).
+  Clock::time_point head_began{};
 
   // Adaptive pipeline (PoolOptions::pipeline_depth 0): the worker's time per task (EWMA of the
   // time between answers while it is busy), and the depth it gives.

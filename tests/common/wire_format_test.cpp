@@ -293,6 +293,17 @@ TEST(WireFormat, DecodeRejectsEveryUnknownFlagBit) {
   EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadFlags);
 }
 
+TEST(WireFormat, APriorityIsHighOrLowNeverBoth) {
+  FrameHeader header = valid_header(4);
+  header.flags = kFrameHigh | kFrameLow;
+  EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadFlags);
+  for (unsigned rank = 0; rank < 3; ++rank) {
+    header.flags = frame_priority_flags(rank);
+    EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kOk);
+    EXPECT_EQ(frame_priority_rank(header.flags), rank);
+  }
+}
+
 TEST(WireFormat, DecodeRejectsPayloadSizeThatDisagreesWithTheRecord) {
   struct Case {
     std::uint32_t claimed;
@@ -351,7 +362,8 @@ TEST(WireFormat, RandomRecordsDecodeSafelyAndOnlyValidOnesAreAccepted) {
     const bool bad_version = !too_short && raw.version != kWireVersion;
     const bool bad_type =
         !too_short && (raw_type == 0 || raw_type == 6 || raw_type > kMaxFrameType);
-    const bool bad_flags = !too_short && (raw.flags & ~kKnownFrameFlags) != 0;
+    const bool bad_flags = !too_short && ((raw.flags & ~kKnownFrameFlags) != 0 ||
+                                          (raw.flags & kFramePriorityFlags) == kFramePriorityFlags);
     const bool bad_length = !too_short && raw.payload_size != size - kHeaderSize;
     const bool valid = !too_short && !bad_version && !bad_type && !bad_flags && !bad_length;
 

@@ -56,7 +56,10 @@ DecodeStatus expected_frame_status(std::span<const std::byte> record) {
   const std::uint32_t payload_size = in.u32();
   if (version != kWireVersion) return DecodeStatus::kBadVersion;
   if (type < 1 || type > kMaxFrameType || type == 6) return DecodeStatus::kBadType;  // 6: retired
-  if ((flags & ~(kFrameMore | kFrameChunk)) != 0) return DecodeStatus::kBadFlags;
+  if ((flags & ~(kFrameMore | kFrameChunk | kFrameHigh | kFrameLow)) != 0) {
+    return DecodeStatus::kBadFlags;
+  }
+  if ((flags & kFrameHigh) != 0 && (flags & kFrameLow) != 0) return DecodeStatus::kBadFlags;
   if (payload_size != record.size() - kHeaderSize) return DecodeStatus::kLengthMismatch;
   return DecodeStatus::kOk;
 }

@@ -79,7 +79,13 @@ int WorkerRuntime::run() {
         continue;
       }
     }
-    Pending& task = pending_.front();
+    // Frames that came while the last task ran: a higher priority among them goes first.
+    if (in_.poll() && !read_frames()) return 3;
+    const std::size_t next = next_task();
+    Pending task = std::move(pending_[next]);
+    pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(next));
+    --pending_by_rank_[task.rank];
+    if (!task.owned.empty()) task.input = task.owned;  // the move kept the buffer; be exact
     // Publish answers in batches while more work is already here; at once otherwise, so a
     // lone task's latency is not traded for throughput.
     const std::uint32_t handler = task.handler;
@@ -92,10 +98,10 @@ int WorkerRuntime::run() {
     const std::uint64_t finished = ticks();
     if (handler < fast_.size()) fast_[handler] = finished - last < kSlowTicks;
     last = finished;
-    const std::uint64_t end = task.end;
     tasks_in_.recycle(std::move(task.owned));
-    pending_.pop_front();
-    if (in_.release_to(end)) ring_doorbell();
+    // The ring's bytes go back up to the first task still waiting (tasks served out of order
+    // keep theirs until the ones before them are served too).
+    if (in_.release_to(pending_.empty() ? task.end : pending_.front().begin)) ring_doorbell();
     if (unflushed++ == 0) batch_start = finished;
     if (unflushed >= kMaxUnflushedResults || (pending_.empty() && !in_.poll())) {
       flush();
@@ -151,14 +157,15 @@ bool WorkerRuntime::wait_for_frames(bool spin) {
 bool WorkerRuntime::read_frames() {
   std::span<const std::byte> record;
   ReadStatus status;
-  while ((status = in_.try_read(record)) == ReadStatus::kOk) {
+  for (std::uint64_t begin = in_.position(); (status = in_.try_read(record)) == ReadStatus::kOk;
+       begin = in_.position()) {
     FrameHeader header;
     std::span<const std::byte> payload;
     const DecodeStatus decoded = decode_frame(record, header, payload);
     if (decoded != DecodeStatus::kOk) return protocol_error(to_string(decoded));
     switch (header.type) {
       case FrameType::kTask:
-        if (!accept_task(header, payload)) return false;
+        if (!accept_task(header, payload, begin)) return false;
         break;
       case FrameType::kCancel:
         cancelled_.insert(header.task_id);
@@ -177,7 +184,8 @@ bool WorkerRuntime::read_frames() {
   return true;
 }
 
-bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::byte> payload) {
+bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::byte> payload,
+                                std::uint64_t begin) {
   const AssemblyStatus status = tasks_in_.add(header, payload);
   if (status == AssemblyStatus::kIncomplete) return true;
   if (status != AssemblyStatus::kComplete) return protocol_error(to_string(status));
@@ -187,6 +195,9 @@ bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::
   task.handler = whole.handler_id;
   task.attempt = whole.attempt;
   task.chunk = (whole.flags & kFrameChunk) != 0;
+  task.rank = frame_priority_rank(whole.flags);
+  task.begin = begin;
+  ++pending_by_rank_[task.rank];
   if (tasks_in_.in_place()) {
     task.input = tasks_in_.text();
   } else {
@@ -195,6 +206,25 @@ bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::
   }
   task.end = in_.position();
   return true;
+}
+
+// The pending task to serve next: the oldest of the highest priority waiting, unless an older
+// one has been overtaken kMaxOvertaken times already (then the oldest such). Each task of a
+// lower priority passed over counts one more overtaking.
+std::size_t WorkerRuntime::next_task() noexcept {
+  if (pending_by_rank_[pending_.front().rank] == pending_.size()) return 0;  // one priority
+  std::size_t best = 0;
+  for (std::size_t i = 0; i < pending_.size() && pending_[best].rank != 0; ++i) {
+    if (pending_[i].overtaken >= kMaxOvertaken) {
+      best = i;
+      break;
+    }
+    if (pending_[i].rank < pending_[best].rank) best = i;
+  }
+  for (std::size_t i = 0; i < best; ++i) {
+    if (pending_[i].rank > pending_[best].rank) ++pending_[i].overtaken;
+  }
+  return best;
 }
 
 void WorkerRuntime::flush() {

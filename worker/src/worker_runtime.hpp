@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>          // pending tasks per priority
 #include <chrono>         // std::chrono
 #include <cstdint>        // fixed-width integers
 #include <deque>          // pending tasks
@@ -73,16 +74,26 @@ class WorkerRuntime {
     std::uint32_t handler = 0;
     std::uint32_t attempt = 0;
     bool chunk = false;  // a chunk of items (kFrameChunk)
+    unsigned rank = 1;   // frame_priority_rank: 0 High, 1 Normal, 2 Low
+    // Tasks of a higher priority served before this one while it waited (next_task's bound).
+    unsigned overtaken = 0;
     std::string_view input;
     std::string owned;
-    std::uint64_t end = 0;  // ring position after the task's last frame
+    std::uint64_t begin = 0;  // ring position of the task's (last) frame
+    std::uint64_t end = 0;    // ring position after the task's last frame
   };
+  // A waiting task overtaken this many times by higher priorities is served next, so a flood
+  // of High tasks cannot keep a Low one in the worker forever (as TaskQueue::kMaxBypass does in
+  // the pool's queue).
+  static constexpr unsigned kMaxOvertaken = 8;
 
   // serve_loop.cpp
   void read_init();
   bool wait_for_frames(bool spin);
   bool read_frames();
-  bool accept_task(const FrameHeader& header, std::span<const std::byte> payload);
+  bool accept_task(const FrameHeader& header, std::span<const std::byte> payload,
+                   std::uint64_t begin);
+  std::size_t next_task() noexcept;
   void flush();
   void ring_doorbell() const noexcept;
   bool protocol_error(std::string_view what);
@@ -109,6 +120,7 @@ class WorkerRuntime {
   // Per handler: its last run took less than kSlowTicks (answers may wait for it).
   std::vector<char> fast_;
   std::deque<Pending> pending_;
+  std::array<std::size_t, 3> pending_by_rank_{};  // pending_'s tasks per priority rank
   FrameAssembler tasks_in_;
   FrameWriter frames_out_;
   std::unordered_set<std::uint64_t> cancelled_;

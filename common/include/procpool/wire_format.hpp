@@ -42,8 +42,24 @@ enum FrameFlag : std::uint16_t {
   // A chunked task (kTask) or its answers (kResult): the payload is a chunk of many items
   // (chunk_format.hpp). Every fragment of a chunked payload carries it.
   kFrameChunk = 1U << 1,
+  // kTask: the task's priority, High or Low (neither: Normal; both is a protocol error). The
+  // worker serves the tasks it holds highest priority first, so a High task dispatched behind
+  // Low ones already in its ring overtakes every one that has not started.
+  kFrameHigh = 1U << 2,
+  kFrameLow = 1U << 3,
 };
-inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore | kFrameChunk;
+inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore | kFrameChunk | kFrameHigh | kFrameLow;
+inline constexpr std::uint16_t kFramePriorityFlags = kFrameHigh | kFrameLow;
+
+// A task frame's priority as a rank: 0 High, 1 Normal, 2 Low (lower is served first). The
+// values match procpool::Priority's.
+constexpr unsigned frame_priority_rank(std::uint16_t flags) noexcept {
+  return (flags & kFrameHigh) != 0 ? 0U : (flags & kFrameLow) != 0 ? 2U : 1U;
+}
+constexpr std::uint16_t frame_priority_flags(unsigned rank) noexcept {
+  if (rank == 0) return kFrameHigh;
+  return rank == 2 ? std::uint16_t{kFrameLow} : std::uint16_t{0};
+}
 
 // Error classes a worker can report in a kError frame (first 4 bytes of its payload).
 enum class WorkerErrorCode : std::uint32_t {
