@@ -85,10 +85,10 @@ def targets(figures):
     else:
         add("C1 efficiency: procpool / piscina", None, ">= 1", False, "missing figure")
     if pp_c1:
-        add("C1 efficiency: procpool (%)", pp_c1.median, ">= 90", pp_c1.median >= 90,
-            "2 workers, 64 fib(27)")
+        add("C1 efficiency: procpool (%)", pp_c1.median, ">= 95", pp_c1.median >= 95,
+            "2 workers, 512 fib(30)")
     else:
-        add("C1 efficiency: procpool (%)", None, ">= 90", False, "missing figure")
+        add("C1 efficiency: procpool (%)", None, ">= 95", False, "missing figure")
 
     pis_s1 = pick(figures, "S1", "piscina", "p50_ms")
     for w in ("S1", "R1"):

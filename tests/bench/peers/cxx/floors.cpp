@@ -2,7 +2,7 @@
 //   S1 spawn-static / spawn-dynamic: posix_spawn of procpool-peer-tiny(-static), which writes one
 //      byte to a pipe; timed from the spawn call to the byte read. 5 warm-ups, 200 measured.
 //   S1 fork: fork() (no exec), the child writes one byte; same timing.
-//   C1 cxx-fork: 64 naive fib(27) in this process against two forked processes computing 32
+//   C1 cxx-fork: 512 naive fib(30) in this process against two forked processes computing 256
 //      each (static split, fork included); alternated 5 times, medians.
 //
 // Usage: procpool-peer-floors [--workload S1,C1]
@@ -80,14 +80,15 @@ __attribute__((noinline)) std::uint64_t fib(std::uint64_t n) {
 }
 
 void c1_fork() {
-  constexpr std::uint64_t kFib27 = 196'418;
-  volatile std::uint64_t n27 = 27;  // keeps the compiler from folding fib(27)
+  constexpr int kTasks = 512;
+  constexpr std::uint64_t kFib30 = 832'040;
+  volatile std::uint64_t n30 = 30;  // keeps the compiler from folding fib(30)
   std::vector<double> serial, parallel;
   for (int rep = 0; rep < 5; ++rep) {
     std::uint64_t t0 = now_ns();
     std::uint64_t sum = 0;
-    for (int i = 0; i < 64; ++i) sum += fib(n27);
-    if (sum != 64 * kFib27) wrong("C1 serial sum %" PRIu64, sum);
+    for (int i = 0; i < kTasks; ++i) sum += fib(n30);
+    if (sum != kTasks * kFib30) wrong("C1 serial sum %" PRIu64, sum);
     serial.push_back(static_cast<double>(now_ns() - t0) / 1e6);
 
     t0 = now_ns();
@@ -99,7 +100,7 @@ void c1_fork() {
       if (pid < 0) fail("fork");
       if (pid == 0) {
         std::uint64_t part = 0;
-        for (int i = 0; i < 32; ++i) part += fib(n27);
+        for (int i = 0; i < kTasks / 2; ++i) part += fib(n30);
         _exit(write_full(fds[1], &part, sizeof part) ? 0 : 1);
       }
       children().push_back(pid);
@@ -108,11 +109,11 @@ void c1_fork() {
     for (int w = 0; w < 2; ++w) {
       std::uint64_t part = 0;
       if (!read_full(fds[0], &part, sizeof part)) fail("C1: read a worker's sum");
-      if (part != 32 * kFib27) wrong("C1 worker sum %" PRIu64, part);
+      if (part != kTasks / 2 * kFib30) wrong("C1 worker sum %" PRIu64, part);
       total += part;
     }
     const std::uint64_t t1 = now_ns();
-    if (total != 64 * kFib27) wrong("C1 parallel sum %" PRIu64, total);
+    if (total != kTasks * kFib30) wrong("C1 parallel sum %" PRIu64, total);
     parallel.push_back(static_cast<double>(t1 - t0) / 1e6);
     close(fds[0]);
     close(fds[1]);

@@ -32,9 +32,9 @@ const MIB = 1_048_576;
 const B1_TASKS = 2_000;
 const B1_WINDOW = 4;
 const B1_INPROC_REPS = 200;
-const C1_TASKS = 64;
-const C1_ALTERNATIONS = 5;
-const FIB27 = 196_418;
+const C1_TASKS = 512;
+const C1_ALTERNATIONS = 3; // --quick: 1 (a serial run is several seconds here)
+const FIB30 = 832_040;
 const S1_REPS = { piscina: 15, tinypool: 15, 'tinypool-cp': 8 };
 const S1_WARMUP = 1;
 const R1_KILLS = 20;
@@ -311,34 +311,34 @@ async function b1(impl) {
   await b1Copy(impl);
 }
 
-// ---- C1: CPU scaling, 64 x fib(27) on two workers against the serial baseline ----
+// ---- C1: CPU scaling, 512 x fib(30) on two workers against the serial baseline ----
 
-function serialFib27s(count) {
+function serialFib30s(count) {
   let sum = 0;
   for (let i = 0; i < count; i++) {
-    const r = fib(27);
-    if (r !== FIB27) wrong(`C1 serial fib(27) = ${r}`);
+    const r = fib(30);
+    if (r !== FIB30) wrong(`C1 serial fib(30) = ${r}`);
     sum += r;
   }
   return sum;
 }
 
-async function c1(impl) {
+async function c1(impl, alternations) {
   const pool = makePool(impl, { threads: 2 });
   const parallel = () =>
-    runAll(C1_TASKS, () => pool.run(undefined, { name: 'fib27' }), (i, r) => {
-      if (r !== FIB27) wrong(`C1 ${impl}: fib(27) task ${i} returned ${r}`);
+    runAll(C1_TASKS, () => pool.run(undefined, { name: 'fib30' }), (i, r) => {
+      if (r !== FIB30) wrong(`C1 ${impl}: fib(30) task ${i} returned ${r}`);
     });
   // JIT warm-up: 5 serial calls, 4 pool tasks.
-  serialFib27s(5);
-  await runAll(4, () => pool.run(undefined, { name: 'fib27' }), (i, r) => {
-    if (r !== FIB27) wrong(`C1 ${impl} warm-up: fib(27) returned ${r}`);
+  serialFib30s(5);
+  await runAll(4, () => pool.run(undefined, { name: 'fib30' }), (i, r) => {
+    if (r !== FIB30) wrong(`C1 ${impl} warm-up: fib(30) returned ${r}`);
   });
   const serial = [];
   const wall = [];
-  for (let a = 0; a < C1_ALTERNATIONS; a++) {
+  for (let a = 0; a < alternations; a++) {
     let t0 = now();
-    serialFib27s(C1_TASKS);
+    serialFib30s(C1_TASKS);
     serial.push(msSince(t0));
     t0 = now();
     await parallel();
@@ -578,6 +578,7 @@ async function main() {
       if (!args.impls.includes(impl)) continue;
       const t0 = now();
       if (workload === 'I1') await i1(impl, idleSeconds);
+      else if (workload === 'C1') await c1(impl, args.quick ? 1 : C1_ALTERNATIONS);
       else await PLAN[workload].run(impl);
       note(`${workload} ${impl}: ${secondsSince(t0).toFixed(1)} s`);
     }

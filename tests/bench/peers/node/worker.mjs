@@ -7,13 +7,13 @@ export default function inc(x) {
   return x + 1;
 }
 
-// C1: naive recursive Fibonacci, fib(27) = 196418.
+// C1: naive recursive Fibonacci, fib(30) = 832040.
 export function fib(n) {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);
 }
 
-export function fib27() {
-  return fib(27);
+export function fib30() {
+  return fib(30);
 }
 
 // B1: the sum of the little-endian unsigned 64-bit words of `bytes` modulo 2^64, as a BigInt.
