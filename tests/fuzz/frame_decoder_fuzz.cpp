@@ -307,7 +307,7 @@ void check_assembly(std::span<const std::byte> input) {
     PROCPOOL_FUZZ_CHECK(
         whole.type == model.first().type && whole.task_id == model.first().task_id &&
         whole.handler_id == model.first().handler_id && whole.attempt == model.first().attempt &&
-        whole.flags == (model.first().flags & kFrameChunk));
+        whole.flags == (model.first().flags & ~kFrameMore));
     // In place only for a single frame the assembler was not told to copy: then it is the
     // record's own payload.
     PROCPOOL_FUZZ_CHECK(assembler.in_place() == (!copy && payload.size() == model.joined().size() &&
