@@ -20,13 +20,13 @@ WriteStatus FrameWriter::write(RingWriter& ring, std::span<const std::byte> payl
     return WriteStatus::kTooLarge;
   }
   const std::size_t capacity = fragment_capacity(ring.max_payload());
-  const std::uint16_t kept = header_.flags & (kFrameChunk | kFramePriorityFlags);
   // do-while: an empty payload is still one (empty) frame.
   do {
     const std::size_t size = std::min(capacity, payload.size() - offset_);
     const bool last = offset_ + size == payload.size();
     FrameHeader header = header_;
-    header.flags = static_cast<std::uint16_t>(kept | (last ? 0 : kFrameMore));
+    // begin() kept only the chunk and priority bits; the writer adds kFrameMore.
+    header.flags = static_cast<std::uint16_t>(header_.flags | (last ? 0 : kFrameMore));
     const WriteStatus status = write_frame(ring, header, payload.subspan(offset_, size));
     if (status == WriteStatus::kFull) return status;
     if (status != WriteStatus::kOk) {

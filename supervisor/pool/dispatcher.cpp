@@ -61,9 +61,13 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   header.handler_id = task.handler;
   header.task_id = task.id;
   header.attempt = task.attempts;
-  header.flags =
-      static_cast<std::uint16_t>((task.chunk_items != 0 ? kFrameChunk : 0) |
-                                 frame_priority_flags(static_cast<unsigned>(task.priority)));
+  // A task dispatched while higher levels still wait took its turn from them (TaskQueue's
+  // bypass bound): it goes out at the highest waiting level, so the worker does not let those
+  // tasks overtake it again in its ring.
+  const std::optional<Priority> waiting = queue_.top();
+  const Priority sent = waiting && *waiting < task.priority ? *waiting : task.priority;
+  header.flags = static_cast<std::uint16_t>((task.chunk_items != 0 ? kFrameChunk : 0) |
+                                            frame_priority_flags(static_cast<unsigned>(sent)));
   slot.channel->begin_task(index, header);
   if (slot.load.recycle_after != 0 && slot.load.dispatched >= slot.load.recycle_after) {
     slot.process.drain();  // recycled once its in-flight tasks are answered

@@ -54,6 +54,14 @@ class TaskQueue {
     return false;
   }
 
+  // The highest level with a task waiting, if any.
+  std::optional<Priority> top() const noexcept {
+    for (std::size_t level = 0; level < kLevels; ++level) {
+      if (!levels_[level].empty()) return static_cast<Priority>(level);
+    }
+    return std::nullopt;
+  }
+
   std::size_t size() const noexcept {
     return levels_[0].size() + levels_[1].size() + levels_[2].size();
   }
