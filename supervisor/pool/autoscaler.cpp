@@ -8,7 +8,11 @@ using State = WorkerSlot::State;
 // Tasks are waiting inside a worker's pipeline behind one that has run for a while: work the
 // queue does not show, which a burst dispatched straight into the rings leaves.
 bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept {
-  if (slot.state() != State::kReady || slot.load.inflight.size() < 2) return false;
+  if (slot.state() != State::kReady || slot.load.inflight.empty()) return false;
+  // A coalesced frame at the head is that many tasks waiting behind the one that runs.
+  if (slot.load.inflight.size() < 2 && tasks_in(tasks_[slot.load.inflight.front()]) < 2) {
+    return false;
+  }
   const Clock::time_point began = slot.load.head_began;
   return began != Clock::time_point{} && now - began >= kPipelineWork;
 }

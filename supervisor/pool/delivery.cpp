@@ -1,7 +1,9 @@
 #include "pool_core.hpp"
 
 #include "callback_scope.hpp"
+#include "procpool/chunk_format.hpp"
 #include "procpool/wait_strategy.hpp"
+#include "worker_error_kind.hpp"
 
 namespace procpool::detail {
 void PoolCore::resolve_locked(std::uint32_t index, std::string value,
@@ -17,8 +19,42 @@ void PoolCore::resolve_locked(std::uint32_t index, std::string value,
   }
   if (error && pid == 0) pid = error->worker_pid();
   deliveries_.push_back(
-      Delivery{std::move(task.completion), std::move(value), std::move(error), pid});
+      Delivery{std::move(task.completion), std::move(value), std::move(error), pid, {}});
+  if (!task.members.empty()) deliveries_.back().members.swap(task.members);
 }
+
+namespace {
+
+// A carrier's resolution (coalescing.cpp), to each member in chunk order: its own result or
+// error from the chunk answer (checked whole by check_chunk_results), or the error that ended
+// the frame. A member callback that throws is reported and counted; the others still run.
+void fan_out(std::vector<Completion>& members, std::string_view value,
+             const std::optional<TaskError>& error, int pid) {
+  auto call = [&](Completion& member, const TaskOutcome& outcome) {
+    try {
+      member(outcome);
+    } catch (...) {
+      callback_threw("a completion callback", -1, pid);
+    }
+  };
+  if (error) {
+    for (Completion& member : members) call(member, TaskOutcome({}, &*error, pid));
+    return;
+  }
+  ChunkReader reader(value);
+  std::uint32_t code = 0;
+  std::size_t k = 0;
+  for (std::string_view bytes; k < members.size() && reader.next_result(code, bytes); ++k) {
+    if (code == 0) {
+      call(members[k], TaskOutcome(bytes, nullptr, pid));
+    } else {
+      const TaskError failure(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes), pid);
+      call(members[k], TaskOutcome({}, &failure, pid));
+    }
+  }
+}
+
+}  // namespace
 
 void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   if (deliveries_.empty()) return;
@@ -36,6 +72,10 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   CallbackScope scope{this, tls_callbacks};
   tls_callbacks = &scope;
   for (Delivery& d : batch) {
+    if (!d.members.empty()) {
+      fan_out(d.members, d.value, d.error, d.pid);
+      continue;
+    }
     try {
       d.completion(TaskOutcome(d.value, d.error ? &*d.error : nullptr, d.pid));
     } catch (...) {

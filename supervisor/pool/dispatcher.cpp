@@ -3,17 +3,21 @@
 #include <algorithm>  // std::min, std::max
 #include <string>     // messages
 
+#include "coalescing.hpp"
 #include "pool_clock.hpp"
 #include "procpool/wire_format.hpp"
 
 namespace procpool::detail {
 using State = WorkerSlot::State;
 
-WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now) {
+WorkerSlot* PoolCore::pick_slot_locked(Clock::time_point now, bool coalescing) {
   WorkerSlot* best = nullptr;
   for (WorkerSlot& slot : slots_) {
     if (slot.state() != State::kReady || slot.writing_task() != WorkerSlot::kNoTask) continue;
-    const unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.load.depth;
+    unsigned depth = options_.pipeline_depth != 0 ? options_.pipeline_depth : slot.load.depth;
+    // Coalescable tasks keep at most kCoalescedFrames frames on board: the rest wait in the
+    // queue, to go in the next frame together once the worker answers (coalescing.cpp).
+    if (coalescing) depth = std::min(depth, kCoalescedFrames);
     if (slot.load.inflight.size() >= depth) continue;
     if (options_.pipeline_depth == 0 && !slot.load.inflight.empty() &&
         running_long_locked(slot, now)) {
@@ -32,12 +36,15 @@ bool PoolCore::running_long_locked(const WorkerSlot& slot, Clock::time_point now
   if (began == Clock::time_point{}) return false;
   const auto ran = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
   const auto floor = std::chrono::duration_cast<std::chrono::nanoseconds>(kLongTask).count();
-  return ran > std::max<std::int64_t>(floor, 4 * slot.load.service_ns);
+  // A coalesced frame is many tasks: the measured time is per task.
+  const auto tasks = static_cast<std::int64_t>(tasks_in(tasks_[slot.load.inflight.front()]));
+  return ran > std::max<std::int64_t>(floor, 4 * tasks * slot.load.service_ns);
 }
 
 void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now) {
   TaskRecord& task = tasks_[index];
-  queue_wait_.record(micros_between(task.submitted, now));
+  const std::size_t tasks = tasks_in(task);
+  if (task.members.empty()) queue_wait_.record(micros_between(task.submitted, now));
   task.dispatched = now;
   task.slot = static_cast<int>(slot.index);
   ++task.attempts;
@@ -51,11 +58,11 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
       wake_for_locked(slot.load.next_scan);
     }
   }
-  ++running_;
+  running_ += tasks;
   slot.load.inflight.push_back(index);
   ++slot.load.on_board[static_cast<std::size_t>(task.priority)];
   slot.load.last_active = now;
-  ++slot.load.dispatched;
+  slot.load.dispatched += tasks;
   FrameHeader header;
   header.type = FrameType::kTask;
   header.handler_id = task.handler;
@@ -79,9 +86,15 @@ void PoolCore::dispatch_locked() {
   if (queue_.empty()) return;
   const auto now = Clock::now();
   while (!queue_.empty()) {
-    WorkerSlot* slot = pick_slot_locked(now);
+    // Coalescing is the adaptive pipeline's: a fixed pipeline_depth sends tasks one per frame.
+    // While priorities are mixed, tasks go one per frame as well, so that the queue's bypass
+    // bound counts tasks and a High one can overtake every task not yet started.
+    const bool coalescing =
+        options_.pipeline_depth == 0 && queue_.one_level() && tasks_[*queue_.peek()].coalescable;
+    WorkerSlot* slot = pick_slot_locked(now, coalescing);
     if (slot == nullptr) break;
-    const std::uint32_t index = *queue_.pop();
+    std::uint32_t index = *queue_.pop();
+    if (coalescing) index = coalesce_locked(*slot, index, now);
     start_dispatch_locked(*slot, index, now);
     write_task_locked(*slot);
   }

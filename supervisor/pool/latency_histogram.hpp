@@ -16,10 +16,10 @@ namespace procpool::detail {
 // no upper bound, reported as the largest sample, so they are never understated.
 class LatencyHistogram {
  public:
-  void record(double microseconds) {
-    ++count_;
+  void record(double microseconds, std::uint64_t times = 1) {
+    count_ += times;
     if (microseconds > max_) max_ = microseconds;
-    ++buckets_[bucket(microseconds)];
+    buckets_[bucket(microseconds)] += times;
   }
 
   LatencySummary summary() const {

@@ -46,6 +46,7 @@ std::string PoolMetrics::to_json() const {
       {"completed", completed},
       {"failed", failed},
       {"retried", retried},
+      {"coalesced", coalesced},
       {"restarts", restarts},
       {"callback_errors", callback_errors},
       {"queue_wait", latency_json(queue_wait)},

@@ -88,6 +88,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
     std::string value;
     std::optional<TaskError> error;
     int pid = 0;  // the worker that answered
+    // A carrier's (coalescing.cpp): the value is its chunk answer, fanned out to these, in order.
+    std::vector<Completion> members{};
   };
 
   // Every *_locked member is called with mu_ held. The members are defined by concept, one
@@ -107,7 +109,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   void free_task_locked(std::uint32_t index);
   // dispatcher.cpp: least-loaded ready worker with room in its pipeline; writing tasks and
   // control frames into its ring.
-  WorkerSlot* pick_slot_locked(Clock::time_point now);
+  // `coalescing`: for a coalescable task (at most kCoalescedFrames frames per worker).
+  WorkerSlot* pick_slot_locked(Clock::time_point now, bool coalescing = false);
   bool running_long_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;
   // The position in slot.load.inflight (not empty) of the task the worker serves next.
   std::size_t next_served_locked(const WorkerSlot& slot) const noexcept;
@@ -117,6 +120,13 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // payload; true when the whole task is in the ring.
   bool write_task_locked(WorkerSlot& slot, const std::string_view* source = nullptr);
   void publish_all_locked();
+  // coalescing.cpp: plain tasks queued behind `head` packed into one frame (a carrier record,
+  // sent as a chunk) for `slot`; returns the record to dispatch (`head` itself if alone).
+  std::uint32_t coalesce_locked(const WorkerSlot& slot, std::uint32_t head, Clock::time_point now);
+  // A carrier taken apart: each member back in a record of its own, alone from now on, at the
+  // front of the queue in its place (a worker died under it, or it was answered as a whole with
+  // an error that is none of its members'). `died`: counted as retried.
+  void requeue_members_locked(std::uint32_t carrier, bool died);
   void send_frame_locked(WorkerSlot& slot, FrameType type, std::uint64_t task_id);
 
   // result_handler.cpp: draining the result rings, checking and completing answers.
@@ -222,6 +232,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   std::uint64_t next_incarnation_ = 0;
   std::size_t running_ = 0;
   std::uint64_t completed_ = 0, failed_ = 0, retried_ = 0, restarts_ = 0;
+  std::uint64_t coalesced_ = 0;  // tasks sent packed in a frame with others
   LatencyHistogram queue_wait_, run_time_;
   Clock::time_point last_spawn_{};
   // When the supervisor thread next wakes on its own (its epoll timeout), min() while it is

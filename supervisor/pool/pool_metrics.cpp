@@ -46,6 +46,7 @@ PoolMetrics PoolCore::metrics() const {
   m.completed = completed_;
   m.failed = failed_;
   m.retried = retried_;
+  m.coalesced = coalesced_;
   m.restarts = restarts_;
   m.queue_wait = queue_wait_.summary();
   m.run_time = run_time_.summary();

@@ -122,18 +122,28 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     free_task_locked(index);
     return;
   }
-  --running_;
-  run_time_.record(micros_between(task.dispatched, now));
+  running_ -= tasks_in(task);
+  run_time_.record(micros_between(task.dispatched, now), tasks_in(task));
+  if (!ok && !task.members.empty()) {
+    // A coalesced frame failed as a whole (its results did not fit in a frame, say): that is
+    // none of its members' doing, and each may well succeed alone.
+    requeue_members_locked(index, false);
+    return;
+  }
   if (ok && task.chunk_items != 0) {
     bool out_of_memory = false;
     const std::int64_t failures = check_chunk_results(body, task.chunk_items, out_of_memory);
     if (failures < 0) {
-      resolve_locked(index, {},
-                     TaskError(TaskError::Kind::WorkerCrashed,
-                               "protocol violation: malformed chunk answer from " +
-                                   describe_slot(slot) + ", which was killed",
-                               slot.pid()));
-      free_task_locked(index);
+      if (!task.members.empty()) {
+        requeue_members_locked(index, false);  // the worker's fault: its members go again
+      } else {
+        resolve_locked(index, {},
+                       TaskError(TaskError::Kind::WorkerCrashed,
+                                 "protocol violation: malformed chunk answer from " +
+                                     describe_slot(slot) + ", which was killed",
+                                 slot.pid()));
+        free_task_locked(index);
+      }
       kill_locked(slot, "protocol violation: malformed chunk answer", ProtocolViolation::BadAnswer);
       return;
     }
@@ -193,9 +203,10 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
 void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now) {
   const Clock::time_point began = std::max(slot.load.last_answer, task.dispatched);
   slot.load.last_answer = now;
+  // Per task: a coalesced frame's time is its members' (their count sizes the next frame).
+  const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
   slot.load.service_ns = AdaptiveDepth::next_service_ns(
-      slot.load.service_ns,
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count());
+      slot.load.service_ns, busy / static_cast<std::int64_t>(tasks_in(task)));
   slot.load.depth = AdaptiveDepth::depth(slot.load.service_ns);
 }
 

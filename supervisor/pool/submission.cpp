@@ -5,6 +5,7 @@
 #include <memory>     // std::shared_ptr
 
 #include "callback_scope.hpp"
+#include "coalescing.hpp"
 #include "procpool/chunk_format.hpp"
 #include "worker_error_kind.hpp"
 
@@ -24,7 +25,9 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
   task.abandoned = false;
   task.began = Clock::time_point{};
   task.uncharged_deaths = 0;
+  task.coalescable = false;
   task.completion = std::move(completion);
+  task.members.clear();
   return index;
 }
 
@@ -53,6 +56,10 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
   }
   task.payload.assign(payload);
   task.payload_stored = true;
+  // A cancel source or a timeout needs the task's own record on board (its id, its own
+  // deadline): those go alone.
+  task.coalescable =
+      payload.size() <= kCoalescedPayloadMax && !options.cancel && task.timeout.count() == 0;
   queue_.push(task.priority, index);
   return index;
 }

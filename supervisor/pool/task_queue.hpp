@@ -42,6 +42,32 @@ class TaskQueue {
     return std::nullopt;
   }
 
+  // What pop() would return next, without taking it.
+  std::optional<std::uint32_t> peek() const noexcept {
+    for (std::size_t level = 0; level < kLevels; ++level) {
+      if (levels_[level].empty()) continue;
+      if (lower_waiting(level) && bypassed_[level] >= kMaxBypass) continue;
+      return levels_[level].front();
+    }
+    return std::nullopt;
+  }
+
+  // Whether every waiting task has the same priority (or none waits).
+  bool one_level() const noexcept {
+    std::size_t levels = 0;
+    for (const auto& level : levels_) levels += !level.empty();
+    return levels <= 1;
+  }
+
+  // The oldest task of one level, and taking it without it counting as a turn: the dispatcher
+  // packs it into the frame of the task pop() just gave (coalescing.cpp), one dispatch.
+  std::optional<std::uint32_t> front(Priority priority) const noexcept {
+    const auto& level = levels_[index(priority)];
+    if (level.empty()) return std::nullopt;
+    return level.front();
+  }
+  void pop_front(Priority priority) { levels_[index(priority)].pop_front(); }
+
   // Removes `task` if it is queued (cancellation). Linear, but only on the cancel path.
   bool remove(Priority priority, std::uint32_t task) {
     auto& level = levels_[index(priority)];

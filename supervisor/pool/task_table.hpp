@@ -33,8 +33,20 @@ struct TaskRecord {
   int slot = -1;           // worker slot while in flight
   bool abandoned = false;  // already resolved (cancelled, timed out) but still on a worker
   Clock::time_point abandon_deadline{};
+  // A plain task the dispatcher may pack into one frame with others queued behind it
+  // (coalescing.cpp): no timeout, no cancel source, a small payload, and not taken out of a
+  // coalesced frame before (those go alone).
+  bool coalescable = false;
   Completion completion;
+  // A carrier: the frame of coalesced tasks, sent as a chunk (chunk_items == members.size()).
+  // Holds each member's completion, in chunk order; empty for every other record.
+  std::vector<Completion> members;
 };
+
+// The tasks a record stands for: a carrier's members, else 1 (a user's chunk is one task).
+inline std::size_t tasks_in(const TaskRecord& task) noexcept {
+  return task.members.empty() ? 1 : task.members.size();
+}
 
 // The slab of task records. A record's index is stable while the task lives, and its id names
 // the record and its reuse (generation << 32 | index): a stale id, an answer for an earlier

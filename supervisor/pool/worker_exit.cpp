@@ -74,13 +74,17 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
       free_task_locked(index);
       continue;
     }
-    --running_;
+    running_ -= tasks_in(task);
     task.slot = -1;
     task.began = Clock::time_point{};
     if (terminating_) {  // Pool::terminate(): nothing is retried
       resolve_locked(index, {},
                      TaskError(TaskError::Kind::ShuttingDown, "pool terminated: " + what, pid));
       free_task_locked(index);
+      continue;
+    }
+    if (!task.members.empty()) {  // coalesced: its members go again, alone (coalescing.cpp)
+      requeue.push_back(index);
       continue;
     }
     const bool timed_out = slot.process.timed_out_task == index;
@@ -117,7 +121,11 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
     requeue.push_back(index);
   }
   for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) {
-    queue_.push_front(tasks_[*it].priority, *it);
+    if (!tasks_[*it].members.empty()) {
+      requeue_members_locked(*it, true);
+    } else {
+      queue_.push_front(tasks_[*it].priority, *it);
+    }
   }
   slot.load.inflight.clear();
   slot.load.on_board = {};

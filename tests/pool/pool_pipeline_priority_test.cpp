@@ -29,7 +29,8 @@ TaskOptions with_priority(Priority priority) {
   return options;
 }
 
-// One try: true if all 2 * kEach tasks were in the worker's ring before it ran any, and then
+// One try: true if the High tasks and some Low ones were in the worker's ring before it ran any
+// (the other Low ones queued), and then
 // `order` is the order they completed in.
 bool run_stopped(Pool& pool, std::vector<std::string>& order) {
   const PoolMetrics before = pool.metrics();
@@ -46,9 +47,12 @@ bool run_stopped(Pool& pool, std::vector<std::string>& order) {
     const std::string label = "high-" + std::to_string(i);
     pool.submit("echo", label, with_priority(Priority::High), log.recorder(label));
   }
+  // Every High task and at least one Low one in the ring (frames on board): Low tasks that came
+  // while the worker already held two frames wait in the queue for a coalesced frame
+  // (supervisor/pool/coalescing.cpp), which is behind the High ones anyway.
   const PoolMetrics on_board = pool.metrics();
-  const bool in_ring = on_board.queued == 0 && on_board.workers.size() == 1 &&
-                       on_board.workers[0].inflight == 2U * kEach;
+  const bool in_ring = on_board.workers.size() == 1 && on_board.workers[0].inflight >= kEach + 1U &&
+                       on_board.queued + on_board.workers[0].inflight == 2U * kEach;
   EXPECT_EQ(::kill(pid, SIGCONT), 0);
   order = log.wait_for(2 * kEach);
   return in_ring;

@@ -63,7 +63,10 @@ struct PoolMetrics {
   std::uint64_t completed = 0;  // resolved with a result
   std::uint64_t failed = 0;     // resolved with an error (any kind)
   std::uint64_t retried = 0;    // dispatched again after a worker crash
-  std::uint64_t restarts = 0;   // workers replaced after dying
+  // Tasks the pool sent packed with others in one frame, because they were queued while the
+  // workers were busy (docs/pool.md, "Coalescing").
+  std::uint64_t coalesced = 0;
+  std::uint64_t restarts = 0;  // workers replaced after dying
   // Completion or item callbacks that threw (each reported on stderr; the pool went on).
   std::uint64_t callback_errors = 0;
   LatencySummary queue_wait;  // submit -> dispatch
