@@ -85,12 +85,19 @@ class Tally {
   std::size_t total_ = 0;
 };
 
-// Answers measured: the adaptive depth (and so a frame's size) comes from them.
+// Answers measured: the adaptive depth (and so a frame's size) comes from them. A batch keeps
+// the worker busy, so each sample is the time between two answers; tasks submitted one at a
+// time would measure the worker's wake-up too, which on a loaded machine takes milliseconds
+// and leaves a depth of 1 (nothing packed).
+constexpr std::size_t kWarm = 2048;
+
 void warm_up(Pool& pool, const std::string& handler, const std::string& payload) {
-  for (int i = 0; i < 64; ++i) {
-    auto future = pool.submit(handler, payload);
-    ASSERT_TRUE(value_of(future).size() > 0 || payload.empty());
-  }
+  const std::vector<std::string_view> input(kWarm, payload);
+  Tally tally(kWarm);
+  pool.submit_batch(handler, input, {},
+                    [&](std::size_t i, const TaskOutcome& outcome) { tally.record(i, outcome); });
+  tally.wait_all();
+  for (std::size_t i = 0; i < kWarm; ++i) ASSERT_TRUE(tally.value(i)) << "warm-up task " << i;
 }
 
 std::vector<std::string> numbered(std::size_t n) {
@@ -128,7 +135,7 @@ TEST(PoolCoalescing, QueuedTasksShareFramesAndEachGetsItsOwnResultOnce) {
   EXPECT_EQ(wrong, 0u);
   const PoolMetrics metrics = pool.metrics();
   EXPECT_GT(metrics.coalesced, 0u) << "no task was packed with others";
-  EXPECT_EQ(metrics.completed, kTasks + 64);
+  EXPECT_EQ(metrics.completed, kTasks + kWarm);
   EXPECT_EQ(metrics.failed, 0u);
   EXPECT_EQ(metrics.running, 0u);
 }
@@ -196,9 +203,13 @@ TEST(PoolCoalescing, FrameWhoseAnswersDoNotFitIsTakenApartAndEachTaskSucceedsAlo
   PoolOptions options = pool_of("crashy", 1);
   options.max_payload = 1024 * 1024;  // what this test is about: answers that fit only alone
   Pool pool(options);
-  const std::string each = "200000";  // "fill": answer that many bytes
-  warm_up(pool, "fill", each);
-  constexpr std::size_t kTasks = 40;  // 8 MB of answers in all
+  // Tiny tasks first, so the worker's measured time per task is small and its adaptive depth
+  // large: the first frame packs many of the tasks below, and even a slow machine (one answer
+  // 15x slower than expected) leaves a depth of 2 when the next frame is packed. Two answers
+  // of 600 kB already exceed max_payload, so whatever is packed is taken apart.
+  warm_up(pool, "fill", "1");
+  const std::string each = "600000";  // "fill": answer that many bytes
+  constexpr std::size_t kTasks = 24;  // 14 MB of answers in all
   const std::vector<std::string> payloads(kTasks, each);
   const std::vector<std::string_view> input = views(payloads);
   Tally tally(kTasks);
@@ -209,7 +220,7 @@ TEST(PoolCoalescing, FrameWhoseAnswersDoNotFitIsTakenApartAndEachTaskSucceedsAlo
     ASSERT_EQ(tally.calls(i), 1) << "task " << i;
     const auto value = tally.value(i);
     ASSERT_TRUE(value) << "task " << i << ": " << tally.error(i)->what();
-    EXPECT_EQ(value->size(), 200000u);
+    EXPECT_EQ(value->size(), 600000u);
   }
   const PoolMetrics metrics = pool.metrics();
   EXPECT_GT(metrics.coalesced, 0u);
