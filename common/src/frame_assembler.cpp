@@ -1,7 +1,7 @@
 #include "procpool/frame_assembler.hpp"
 
 #include <limits>   // std::numeric_limits
-#include <utility>  // std::move
+#include <utility>  // std::move, std::exchange
 
 #include "procpool/frame_limits.hpp"
 
@@ -9,7 +9,9 @@ namespace procpool {
 namespace {
 
 // Buffers kept for reuse: enough for every task a worker holds on board at once, and none so
-// large that an idle worker keeps a burst's memory.
+// large that an idle worker keeps a burst's memory. Larger ones: only the largest, one, kept
+// for the next fragmented payload (a fresh buffer for one would be grown by doubling, each step
+// a new mapping faulted in page by page: most of the copy path's time at 64 MiB).
 constexpr std::size_t kMaxSpareBuffers = 64;
 constexpr std::size_t kMaxSpareCapacity = 1024 * 1024;
 
@@ -95,7 +97,11 @@ AssemblyStatus FrameAssembler::begin(const FrameHeader& header,
     return AssemblyStatus::kComplete;
   }
   limit_ = limit;
-  if (buffer_.capacity() <= std::string().capacity() && !spare_.empty()) {
+  if (more && large_spare_.capacity() > buffer_.capacity()) {
+    std::string replaced = std::exchange(buffer_, std::move(large_spare_));
+    large_spare_ = std::string();
+    recycle(std::move(replaced));
+  } else if (buffer_.capacity() <= std::string().capacity() && !spare_.empty()) {
     buffer_ = std::move(spare_.back());  // the buffer went out with take(): reuse a returned one
     spare_.pop_back();
   }
@@ -127,7 +133,12 @@ std::string FrameAssembler::take() {
 
 void FrameAssembler::recycle(std::string buffer) {
   // A buffer that never left the small-string storage holds nothing worth keeping.
-  if (buffer.capacity() <= std::string().capacity() || buffer.capacity() > kMaxSpareCapacity) {
+  if (buffer.capacity() <= std::string().capacity()) return;
+  if (buffer.capacity() > kMaxSpareCapacity) {
+    if (buffer.capacity() > large_spare_.capacity()) {
+      buffer.clear();
+      large_spare_ = std::move(buffer);
+    }
     return;
   }
   if (spare_.size() == kMaxSpareBuffers) return;

@@ -48,13 +48,13 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
       start_dispatch_locked(*slot, index, task.submitted);
       if (!write_task_locked(*slot, &payload) && slot->writing_task() == index) {
         // Only part of it fits now: keep it all, the rest is written as the worker makes room.
-        tasks_[index].payload.assign(payload);
+        tasks_.store_payload(index, payload);
         tasks_[index].payload_stored = true;
       }
       return index;
     }
   }
-  task.payload.assign(payload);
+  tasks_.store_payload(index, payload);
   task.payload_stored = true;
   // A cancel source or a timeout needs the task's own record on board (its id, its own
   // deadline): those go alone.

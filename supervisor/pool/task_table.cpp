@@ -22,8 +22,19 @@ void TaskTable::free(std::uint32_t index) {
   task.id = 0;
   task.slot = -1;
   task.abandoned = false;
-  if (task.payload.capacity() > kKeptPayloadCapacity) std::string().swap(task.payload);
+  if (task.payload.capacity() > kKeptPayloadCapacity) {
+    if (task.payload.capacity() > large_spare_.capacity()) large_spare_.swap(task.payload);
+    std::string().swap(task.payload);
+  }
   free_.push_back(index);
+}
+
+void TaskTable::store_payload(std::uint32_t index, std::string_view payload) {
+  std::string& buffer = tasks_[index].payload;
+  if (payload.size() > buffer.capacity() && payload.size() <= large_spare_.capacity()) {
+    buffer.swap(large_spare_);  // the record's small buffer waits there instead
+  }
+  buffer.assign(payload);
 }
 
 }  // namespace procpool::detail

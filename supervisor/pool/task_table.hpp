@@ -1,9 +1,10 @@
 #pragma once
 
-#include <chrono>   // time points
-#include <cstdint>  // ids
-#include <string>   // payloads
-#include <vector>   // the slab
+#include <chrono>       // time points
+#include <cstdint>      // ids
+#include <string>       // payloads
+#include <string_view>  // payloads stored
+#include <vector>       // the slab
 
 #include "procpool/pool.hpp"  // Completion, Priority
 #include "worker_slot.hpp"    // Clock
@@ -55,8 +56,10 @@ inline std::size_t tasks_in(const TaskRecord& task) noexcept {
 // PoolCore calls it with its mutex held.
 class TaskTable {
  public:
-  // Payload buffers above this are given back when their record is freed, so one huge task
-  // does not pin its memory for as long as the pool lives.
+  // Payload buffers above this leave their record when it is freed, so records do not pin a
+  // burst's memory; the largest one is kept aside (one, whatever the load) for the next large
+  // payload, which then costs one copy into memory already mapped rather than a fresh mapping
+  // faulted in page by page.
   static constexpr std::size_t kKeptPayloadCapacity = 64 * 1024;
 
   explicit TaskTable(std::size_t reserve = 0) { tasks_.reserve(reserve); }
@@ -66,6 +69,9 @@ class TaskTable {
   std::uint32_t allocate();
   // Marks the record free: its id no longer matches anything.
   void free(std::uint32_t index);
+  // Copies `payload` into the record's buffer, taking the buffer kept aside if the record's
+  // own is too small for it.
+  void store_payload(std::uint32_t index, std::string_view payload);
   // The record index `id` names, if that task is still held.
   bool holds(std::uint64_t id) const noexcept {
     const std::uint32_t index = index_of(id);
@@ -82,6 +88,7 @@ class TaskTable {
  private:
   std::vector<TaskRecord> tasks_;
   std::vector<std::uint32_t> free_;
+  std::string large_spare_;  // the largest payload buffer freed so far (kKeptPayloadCapacity)
 };
 
 }  // namespace procpool::detail

@@ -90,7 +90,12 @@ WorkerChannel::ReadOutcome WorkerChannel::read(Frame& frame) {
       return ReadOutcome::kFrame;
     }
     const AssemblyStatus assembled = assembler_.add(header, payload);
-    if (assembled == AssemblyStatus::kIncomplete) continue;
+    if (assembled == AssemblyStatus::kIncomplete) {
+      // The fragment is copied out and every frame before it was handled: its bytes go back at
+      // once, so the worker writes the next fragment while this one is copied.
+      from_worker_.release();
+      continue;
+    }
     if (assembled != AssemblyStatus::kComplete) {
       return fail(assembled == AssemblyStatus::kTooLarge ? ProtocolViolation::OversizedResult
                                                          : ProtocolViolation::BadFrame,

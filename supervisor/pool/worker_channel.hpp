@@ -83,7 +83,7 @@ class WorkerChannel {
     FrameHeader header;
     // An answer's payload is the channel's copy (never the ring: the worker could change it
     // while it is checked), valid until the next read() or take_answer(); any other frame's
-    // points into the ring until release().
+    // points into the ring until the next read() or release().
     std::span<const std::byte> payload;
   };
   ReadOutcome read(Frame& frame);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>  // std::size_t
 #include <cstdint>  // fixed-width integers
 #include <span>     // std::span
 #include <string>   // std::string
@@ -169,6 +170,33 @@ TEST(FrameAssembler, ReusesItsBuffers) {
   ASSERT_EQ(assembler.add(task(4, false), bytes("y")), AssemblyStatus::kComplete);
   EXPECT_EQ(assembler.text(), "xy");
   EXPECT_EQ(reinterpret_cast<const char*>(assembler.payload().data()), taken_data);
+}
+
+// Above 1 MiB only one buffer is kept, the largest: the next fragmented payload goes into it
+// rather than into a fresh buffer grown by doubling, and a smaller large one does not replace it.
+TEST(FrameAssembler, KeepsTheLargestBigBufferForTheNextFragmentedPayload) {
+  constexpr std::uint64_t kLarge = 8 * 1024 * 1024;
+  FrameAssembler assembler(kLarge);
+  auto assemble = [&](std::uint64_t id, std::size_t size) {
+    const std::string part(size / 2, 'p');
+    EXPECT_EQ(assembler.add(task(id, true), bytes(part)), AssemblyStatus::kIncomplete);
+    EXPECT_EQ(assembler.add(task(id, false), bytes(part)), AssemblyStatus::kComplete);
+    return assembler.take();
+  };
+  std::string largest = assemble(1, 4 * 1024 * 1024);
+  std::string smaller = assemble(2, 2 * 1024 * 1024);
+  const char* kept = largest.data();
+  const std::size_t kept_capacity = largest.capacity();
+  assembler.recycle(std::move(largest));
+  assembler.recycle(std::move(smaller));  // not kept: the larger one is
+  ASSERT_EQ(assembler.add(task(3, true), bytes(std::string(3 * 1024 * 1024, 'a'))),
+            AssemblyStatus::kIncomplete);
+  ASSERT_EQ(assembler.add(task(3, false), bytes("z")), AssemblyStatus::kComplete);
+  EXPECT_EQ(reinterpret_cast<const char*>(assembler.payload().data()), kept);
+  EXPECT_EQ(assembler.payload().size(), 3u * 1024 * 1024 + 1);
+  const std::string taken = assembler.take();
+  EXPECT_EQ(taken.capacity(), kept_capacity);
+  EXPECT_EQ(taken.back(), 'z');
 }
 
 }  // namespace

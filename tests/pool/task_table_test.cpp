@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string>
 
 namespace procpool::detail {
 namespace {
@@ -70,6 +71,30 @@ TEST(TaskTable, FreeClearsTheFlightStateAndGivesBackHugePayloadBuffers) {
   EXPECT_FALSE(table[small].abandoned);
   EXPECT_EQ(table[small].payload.capacity(), small_capacity);  // kept: no allocation once warm
   EXPECT_LE(table[huge].payload.capacity(), TaskTable::kKeptPayloadCapacity);
+}
+
+// A huge buffer leaves its record, but the largest one freed waits aside for the next large
+// payload, whichever record stores it; smaller ones are given back.
+TEST(TaskTable, TheLargestFreedPayloadBufferServesTheNextLargePayload) {
+  TaskTable table;
+  constexpr std::size_t kHuge = 4 * TaskTable::kKeptPayloadCapacity;
+  const std::uint32_t a = table.allocate();
+  const std::uint32_t b = table.allocate();
+  table.store_payload(a, std::string(kHuge, 'a'));
+  table.store_payload(b, std::string(kHuge / 2, 'b'));
+  const char* largest = table[a].payload.data();
+  table.free(a);
+  table.free(b);
+  EXPECT_LE(table[a].payload.capacity(), TaskTable::kKeptPayloadCapacity);
+  EXPECT_LE(table[b].payload.capacity(), TaskTable::kKeptPayloadCapacity);
+  const std::uint32_t c = table.allocate();
+  table.store_payload(c, std::string(kHuge - 1, 'c'));
+  EXPECT_EQ(table[c].payload.data(), largest);
+  EXPECT_EQ(table[c].payload, std::string(kHuge - 1, 'c'));
+  const std::uint32_t d = table.allocate();  // nothing aside any more: a buffer of its own
+  table.store_payload(d, std::string(kHuge, 'd'));
+  EXPECT_NE(table[d].payload.data(), largest);
+  EXPECT_EQ(table[d].payload.size(), kHuge);
 }
 
 }  // namespace

@@ -166,6 +166,9 @@ bool WorkerRuntime::read_frames() {
     switch (header.type) {
       case FrameType::kTask:
         if (!accept_task(header, payload, begin)) return false;
+        // A fragment is copied out by now: with no task before it read in place, its bytes go
+        // back at once, so the supervisor writes the next fragment while this one is copied.
+        if (tasks_in_.assembling() && pending_.empty() && in_.release()) ring_doorbell();
         break;
       case FrameType::kCancel:
         cancelled_.insert(header.task_id);

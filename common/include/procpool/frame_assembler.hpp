@@ -42,7 +42,9 @@ std::string_view to_string(AssemblyStatus status) noexcept;
 // too, so that the caller never parses shared memory. Fragments are always copied.
 //
 // Once warm the hot path does not allocate: the buffer keeps its capacity from payload to
-// payload, and buffers taken out with take() come back through recycle().
+// payload, and buffers taken out with take() come back through recycle(). A receiver that has
+// assembled a large payload keeps one buffer of that size (grown by doubling) for as
+// long as it lives, as the allocator would keep a freed chunk below its mmap threshold.
 class FrameAssembler {
  public:
   enum class SingleFrame : std::uint8_t { kInPlace, kCopy };
@@ -73,7 +75,8 @@ class FrameAssembler {
   // Moves a complete payload out of the buffer (empty if in_place()), for a caller that keeps
   // it while it reads later frames. The next payload goes into a buffer given back by recycle().
   std::string take();
-  // Gives a buffer from take() back for reuse (kept only while few and not huge).
+  // Gives a buffer from take() back for reuse: up to 64 of at most 1 MiB each, and of larger
+  // ones only the largest, for the next fragmented payload.
   void recycle(std::string buffer);
 
   // Drops a payload being assembled (its sender is gone).
@@ -92,6 +95,7 @@ class FrameAssembler {
   std::span<const std::byte> complete_;
   std::string buffer_;
   std::vector<std::string> spare_;
+  std::string large_spare_;
 };
 
 }  // namespace procpool
