@@ -5,7 +5,7 @@
 namespace procpool::detail {
 void PoolCore::emit_locked(const WorkerSlot& slot, PoolEvent event) {
   if (!options_.on_event) return;
-  event.at = Clock::now();
+  if (event.at == Clock::time_point{}) event.at = Clock::now();
   event.slot = slot.index;
   event.incarnation = slot.process.incarnation;
   if (event.consecutive_failures == 0) {

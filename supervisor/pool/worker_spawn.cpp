@@ -83,6 +83,7 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
   slot.load.new_run(now, recycle_after);
   PoolEvent started;
   started.kind = PoolEvent::Kind::WorkerStarted;
+  started.at = now;  // the launch itself may take a while under load
   started.pid = slot.pid();
   emit_locked(slot, std::move(started));
 }

@@ -181,13 +181,13 @@ TEST(PoolRestart, ScaleUpStartsOneWorkerPerSpawnInterval) {
   std::vector<Clock::time_point> starts;
   for (std::size_t i = mark; i < log.seen().size(); ++i) {
     const EventLog::Seen seen = log.seen()[i];
-    if (seen.event.kind == EventKind::WorkerStarted) starts.push_back(seen.at);
+    if (seen.event.kind == EventKind::WorkerStarted) starts.push_back(seen.event.at);
   }
   ASSERT_EQ(starts.size(), 3u) << log.describe(mark);
-  // The callback runs a little after the spawn it reports (the rest of that loop pass): a
-  // tenth of the interval of tolerance on each gap.
+  // The events' own times: when each start began, which spawn_interval separates (the
+  // callbacks run later, each delayed by its own launch and loop pass).
   for (std::size_t i = 1; i < starts.size(); ++i) {
-    EXPECT_GE(starts[i] - starts[i - 1], interval - interval / 10) << "start " << i;
+    EXPECT_GE(starts[i] - starts[i - 1], interval) << "start " << i;
   }
   const auto mean = (starts.back() - starts.front()) / 2;
   EXPECT_LT(mean, interval + scaled(40ms))

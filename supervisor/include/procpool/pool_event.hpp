@@ -23,7 +23,8 @@ struct PoolEvent {
   };
 
   Kind kind = Kind::WorkerStarted;
-  // When it happened (the callback runs a little later, on the supervisor thread).
+  // When it happened (the callback runs a little later, on the supervisor thread). For
+  // WorkerStarted: when the start began, the time spawn_interval is counted from.
   std::chrono::steady_clock::time_point at{};
   unsigned slot = 0;
   std::uint64_t incarnation = 0;
