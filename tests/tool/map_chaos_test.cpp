@@ -132,8 +132,9 @@ TEST_F(MapTest, RetriesOutlastAWorkerKilledEvery100To250Ms) {
   using procpool::test::kTimingScale;
   const std::uint64_t min_lines = 100'000 / kTimingScale;
   const std::size_t min_kills = kTimingScale == 1 ? 10 : 5;
-  // Where feeding stops even if the kills fall short (then the test fails on their count).
-  constexpr std::uint64_t kMaxLines = 10'000'000;
+  // Where feeding stops even if the kills fall short (then the test fails on their count):
+  // far enough for the kills' seconds at the rate of chunked lines (map packs fast lines).
+  constexpr std::uint64_t kMaxLines = 60'000'000;
   constexpr std::uint64_t kChunk = 10'000;
   const std::uint32_t seed = std::random_device{}();
   SCOPED_TRACE("killer seed " + std::to_string(seed));

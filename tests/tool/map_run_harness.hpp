@@ -69,6 +69,8 @@ struct RunOptions {
   // reused): what a test does to the process in between.
   std::function<void(pid_t)> on_started;
   std::function<void()> before_reap;
+  // "NAME=VALUE" entries added to procpool's environment (which its workers inherit).
+  std::vector<std::string> env;
 };
 
 // Runs `procpool ARGS...` with `input` on stdin; returns when it has exited and both of its

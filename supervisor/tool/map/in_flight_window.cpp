@@ -59,6 +59,31 @@ void MapRun::complete(std::size_t slot_index, const TaskOutcome& outcome) noexce
   }
 }
 
+void MapRun::complete_chunked(std::size_t slot_index, const TaskOutcome& outcome) noexcept {
+  if (!outcome.ok()) {
+    switch (outcome.error()->kind()) {
+      case TaskError::Kind::HandlerError:  // the line's own failure
+      case TaskError::Kind::ShuttingDown:  // our stop
+      case TaskError::Kind::PoolFailed:
+      case TaskError::Kind::QueueFull:
+        break;
+      case TaskError::Kind::WorkerCrashed:
+        if (stopped_by_us()) break;
+        [[fallthrough]];
+      default:  // the chunk failed as a whole, or may have (PayloadTooLarge, MemoryLimit)
+        try {
+          pool_.submit(
+              options_.handler, slots_[slot_index].input, task_options_,
+              [this, slot_index](const TaskOutcome& alone) { complete(slot_index, alone); });
+          return;
+        } catch (...) {  // no memory for the task: the chunk's failure stands for the line
+        }
+        break;
+    }
+  }
+  complete(slot_index, outcome);
+}
+
 bool MapRun::stopped_by_us() const noexcept {
   if (forced_.load(std::memory_order_acquire)) return true;
   const std::int64_t deadline = grace_deadline_ns_.load(std::memory_order_acquire);
@@ -95,6 +120,7 @@ MapRun::Gathered MapRun::submit_next_batch() {
   if (options_.unordered) base = free_chunks_.back() * kBatch;
   views_.clear();
   std::uint64_t bytes = 0;
+  std::size_t longest = 0;
   bool too_long = false;
   Gathered result = Gathered::kSubmitted;
   const std::size_t most = std::min<std::uint64_t>(kBatch, in_flight_cap() - in_flight_);
@@ -107,6 +133,7 @@ MapRun::Gathered MapRun::submit_next_batch() {
       slot.input_bytes = static_cast<std::uint32_t>(line.size() + 1);  // <= max_payload + 1
       slot.in_flight = true;
       bytes += line.size() + 1;
+      longest = std::max(longest, line.size());
       views_.push_back(line);
       continue;
     }
@@ -131,8 +158,18 @@ MapRun::Gathered MapRun::submit_next_batch() {
   next_line_ += lines;
   in_flight_ += lines;
   in_flight_bytes_ += bytes;
-  if (count != 0) {
-    pool_.submit_batch(options_.handler, std::span<const std::string_view>(views_), task_options_,
+  const std::size_t chunk = chunk_policy_.chunk_lines(Clock::now(), emitted_);
+  const std::span<const std::string_view> payloads(views_);
+  if (count != 0 && chunk != 0 && longest <= kMaxChunkedLine && options_.timeout.count() == 0) {
+    for (std::size_t i = 0; i < count; ++i) {
+      slots_[(base + i) & kWindowMask].input.assign(views_[i]);
+    }
+    pool_.submit_chunked(options_.handler, payloads, chunk, chunk_options_,
+                         [this, base](std::size_t i, const TaskOutcome& outcome) {
+                           complete_chunked((base + i) & kWindowMask, outcome);
+                         });
+  } else if (count != 0) {
+    pool_.submit_batch(options_.handler, payloads, task_options_,
                        [this, base](std::size_t i, const TaskOutcome& outcome) {
                          complete((base + i) & kWindowMask, outcome);
                        });
@@ -194,6 +231,7 @@ void MapRun::emit(Slot& slot, std::uint8_t state) {
     pending_result_bytes_.fetch_sub(slot.text.size(), std::memory_order_relaxed);
   }
   if (slot.text.capacity() > kKeepCapacity) std::string().swap(slot.text);
+  if (slot.input.capacity() > kKeepInputCapacity) std::string().swap(slot.input);
   slot.state.store(kEmpty, std::memory_order_relaxed);
   slot.in_flight = false;
   in_flight_bytes_ -= slot.input_bytes;

@@ -26,7 +26,8 @@ MapRun::MapRun(const MapOptions& options, Pool& pool, const InterruptSignals& si
       slots_(kWindow),
       reader_(input_fd, max_line),
       out_(output_fd, kOutputBuffer),
-      max_line_(max_line) {
+      max_line_(max_line),
+      chunk_policy_(options.workers, kBatch, Clock::now()) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw_errno(errno, "procpool map: eventfd");
   if (options_.unordered) {
@@ -34,6 +35,7 @@ MapRun::MapRun(const MapOptions& options, Pool& pool, const InterruptSignals& si
     for (std::size_t c = kWindow / kBatch; c > 0; --c) free_chunks_.push_back(c - 1);
   }
   task_options_.timeout = options_.timeout;
+  chunk_options_.max_attempts = 1;
   // Known input size (a regular file) gives an ETA from the start.
   struct stat info {};
   if (::fstat(input_fd, &info) == 0 && S_ISREG(info.st_mode)) {

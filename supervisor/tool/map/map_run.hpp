@@ -26,6 +26,7 @@
 
 #include "common/error_stream.hpp"
 #include "common/interrupt_signals.hpp"
+#include "map/chunk_policy.hpp"
 #include "map/line_reader.hpp"
 #include "map/map_options.hpp"
 #include "map/map_tuning.hpp"
@@ -65,11 +66,21 @@ class MapRun {
     std::uint32_t input_bytes = 0;  // main thread only: the line and its newline
     std::uint64_t line = 0;         // main thread only: 0-based line number
     std::string text;               // the result, or the error message
+    // A chunked line's bytes, written before its chunk is submitted: if the chunk fails as a
+    // whole, the completion submits the line again on its own (complete_chunked).
+    std::string input;
   };
 
   // --- completions (any thread) ---
 
   void complete(std::size_t slot_index, const TaskOutcome& outcome) noexcept;
+
+  // The outcome of one line of a chunk. A failure of the chunk as a whole (its worker died,
+  // its results together were too large, ...) reaches every line in it: each such line goes
+  // again as a task of its own, with the retries of --retries, so that it fails (or not) as it
+  // would have alone, as the pool does with the tasks it packs itself. A line's own failure
+  // (the handler threw) and a stop are final.
+  void complete_chunked(std::size_t slot_index, const TaskOutcome& outcome) noexcept;
 
   // True once a failure from a worker crash is our doing: the run was stopped at once, or the
   // grace after the first signal ran out (the pool kills a worker only after its stop_grace,
@@ -143,6 +154,8 @@ class MapRun {
 
   // Gathers up to one batch of buffered lines into consecutive slots and submits them. A line
   // too long to buffer takes the slot after the batch and fails at once, never buffered whole.
+  // The batch goes one task per line, or in chunks when chunk_policy_ says the lines are fast
+  // (and none of them is long, and there is no --timeout, which is per line).
   Gathered submit_next_batch();
 
   // Writes every result that is ready (in order unless unordered). True if any was.
@@ -167,6 +180,7 @@ class MapRun {
   ErrorStream& errors_;
   const int input_fd_;
   TaskOptions task_options_;
+  TaskOptions chunk_options_;  // a chunk is tried once: its lines are retried on their own
   std::vector<Slot> slots_;
   LineReader reader_;
   OutputBuffer out_;
@@ -177,6 +191,7 @@ class MapRun {
       TaskError::Kind::PayloadTooLarge,
       "line longer than max_payload (" + std::to_string(max_line_) + " bytes)"};
   std::vector<std::string_view> views_;
+  ChunkPolicy chunk_policy_;
 
   // Main thread only.
   std::uint64_t next_line_ = 0;      // lines submitted (the next line's 0-based number)

@@ -29,6 +29,9 @@ inline constexpr std::size_t kSmallResult = 64;  // results up to this size are 
 inline constexpr std::uint64_t kSlowStartLines = 64;
 inline constexpr std::size_t kKeepCapacity =
     4096;  // a slot frees a larger result buffer once written
+// A slot frees a larger copy of a chunked line once its result is written: every slot of the
+// window keeps what it holds.
+inline constexpr std::size_t kKeepInputCapacity = 256;
 inline constexpr std::size_t kOutputBuffer = 1 << 20;
 inline constexpr std::chrono::milliseconds kProgressInterval{200};
 inline constexpr int kShortWaitMs =
