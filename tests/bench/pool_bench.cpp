@@ -1,12 +1,14 @@
-// scripts/bench.sh pool: procpool's pool through its public API, docs/workloads.md L1, T1, B1, C1,
-// S1, R1 and I1 (M1 is timed by bench.sh around the procpool binary). Each figure is measured
-// `rounds` times, rounds interleaving the workloads, and reported as the median with its spread.
+// scripts/bench.sh pool: procpool's pool through its public API, docs/workloads.md L1, T1, B1,
+// B2, C1, S1, R1 and I1 (M1 is timed by bench.sh around the procpool binary). Each figure is
+// measured `rounds` times, rounds interleaving the workloads, and reported as the median with its
+// spread.
 //
 // Usage: procpool-bench-pool WORKER_DIR [rounds] [--quick]
 
 #include <signal.h>        // SIGKILL
 #include <sys/resource.h>  // getrusage
 
+#include <algorithm>  // std::sort, std::min, std::max
 #include <atomic>     // completion counters
 #include <charconv>   // std::to_chars
 #include <cstdio>     // std::printf
@@ -241,6 +243,30 @@ void b1(Figures& f) {
   record(f, "B1 checksum_us_per_MiB_inproc us", static_cast<double>(now_ns() - t0) / 1e3 / 200);
 }
 
+// B2: the copy path from 1 to 64 MiB, one task in flight on one worker; payloads above the
+// ring's record size travel in fragments. Per size, one untimed task, then the median of at
+// least 5 round trips (more for the small ones); the lowest bandwidth over the sizes is the
+// target's figure.
+void b2(Figures& f) {
+  Pool pool(pool_of("checksum", 1));
+  double lowest = 0;
+  for (const std::size_t mib : {1, 2, 3, 4, 5, 8, 16, 32, 64}) {
+    const std::string payload(mib << 20, 'a');
+    const std::string expected = pool.submit("checksum", payload).get();
+    std::vector<double> seconds;
+    for (std::size_t k = 0; k < std::max<std::size_t>(5, 64 / mib); ++k) {
+      const std::uint64_t start = now_ns();
+      if (pool.submit("checksum", payload).get() != expected) wrong("B2 checksum");
+      seconds.push_back(static_cast<double>(now_ns() - start) / 1e9);
+    }
+    std::sort(seconds.begin(), seconds.end());
+    const double gib_per_s = static_cast<double>(mib) / 1024 / seconds[seconds.size() / 2];
+    record(f, "B2 GiB_per_s_" + std::to_string(mib) + "MiB GiB/s", gib_per_s);
+    lowest = lowest == 0 ? gib_per_s : std::min(lowest, gib_per_s);
+  }
+  record(f, "B2 GiB_per_s_lowest GiB/s", lowest);
+}
+
 // C1: 512 fib(30) on two workers against the same 512 in this process, alternated 5 times.
 // The size is docs/workloads.md's: long enough that submit and wake-up costs and the machine's
 // noise are small against the work.
@@ -361,6 +387,7 @@ int main(int argc, char** argv) {
       if (want("L1")) l1(figures);
       if (want("T1")) t1(figures);
       if (want("B1")) b1(figures);
+      if (want("B2")) b2(figures);
       if (want("C1")) c1(figures);
       if (want("S1")) s1(figures);
       if (want("R1")) r1(figures);
