@@ -29,6 +29,10 @@ bool PoolCore::admit_locked(std::unique_lock<std::mutex>& lock, std::string_view
       return reject(TaskError::Kind::QueueFull,
                     "queue full (max_queue " + std::to_string(options_.max_queue) + ")");
     }
+    // What this thread queued may not have been dispatched yet (a batch dispatches every few
+    // tasks): out with it first, or the room waited for would come only with a timer.
+    dispatch_locked();
+    publish_all_locked();
     changed_.wait(lock, [&] { return !accepting_ || queue_.size() < options_.max_queue; });
     if (!accepting_) return reject(TaskError::Kind::ShuttingDown, "pool is shutting down");
   }

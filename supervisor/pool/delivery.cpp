@@ -3,6 +3,7 @@
 #include "callback_scope.hpp"
 #include "procpool/chunk_format.hpp"
 #include "procpool/wait_strategy.hpp"
+#include "spin_acquire.hpp"
 #include "worker_error_kind.hpp"
 
 namespace procpool::detail {
@@ -85,7 +86,7 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   const std::size_t delivered = batch.size();
   batch.clear();
   tls_callbacks = scope.outer;
-  lock.lock();
+  spin_acquire(lock);
   callback_errors_ += scope.errors;
   --callers_inside_;
   spare_batches_.push_back(std::move(batch));
@@ -102,7 +103,7 @@ bool PoolCore::await(FutureSignal& signal,
   check_owner();  // the child's copy of the rings is the parent's
   bool spin = true;
   {
-    std::lock_guard lock(mu_);
+    auto lock = spin_locked(mu_);
     spin = answers_soon_locked();
   }
   // A long task: sleep at once. The supervisor thread is announcing and draining already (no

@@ -82,9 +82,8 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   }
 }
 
-void PoolCore::dispatch_locked() {
+void PoolCore::dispatch_locked(Clock::time_point now) {
   if (queue_.empty()) return;
-  const auto now = Clock::now();
   while (!queue_.empty()) {
     // Coalescing is the adaptive pipeline's: a fixed pipeline_depth sends tasks one per frame.
     // While priorities are mixed, tasks go one per frame as well, so that the queue's bypass

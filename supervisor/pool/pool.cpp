@@ -29,9 +29,9 @@ void Pool::submit_completion(std::string_view handler, std::string_view payload,
 }
 
 void Pool::submit_batch_erased(std::string_view handler, std::span<const std::string_view> payloads,
-                               const TaskOptions& options, void* context, CompletionFactory make) {
+                               const TaskOptions& options, detail::BatchCallback& batch) {
   core_->check_owner();
-  core_->submit_batch(handler, payloads, options, context, make);
+  core_->submit_batch(handler, payloads, options, batch);
 }
 
 void Pool::submit_chunked_erased(std::string_view handler,

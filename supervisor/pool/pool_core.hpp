@@ -67,8 +67,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   void submit(std::string_view handler, std::string_view payload, const TaskOptions& options,
               Completion completion);
   void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
-                    const TaskOptions& options, void* context,
-                    Completion (*make)(void*, std::size_t));
+                    const TaskOptions& options, BatchCallback& batch);
   void submit_chunked(std::string_view handler, std::span<const std::string_view> payloads,
                       std::size_t chunk_size, const TaskOptions& options,
                       std::shared_ptr<ItemCallback> on_item);
@@ -101,11 +100,13 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
                     std::string_view payload, const TaskOptions& options, Completion& completion,
                     std::uint32_t& handler_id);
   // submission.cpp: the public submit calls, and a task's record from creation to free.
+  // `now`: its submission time (a batch reads the clock once per run of tasks).
   std::uint32_t new_task_locked(std::uint32_t handler_id, const TaskOptions& options,
-                                Completion completion);
+                                Completion completion, Clock::time_point now);
   // Creates the task and dispatches or queues it; returns its record index.
   std::uint32_t submit_locked(std::uint32_t handler_id, std::string_view payload,
-                              const TaskOptions& options, Completion completion);
+                              const TaskOptions& options, Completion completion,
+                              Clock::time_point now);
   void free_task_locked(std::uint32_t index);
   // dispatcher.cpp: least-loaded ready worker with room in its pipeline; writing tasks and
   // control frames into its ring.
@@ -115,7 +116,11 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // The position in slot.load.inflight (not empty) of the task the worker serves next.
   std::size_t next_served_locked(const WorkerSlot& slot) const noexcept;
   void start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Clock::time_point now);
-  void dispatch_locked();
+  // `now`: a clock reading the caller already has.
+  void dispatch_locked(Clock::time_point now);
+  void dispatch_locked() {
+    if (!queue_.empty()) dispatch_locked(Clock::now());
+  }
   // Writes (more of) the slot's writing_task(), from `source` or else the task's stored
   // payload; true when the whole task is in the ring.
   bool write_task_locked(WorkerSlot& slot, const std::string_view* source = nullptr);

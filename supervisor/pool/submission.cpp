@@ -7,11 +7,12 @@
 #include "callback_scope.hpp"
 #include "coalescing.hpp"
 #include "procpool/chunk_format.hpp"
+#include "spin_acquire.hpp"
 #include "worker_error_kind.hpp"
 
 namespace procpool::detail {
 std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOptions& options,
-                                        Completion completion) {
+                                        Completion completion, Clock::time_point now) {
   const std::uint32_t index = tasks_.allocate();
   TaskRecord& task = tasks_[index];
   task.handler = handler_id;
@@ -20,7 +21,7 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
   task.max_attempts = options.max_attempts != 0 ? options.max_attempts : options_.max_attempts;
   task.timeout = options.timeout;
   task.chunk_items = 0;
-  task.submitted = Clock::now();
+  task.submitted = now;
   task.slot = -1;
   task.abandoned = false;
   task.began = Clock::time_point{};
@@ -38,8 +39,9 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
 constexpr std::size_t kDirectPayloadMin = 64 * 1024;
 
 std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view payload,
-                                      const TaskOptions& options, Completion completion) {
-  const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion));
+                                      const TaskOptions& options, Completion completion,
+                                      Clock::time_point now) {
+  const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion), now);
   TaskRecord& task = tasks_[index];
   if (payload.size() >= kDirectPayloadMin && task.max_attempts == 1 && queue_.empty()) {
     if (WorkerSlot* slot = pick_slot_locked(task.submitted)) {
@@ -66,12 +68,13 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
 
 void PoolCore::submit(std::string_view handler, std::string_view payload,
                       const TaskOptions& options, Completion completion) {
-  std::unique_lock lock(mu_);
+  auto lock = spin_locked(mu_);
   std::uint32_t handler_id = 0;
   if (admit_locked(lock, handler, payload, options, completion, handler_id)) {
+    const auto now = Clock::now();
     const std::uint64_t id =
-        tasks_[submit_locked(handler_id, payload, options, std::move(completion))].id;
-    dispatch_locked();
+        tasks_[submit_locked(handler_id, payload, options, std::move(completion), now)].id;
+    dispatch_locked(now);
     publish_all_locked();
     if (options.cancel && !options.cancel->attach(weak_from_this(), id)) cancel_locked(id);
     if (!queue_.empty() && live_slots_locked() < max_workers_) kick();  // may scale up
@@ -99,25 +102,54 @@ Future<std::string> PoolCore::submit_future(std::string_view handler, std::strin
 }
 
 void PoolCore::submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
-                            const TaskOptions& options, void* context,
-                            Completion (*make)(void*, std::size_t)) {
-  std::unique_lock lock(mu_);
+                            const TaskOptions& options, BatchCallback& batch) {
+  // One reference per task, taken at once; those of tasks never created (a throw midway) go
+  // back at the end.
+  batch.retain(payloads.size());
+  std::size_t made = 0;
+  struct Unmade {
+    BatchCallback& batch;
+    std::size_t count;
+    std::size_t& made;
+    ~Unmade() {
+      if (made < count) batch.release(count - made);
+    }
+  } unmade{batch, payloads.size(), made};
+  auto lock = spin_locked(mu_);
+  // What admit_locked checks for the whole batch (the pool's state, the handler) is checked
+  // once; each task then only needs its size and queue room checked, and anything unusual (or a
+  // wait for room, after which the pool may be stopping) goes through admit_locked itself.
+  std::uint32_t batch_handler = 0;
+  bool plain = !failure_ && accepting_;
+  if (plain) {
+    const std::optional<std::uint32_t> id = handlers_.find(handler);
+    plain = id.has_value();
+    if (id) batch_handler = *id;
+  }
+  // One clock reading per run of tasks (dispatch_locked reads it anyway): their queue waits are
+  // measured from it.
+  auto now = Clock::now();
   for (std::size_t i = 0; i < payloads.size(); ++i) {
-    Completion completion = make(context, i);
-    std::uint32_t handler_id = 0;
-    if (!admit_locked(lock, handler, payloads[i], options, completion, handler_id)) continue;
+    Completion completion(BatchItem(&batch, i));
+    ++made;
+    std::uint32_t handler_id = batch_handler;
+    const bool admitted = (plain && accepting_ && payloads[i].size() <= options_.max_payload &&
+                           (options_.max_queue == 0 || queue_.size() < options_.max_queue)) ||
+                          admit_locked(lock, handler, payloads[i], options, completion, handler_id);
+    if (!admitted) continue;
     const std::uint32_t index =
-        submit_locked(handler_id, payloads[i], options, std::move(completion));
+        submit_locked(handler_id, payloads[i], options, std::move(completion), now);
     if (options.cancel && !options.cancel->attach(weak_from_this(), tasks_[index].id)) {
       cancel_locked(tasks_[index].id);
     }
     // Keep the workers busy while the batch is still being queued.
     if ((i & 63) == 63) {
-      dispatch_locked();
+      now = Clock::now();
+      dispatch_locked(now);
       publish_all_locked();
     }
   }
-  dispatch_locked();
+  dispatch_locked(Clock::now());
   publish_all_locked();
   if (!queue_.empty() && live_slots_locked() < max_workers_) kick();
   deliver(lock);
@@ -201,7 +233,8 @@ void PoolCore::submit_chunked(std::string_view handler, std::span<const std::str
       i = end;
       continue;
     }
-    const std::uint32_t index = new_task_locked(handler_id, options, std::move(completion));
+    const std::uint32_t index =
+        new_task_locked(handler_id, options, std::move(completion), Clock::now());
     TaskRecord& task = tasks_[index];
     task.chunk_items = count;
     ChunkWriter writer(task.payload);

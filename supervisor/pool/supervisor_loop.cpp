@@ -1,6 +1,7 @@
 #include "pool_core.hpp"
 
 #include <pthread.h>    // pthread_sigmask
+#include <sched.h>      // sched_yield
 #include <signal.h>     // SIGPIPE
 #include <sys/epoll.h>  // epoll_wait
 
@@ -57,8 +58,21 @@ void PoolCore::run_loop() {
     const bool busy = running_ != 0 && answers_soon_locked();
     if (busy && Clock::now() < spin_until && pollers_.load(std::memory_order_acquire) == 0) {
       lock.unlock();
-      for (int i = 0; i < 32; ++i) cpu_relax();
-      lock.lock();
+      // Never sleeps on the mutex here: a submitter or a waiter holding it is working the
+      // rings meanwhile, and a sleeper would cost it a futex wake at its unlock. Only once the
+      // spin is over does this thread wait for the mutex (to decide how to sleep).
+      // While another thread holds it, the CPU goes to whoever else can run (the workers, the
+      // submitter): there are often more of them than CPUs.
+      bool held_elsewhere = false;
+      do {
+        if (held_elsewhere) {
+          ::sched_yield();
+        } else {
+          for (int i = 0; i < 32; ++i) cpu_relax();
+        }
+        held_elsewhere = true;
+      } while (!lock.try_lock() && Clock::now() < spin_until);
+      if (!lock.owns_lock()) lock.lock();
       continue;
     }
     // Deadlines other threads set after the timers were computed (deliver() and the event

@@ -78,11 +78,12 @@ class Pool {
   template <class F>
   void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
                     const TaskOptions& options, F&& on_done) {
-    auto shared = std::make_shared<std::decay_t<F>>(std::forward<F>(on_done));
-    submit_batch_completions(handler, payloads, options, [&shared](std::size_t index) {
-      return detail::Completion(
-          [fn = shared, index](const TaskOutcome& outcome) { (*fn)(index, outcome); });
-    });
+    auto* batch = new detail::BatchCallbackOf<std::decay_t<F>>(std::forward<F>(on_done));
+    struct Release {  // the submitter's reference: the tasks hold their own
+      detail::BatchCallback* batch;
+      ~Release() { batch->release(); }
+    } release{batch};
+    submit_batch_erased(handler, payloads, options, *batch);
   }
 
   // The fastest way to run many small tasks (Python's Pool.map chunksize): the payloads travel
@@ -130,19 +131,10 @@ class Pool {
   std::vector<std::string> handlers() const;
 
  private:
-  using CompletionFactory = detail::Completion (*)(void*, std::size_t);
   void submit_completion(std::string_view handler, std::string_view payload,
                          const TaskOptions& options, detail::Completion completion);
-  template <class Make>
-  void submit_batch_completions(std::string_view handler,
-                                std::span<const std::string_view> payloads,
-                                const TaskOptions& options, Make&& make) {
-    submit_batch_erased(handler, payloads, options, &make, [](void* context, std::size_t index) {
-      return (*static_cast<std::decay_t<Make>*>(context))(index);
-    });
-  }
   void submit_batch_erased(std::string_view handler, std::span<const std::string_view> payloads,
-                           const TaskOptions& options, void* context, CompletionFactory make);
+                           const TaskOptions& options, detail::BatchCallback& batch);
   void submit_chunked_erased(std::string_view handler, std::span<const std::string_view> payloads,
                              std::size_t chunk_size, const TaskOptions& options,
                              std::shared_ptr<detail::ItemCallback> on_item);

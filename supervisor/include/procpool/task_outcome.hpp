@@ -1,6 +1,7 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
+#include <atomic>       // BatchCallback's count
 #include <cstddef>      // std::size_t, std::max_align_t
 #include <functional>   // std::function
 #include <new>          // placement new
@@ -107,6 +108,58 @@ class Completion {
 
   alignas(std::max_align_t) unsigned char storage_[kInlineSize];
   const Ops* ops_ = nullptr;
+};
+
+// The one callable of a Pool::submit_batch, shared by its tasks, each calling it with its own
+// index (BatchItem). Counted, not a shared_ptr per task: the batch takes one reference per task
+// up front, in one step, and each task's completion gives its own back once run (or dropped),
+// the last one destroying the callable.
+class BatchCallback {
+ public:
+  BatchCallback() = default;
+  BatchCallback(const BatchCallback&) = delete;
+  BatchCallback& operator=(const BatchCallback&) = delete;
+
+  virtual void call(std::size_t index, const TaskOutcome& outcome) = 0;
+  void retain(std::size_t count) noexcept { refs_.fetch_add(count, std::memory_order_relaxed); }
+  void release(std::size_t count = 1) noexcept {
+    if (refs_.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
+  }
+
+ protected:
+  virtual ~BatchCallback() = default;
+
+ private:
+  std::atomic<std::size_t> refs_{1};  // the submitter's, until it has handed out the tasks'
+};
+
+template <class F>
+class BatchCallbackOf final : public BatchCallback {
+ public:
+  template <class G>
+  explicit BatchCallbackOf(G&& fn) : fn_(std::forward<G>(fn)) {}
+  void call(std::size_t index, const TaskOutcome& outcome) override { fn_(index, outcome); }
+
+ private:
+  F fn_;
+};
+
+// One task's completion in a batch: the shared callable and the task's index (fits Completion's
+// inline buffer, so a batch allocates nothing per task). Holds one of the batch's references.
+class BatchItem {
+ public:
+  BatchItem(BatchCallback* batch, std::size_t index) noexcept : batch_(batch), index_(index) {}
+  BatchItem(BatchItem&& other) noexcept
+      : batch_(std::exchange(other.batch_, nullptr)), index_(other.index_) {}
+  BatchItem& operator=(BatchItem&&) = delete;
+  ~BatchItem() {
+    if (batch_ != nullptr) batch_->release();
+  }
+  void operator()(const TaskOutcome& outcome) { batch_->call(index_, outcome); }
+
+ private:
+  BatchCallback* batch_;
+  std::size_t index_;
 };
 
 // What Pool::submit_chunked calls once per item: (index into the payloads, outcome).
