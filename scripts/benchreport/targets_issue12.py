@@ -88,9 +88,14 @@ def targets_issue12(figures):
     add("M1: procpool map (lines/s)", m1.median if m1 else None, ">= 3M",
         m1 is not None and m1.median >= 3e6, "seq 1 1000000, 2 workers", "lines/s")
 
-    b2 = _pick(figures, "B2", "procpool", "GiB_per_s_lowest")
-    add("B2: copy path, lowest over 1-64 MiB (GiB/s)", b2.median if b2 else None, ">= 2",
-        b2 is not None and b2.median >= 2, "one task in flight, one worker")
+    # The slowest size by its median over the rounds (GiB_per_s_lowest, the slowest size of
+    # each round, lets one noisy sample of any size stand for the whole round).
+    sizes = [f for (w, impl, n), f in figures.items() if w == "B2" and impl == "procpool"
+             and n.startswith("GiB_per_s_") and n.endswith("MiB")]
+    b2 = min(sizes, key=lambda f: f.median, default=None)
+    add("B2: copy path, slowest size's median over 1-64 MiB (GiB/s)",
+        b2.median if b2 else None, ">= 2", b2 is not None and b2.median >= 2,
+        "%s; one task in flight, one worker" % b2.name[len("GiB_per_s_"):] if b2 else None)
 
     b1 = min((f for f in (_pick(figures, "B1", "procpool", n)
                           for n in ("us_per_task_copy", "us_per_task_shared")) if f),
