@@ -49,10 +49,14 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   task.slot = static_cast<int>(slot.index);
   ++task.attempts;
   if (task.attempts > 1) ++retried_;
+  last_dispatch_ = now;
   if (slot.load.inflight.empty()) {
     task.began = now;
     slot.load.head_began = now;
     slot.load.busy_since = now;
+    // The heartbeat is owed from now on: a supervisor thread asleep past its hang bound (the
+    // pool was idle) must look in time (timers_locked).
+    wake_for_locked(now + options_.heartbeat_interval * options_.heartbeat_misses);
     if (task.timeout.count() != 0) {
       slot.load.next_scan = std::min(slot.load.next_scan, now + task.timeout);
       wake_for_locked(slot.load.next_scan);

@@ -244,6 +244,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // awake; and the earliest deadline other threads set since it last looked (wake_for_locked).
   Clock::time_point planned_wake_ = Clock::time_point::min();
   Clock::time_point external_deadline_ = Clock::time_point::max();
+  Clock::time_point last_dispatch_{};  // timers_locked's hang-bound wake-ups stop after that
   std::mt19937_64 rng_{std::random_device{}()};
 
   bool accepting_ = true;

@@ -18,11 +18,16 @@ void PoolCore::stop_slot_locked(WorkerSlot& slot, Clock::time_point now) {
 // Deadlines: start-up, heartbeats, task timeouts, cancel grace, restarts, stops, idle workers,
 // shutdown. Each slot is a state machine (WorkerProcess::State); its timer for the state it is
 // in decides the transition that is due, if any. Returns when it next needs to run: the
-// earliest real deadline, and at least once per hang bound (heartbeat_interval x
-// heartbeat_misses), which is how late a hang of a task dispatched while this thread slept is
-// noticed at worst. An idle pool wakes at most that often (docs/pool.md, "Idle").
+// earliest real deadline, and, while tasks were dispatched within the last hang bound
+// (heartbeat_interval x heartbeat_misses), at least once per hang bound too, which is how late
+// a hang of a task dispatched while this thread slept is noticed at worst. Idle for longer, it
+// sleeps until a real deadline: a dispatch to an idle worker then wakes it if it would sleep
+// past that task's hang bound (start_dispatch_locked), one kick per idle period
+// (docs/pool.md, "Idle").
 Clock::time_point PoolCore::timers_locked(Clock::time_point now) {
-  Clock::time_point next = now + options_.heartbeat_interval * options_.heartbeat_misses;
+  const auto hang_bound = options_.heartbeat_interval * options_.heartbeat_misses;
+  Clock::time_point next =
+      now - last_dispatch_ < hang_bound ? now + hang_bound : Clock::time_point::max();
   if (stopping_ && now >= shutdown_deadline_) {
     // Grace over: what is still queued fails; what is running is cut off by the stops below.
     queue_.drain([&](std::uint32_t index) {

@@ -2,6 +2,7 @@
 // need. Counted as the kernel counts it, in voluntary context switches (/proc/.../status), over
 // two seconds of idleness: the window is the measurement, not a wait for an event.
 #include <gtest/gtest.h>
+#include <signal.h>  // kill, SIGSTOP, SIGCONT
 
 #include <chrono>      // durations
 #include <filesystem>  // /proc/<pid>/task
@@ -10,7 +11,7 @@
 #include <string>      // std::string
 #include <thread>      // std::this_thread::sleep_for
 
-#include "pool_test_support.hpp"  // value_of, poll_until
+#include "pool_test_support.hpp"  // value_of, poll_until, outcome_of
 #include "procpool/pool.hpp"
 #include "test_workers.hpp"  // small_pool
 
@@ -73,10 +74,35 @@ TEST(PoolIdle, AnIdlePoolsThreadsSleep) {
   const long long start = count();
   std::this_thread::sleep_for(2s);
   const long long woken = count() - start;
-  // The supervisor thread wakes once per hang bound (heartbeat_interval x heartbeat_misses,
-  // 500 ms by default): 4 times here, plus slack for one stray wake-up per thread. Before,
-  // every thread woke each heartbeat interval: about 100 times.
-  EXPECT_LE(woken, 4 + static_cast<long long>(watched.size())) << watched.size() << " threads";
+  // The supervisor thread looks once more a hang bound (heartbeat_interval x heartbeat_misses,
+  // 500 ms by default) after the last dispatch, then sleeps until a real deadline: none here.
+  // Slack for one stray wake-up per thread. Before, every thread woke each heartbeat interval
+  // (about 100 times), and later the supervisor thread once per hang bound (4 times).
+  EXPECT_LE(woken, static_cast<long long>(watched.size())) << watched.size() << " threads";
+}
+
+// The other half of sleeping until a real deadline: a task dispatched after the pool was idle
+// for several hang bounds, while the supervisor thread sleeps with no deadline, still has its
+// hang noticed. The worker is frozen (SIGSTOP) mid-task: if nothing looked at its heartbeat,
+// the task would never be answered and the bounded wait below would fail the test.
+TEST(PoolIdle, AHangAfterALongIdleIsStillNoticed) {
+  Pool pool(small_pool("crashy", 1));
+  auto warm = pool.submit("echo", "warm");
+  EXPECT_EQ(value_of(warm), "warm");
+  const int worker = pool.metrics().workers.at(0).pid;
+  std::this_thread::sleep_for(1500ms);  // idle: three hang bounds of the default options
+  auto task = pool.submit("sleep", "2000");
+  ASSERT_TRUE(poll_until([&] { return pool.metrics().running == 1; }));
+  struct Thaw {
+    int pid;
+    ~Thaw() { ::kill(pid, SIGCONT); }
+  } thaw{worker};
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  // Killed as hung, then answered by its retry or failed: either way, answered.
+  const Outcome out = outcome_of(task, 20s);
+  EXPECT_TRUE(out.value || out.error) << out.describe();
+  EXPECT_GE(pool.metrics().restarts, 1u) << out.describe();
+  EXPECT_NE(pool.metrics().workers.at(0).pid, worker);
 }
 
 }  // namespace
