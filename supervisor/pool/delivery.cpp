@@ -116,6 +116,7 @@ bool PoolCore::await(FutureSignal& signal,
     if ((i & 3) == 0) {
       std::unique_lock lock(mu_, std::try_to_lock);
       if (lock.owns_lock()) {
+        caller_turn_locked();
         drain_all_locked();
         dispatch_locked();
         publish_all_locked();
@@ -154,6 +155,7 @@ void PoolCore::wait_idle() {
     return running_ == 0 && queue_.empty() && deliveries_.empty() && in_delivery_ == 0;
   };
   while (!idle() && answers_soon_locked() && Clock::now() < spin_until) {
+    caller_turn_locked();
     drain_all_locked();
     dispatch_locked();
     publish_all_locked();

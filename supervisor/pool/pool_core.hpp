@@ -1,6 +1,8 @@
 #pragma once
 
 #include <atomic>              // pollers
+#include <sys/epoll.h>  // epoll_event
+
 #include <condition_variable>  // state changes
 #include <cstdint>             // ids
 #include <memory>              // std::enable_shared_from_this
@@ -49,6 +51,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   static constexpr std::chrono::nanoseconds kLongTask = AdaptiveDepth::kLongTask;
   // See charged_task_locked.
   static constexpr std::uint32_t kMaxUnchargedDeaths = 3;
+  // The supervisor thread's nap while callers drive (see caller_turns_): a caller that stops
+  // (a submitter waiting on its own for callbacks) has its results drained after about this.
+  static constexpr std::chrono::microseconds kCallerNap{50};
 
   explicit PoolCore(PoolOptions options);
   ~PoolCore();
@@ -157,6 +162,18 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
 
   // supervisor_loop.cpp: the supervisor thread.
   void run_loop();
+  static constexpr int kMaxEvents = 64;
+  // Sleeps kCallerNap in epoll without announcing on any ring (the callers drain them), so an
+  // exit, a kick or output still wakes it; reads the output of what came. Returns the count.
+  int nap(epoll_event* events);
+  void read_event_outputs(const epoll_event* events, int count);  // without mu_
+  void handle_events_locked(const epoll_event* events, int count);
+  // A thread in the pool's API that works the rings under mu_ (submit, get, wait_idle) counts
+  // a turn; see caller_turns_.
+  void caller_turn_locked() noexcept {
+    caller_turns_.store(caller_turns_.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  }
   // worker_spawn.cpp
   void spawn_locked(WorkerSlot& slot);
   // `code`: the errno of the failed system call, 0 if none applies.
@@ -262,6 +279,12 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // Threads spinning on result rings (in get()/wait_idle()). While any does, the supervisor
   // thread does not ask workers to ring the doorbell, so results are not announced twice.
   std::atomic<int> pollers_{0};
+  // Turns callers took (caller_turn_locked; written under mu_, read without it). While they
+  // keep taking them, results are drained by the callers themselves, and the supervisor thread
+  // steps aside: it naps (kCallerNap) instead of spinning and taking mu_, which with more
+  // runnable threads than CPUs took a CPU from the caller and, preempted while holding mu_,
+  // put the caller to sleep on it (docs/pool.md, "Waiting").
+  std::atomic<std::uint32_t> caller_turns_{0};
 
   std::vector<EventCount*> announced_;  // the supervisor thread's, reused per sleep
   // Reaped workers' output captures, finished by the supervisor thread outside mu_.

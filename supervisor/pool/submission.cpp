@@ -71,6 +71,9 @@ void PoolCore::submit(std::string_view handler, std::string_view payload,
   auto lock = spin_locked(mu_);
   std::uint32_t handler_id = 0;
   if (admit_locked(lock, handler, payload, options, completion, handler_id)) {
+    // Answers that are in go out with this call (deliver() below), not through another thread.
+    caller_turn_locked();
+    drain_all_locked();
     const auto now = Clock::now();
     const std::uint64_t id =
         tasks_[submit_locked(handler_id, payload, options, std::move(completion), now)].id;
@@ -116,6 +119,8 @@ void PoolCore::submit_batch(std::string_view handler, std::span<const std::strin
     }
   } unmade{batch, payloads.size(), made};
   auto lock = spin_locked(mu_);
+  caller_turn_locked();
+  drain_all_locked();
   // What admit_locked checks for the whole batch (the pool's state, the handler) is checked
   // once; each task then only needs its size and queue room checked, and anything unusual (or a
   // wait for room, after which the pool may be stopping) goes through admit_locked itself.

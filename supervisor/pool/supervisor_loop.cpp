@@ -3,7 +3,8 @@
 #include <pthread.h>    // pthread_sigmask
 #include <sched.h>      // sched_yield
 #include <signal.h>     // SIGPIPE
-#include <sys/epoll.h>  // epoll_wait
+#include <sys/epoll.h>  // epoll_wait, epoll_pwait2
+#include <time.h>       // timespec
 
 #include <algorithm>  // std::min
 #include <chrono>     // durations
@@ -17,6 +18,9 @@ using std::chrono::milliseconds;
 
 // Whatever the timers say, the longest the thread sleeps (an epoll timeout is an int of ms).
 constexpr milliseconds kLongestSleep = std::chrono::hours(1);
+// How long the thread steps aside for callers at most before it takes mu_ for a full pass
+// (the timers, deadlines other threads set, the autoscaler), whatever the callers do.
+constexpr std::chrono::microseconds kAsideBound{2000};
 
 void PoolCore::run_loop() {
   // The output sinks write to fds that may be pipes whose reader is gone (the host's stderr,
@@ -31,10 +35,11 @@ void PoolCore::run_loop() {
     spawn_locked(slots_[i]);
     if (failure_) break;
   }
-  epoll_event events[64];
+  epoll_event events[kMaxEvents];
   Clock::time_point spin_until{};
   while (true) {
     const auto now = Clock::now();
+    const std::uint32_t turns_at_top = caller_turns_.load(std::memory_order_relaxed);
     drain_all_locked();
     const Clock::time_point next_timer = std::min(timers_locked(now), autoscale_locked(now));
     dispatch_locked();
@@ -48,15 +53,18 @@ void PoolCore::run_loop() {
       for (const WorkerSlot& slot : slots_) backoff |= slot.state() == State::kBackoff;
       if (!backoff) break;
     }
+    // A caller that took mu_ while this pass had it released (deliver) is driving the pool.
+    std::uint32_t seen_turns = turns_at_top;
     if (had_deliveries) {
       spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
-      continue;
+      if (caller_turns_.load(std::memory_order_relaxed) == seen_turns) continue;
     }
 
     // Decide how to sleep. While tasks are on board and results are flowing, spin a little on
-    // the rings (cheaper than a doorbell and a wake-up per batch).
+    // the rings (cheaper than a doorbell and a wake-up per batch), or step aside for callers.
     const bool busy = running_ != 0 && answers_soon_locked();
     if (busy && Clock::now() < spin_until && pollers_.load(std::memory_order_acquire) == 0) {
+      const Clock::time_point aside_until = std::min(next_timer, Clock::now() + kAsideBound);
       lock.unlock();
       // Never sleeps on the mutex here: a submitter or a waiter holding it is working the
       // rings meanwhile, and a sleeper would cost it a futex wake at its unlock. Only once the
@@ -64,7 +72,20 @@ void PoolCore::run_loop() {
       // While another thread holds it, the CPU goes to whoever else can run (the workers, the
       // submitter): there are often more of them than CPUs.
       bool held_elsewhere = false;
+      int count = 0;
       do {
+        const std::uint32_t turns = caller_turns_.load(std::memory_order_relaxed);
+        if (turns != seen_turns && Clock::now() < aside_until) {
+          // A caller took mu_ since this thread last looked: nap rather than spin, then one
+          // try for mu_ (the while below). A pass per nap hands the callers' undrained answers
+          // out within a nap of their stopping, and leaves them mu_ and the CPU the rest of it.
+          seen_turns = turns;
+          count = nap(events);
+          if (count != 0) break;  // an exit, a kick, output: handled below
+          spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
+          held_elsewhere = false;
+          continue;
+        }
         if (held_elsewhere) {
           ::sched_yield();
         } else {
@@ -73,6 +94,7 @@ void PoolCore::run_loop() {
         held_elsewhere = true;
       } while (!lock.try_lock() && Clock::now() < spin_until);
       if (!lock.owns_lock()) lock.lock();
+      if (count > 0) handle_events_locked(events, count);
       continue;
     }
     // Deadlines other threads set after the timers were computed (deliver() and the event
@@ -119,43 +141,14 @@ void PoolCore::run_loop() {
       planned_wake_ = Clock::now() + timeout;
       lock.unlock();
       close_outputs();
-      count = ::epoll_wait(epoll_fd_.get(), events, 64, static_cast<int>(timeout.count()));
-      // The workers' output first, still without mu_ (the sinks run outside it), and before
-      // an exit in the same batch is handled, so the crash report has the last words.
-      for (int i = 0; i < count; ++i) {
-        const std::uint64_t kind = events[i].data.u64 & kEpollKindMask;
-        const auto slot_index = static_cast<std::size_t>(events[i].data.u64 & 0xFFFFFFFFu);
-        if ((kind == kEpollStdout || kind == kEpollStderr || kind == kEpollPidfd) &&
-            slot_index < slots_.size()) {
-          read_outputs(slots_[slot_index]);
-        }
-      }
+      count = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, static_cast<int>(timeout.count()));
+      read_event_outputs(events, count);
       lock.lock();
       planned_wake_ = Clock::time_point::min();
     }
     for (EventCount* event : announced) event->cancel_wait();
     spin_until = Clock::now() + WaitPolicy::kDefaultSpin;
-    for (int i = 0; i < count; ++i) {
-      const std::uint64_t tag = events[i].data.u64;
-      const auto slot_index = static_cast<std::size_t>(tag & 0xFFFFFFFFu);
-      switch (tag & kEpollKindMask) {
-        case kEpollDoorbell:
-          if (slot_index < slots_.size()) doorbell_locked(slots_[slot_index]);
-          break;
-        case kEpollKick:
-          drain_eventfd(kick_fd_.get());
-          break;
-        case kEpollStdout:
-        case kEpollStderr:
-          break;  // read above
-        case kEpollPidfd:
-          if (slot_index < slots_.size() && slots_[slot_index].process.has_process()) {
-            drain_all_locked();  // results published before the exit still count
-            reap(slots_[slot_index]);
-          }
-          break;
-      }
-    }
+    handle_events_locked(events, count);
   }
   // Whatever is left (the grace ran out) fails; the workers are gone.
   queue_.drain([&](std::uint32_t index) {
@@ -168,6 +161,50 @@ void PoolCore::run_loop() {
   stopped_ = true;
   changed_.notify_all();
   deliver(lock);
+}
+
+int PoolCore::nap(epoll_event* events) {
+  const timespec nap{0, std::chrono::nanoseconds(kCallerNap).count()};
+  const int count = ::epoll_pwait2(epoll_fd_.get(), events, kMaxEvents, &nap, nullptr);
+  read_event_outputs(events, count);
+  return count < 0 ? 0 : count;
+}
+
+void PoolCore::read_event_outputs(const epoll_event* events, int count) {
+  // The workers' output first, still without mu_ (the sinks run outside it), and before an
+  // exit in the same batch is handled, so the crash report has the last words.
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t kind = events[i].data.u64 & kEpollKindMask;
+    const auto slot_index = static_cast<std::size_t>(events[i].data.u64 & 0xFFFFFFFFu);
+    if ((kind == kEpollStdout || kind == kEpollStderr || kind == kEpollPidfd) &&
+        slot_index < slots_.size()) {
+      read_outputs(slots_[slot_index]);
+    }
+  }
+}
+
+void PoolCore::handle_events_locked(const epoll_event* events, int count) {
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t tag = events[i].data.u64;
+    const auto slot_index = static_cast<std::size_t>(tag & 0xFFFFFFFFu);
+    switch (tag & kEpollKindMask) {
+      case kEpollDoorbell:
+        if (slot_index < slots_.size()) doorbell_locked(slots_[slot_index]);
+        break;
+      case kEpollKick:
+        drain_eventfd(kick_fd_.get());
+        break;
+      case kEpollStdout:
+      case kEpollStderr:
+        break;  // read by read_event_outputs
+      case kEpollPidfd:
+        if (slot_index < slots_.size() && slots_[slot_index].process.has_process()) {
+          drain_all_locked();  // results published before the exit still count
+          reap(slots_[slot_index]);
+        }
+        break;
+    }
+  }
 }
 
 }  // namespace procpool::detail
