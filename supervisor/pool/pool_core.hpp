@@ -1,7 +1,7 @@
 #pragma once
 
-#include <atomic>              // pollers
 #include <sys/epoll.h>  // epoll_event
+#include <atomic>       // pollers
 
 #include <condition_variable>  // state changes
 #include <cstdint>             // ids

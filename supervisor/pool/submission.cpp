@@ -147,11 +147,20 @@ void PoolCore::submit_batch(std::string_view handler, std::span<const std::strin
     if (options.cancel && !options.cancel->attach(weak_from_this(), tasks_[index].id)) {
       cancel_locked(tasks_[index].id);
     }
-    // Keep the workers busy while the batch is still being queued.
+    // Keep the workers busy while the batch is still being queued, and hand their answers out
+    // as they come: a long batch otherwise holds mu_ (so the supervisor thread off the rings)
+    // until its end, and its first answers wait for its last submission.
     if ((i & 63) == 63) {
       now = Clock::now();
+      drain_all_locked();
       dispatch_locked(now);
       publish_all_locked();
+      if ((i & 1023) == 1023 && !deliveries_.empty()) {
+        deliver(lock);  // mu_ released meanwhile: what was checked once is checked again
+        caller_turn_locked();
+        plain = plain && !failure_ && accepting_;
+        now = Clock::now();
+      }
     }
   }
   dispatch_locked(Clock::now());

@@ -7,12 +7,14 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>    // durations
-#include <memory>    // std::shared_ptr
-#include <mutex>     // std::mutex
-#include <optional>  // outcomes
-#include <string>    // payloads
-#include <vector>    // outcomes
+#include <algorithm>  // std::min
+#include <atomic>     // the first callback
+#include <chrono>     // durations
+#include <memory>     // std::shared_ptr
+#include <mutex>      // std::mutex
+#include <optional>   // outcomes
+#include <string>     // payloads
+#include <vector>     // outcomes
 
 #include "pool_fixtures.hpp"
 #include "pool_test_support.hpp"  // Callbacks, BlockedPool, watchdog
@@ -144,6 +146,36 @@ TEST_F(PoolBasic, BatchCallableIsDestroyedOnceAfterItsLastTask) {
   });
   EXPECT_EQ(refused.total(), payloads.size());
   EXPECT_EQ(token.use_count(), 1);
+}
+
+// A long batch hands answers out while it is still being submitted (mu_ released between
+// runs), so the pool may change under it: here the first callback shuts the pool down. Every
+// task is called back once, and from the first one refused on, every later one is refused too
+// (ShuttingDown); those before it ran. (How many run depends on timing; the order does not.)
+TEST_F(PoolBasic, BatchCutShortByAShutdownMidwayRefusesTheRestInOrder) {
+  Pool pool(small_pool("echo", 2));
+  std::vector<std::string> inputs(20000, "x");
+  const std::vector<std::string_view> payloads(inputs.begin(), inputs.end());
+  BatchOutcomes out(payloads.size());
+  std::atomic<bool> stopped{false};
+  auto record = out.callback();
+  pool.submit_batch("echo", payloads, {}, [&](std::size_t index, const TaskOutcome& o) {
+    if (!stopped.exchange(true)) pool.shutdown();  // from a callback: returns at once
+    record(index, o);
+  });
+  out.done.wait_for(payloads.size());
+  std::size_t first_refused = payloads.size();
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    ASSERT_EQ(out.calls[i], 1) << i;
+    if (out.kinds[i]) {
+      ASSERT_EQ(*out.kinds[i], TaskError::Kind::ShuttingDown) << i;
+      first_refused = std::min(first_refused, i);
+    } else {
+      ASSERT_EQ(out.values[i].value_or(""), "x") << i;
+      ASSERT_LT(i, first_refused) << "task " << i << " ran after task " << first_refused
+                                  << " was refused";
+    }
+  }
 }
 
 }  // namespace

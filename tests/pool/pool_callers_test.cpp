@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>  // kill, SIGSTOP, SIGCONT, SIGKILL
 
-#include <atomic>   // callback counts
-#include <chrono>   // durations
-#include <string>   // payloads
-#include <vector>   // payloads
+#include <atomic>  // callback counts
+#include <chrono>  // durations
+#include <string>  // payloads
+#include <vector>  // payloads
 
 #include "pool_test_support.hpp"  // Callbacks, outcome_of, poll_until, kBound
 #include "procpool/pool.hpp"
@@ -23,9 +23,10 @@ using Clock = std::chrono::steady_clock;
 // Keeps a caller driving the pool with tiny tasks (echo, with callbacks): each submit works the
 // rings under the pool's lock, and it never waits in the pool (a wait would kick the supervisor
 // thread awake), nor pauses while fewer than kMaxOutstanding are unanswered (a pause is a hand-
-// over to the supervisor thread, which would hide what it does while callers drive). Runs until `done()` or `bound`; returns whether
-// done() held, once every echo it submitted was answered. An echo answers its own key, or
-// fails WorkerCrashed if it was on a worker that died (counted in `crashed`).
+// over to the supervisor thread, which would hide what it does while callers drive). Runs until
+// `done()` or `bound`; returns whether done() held, once every echo it submitted was answered. An
+// echo answers its own key, or fails WorkerCrashed if it was on a worker that died (counted in
+// `crashed`).
 constexpr std::size_t kMaxOutstanding = 65536;
 
 template <class Done>
@@ -84,7 +85,8 @@ TEST(PoolCallers, AHangIsNoticedWhileACallerKeepsThePoolBusy) {
   std::atomic<bool> done{false};
   task.then([&done](Future<std::string>) { done = true; });
   std::size_t echoes = 0, crashed = 0;
-  const bool answered = drive_until(pool, [&] { return done.load(); }, 10s, echoes, crashed);
+  const bool answered = drive_until(
+      pool, [&] { return done.load(); }, 10s, echoes, crashed);
   ASSERT_TRUE(answered) << "the frozen worker's task was not answered while a caller drove "
                         << "the pool (" << echoes << " echoes ran meanwhile)";
   EXPECT_GE(pool.metrics().restarts, 1u);
