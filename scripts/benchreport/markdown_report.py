@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from .figures import sorted_figures
 from .formatting import thousands
@@ -53,6 +54,13 @@ def write_markdown(path, figures, notes, args, png_rel, chart_note, extra_versio
     md.append(md_table(["target", "ratio / value", "wanted", "status", "figures"],
                        [list(t) for t in targets_issue12(figures)], "lrrll"))
     md.append("")
+    # The missed targets' profiles, written by hand (docs/benchmarks-analysis.md): kept across
+    # runs, so it says which run it was measured against.
+    analysis = os.path.join(args.root, "docs", "benchmarks-analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis, encoding="utf-8") as f:
+            md.extend(line.rstrip("\n") for line in f)
+        md.append("")
 
     md.append("## Medians and procpool / peer ratios")
     md.append("")
