@@ -37,3 +37,8 @@ else
   echo "demo.sh: the output is not what it should be" >&2
   exit 1
 fi
+
+echo
+echo "==== procpool check: the sample daemon config (docs/examples/procpool.toml) ===="
+echo "\$ procpool check docs/examples/procpool.toml"
+PATH="$PWD/$workers:$PATH" "$procpool" check docs/examples/procpool.toml | sed 's/^/  /'

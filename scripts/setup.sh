@@ -28,6 +28,8 @@ packages=(
   libboost-filesystem1.81-dev
   libboost-json1.81-dev
   libboost-program-options1.81-dev
+  # procpool run / check: the config file (toml++, linked through pkg-config)
+  libtomlplusplus-dev
   libgtest-dev
   libgmock-dev
   libbenchmark-dev

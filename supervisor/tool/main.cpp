@@ -17,6 +17,7 @@
 
 #include <boost/program_options.hpp>  // the options before the command
 
+#include "check/check_command.hpp"
 #include "common/command.hpp"
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
@@ -35,6 +36,8 @@ constexpr Command kCommands[] = {
      procpool::tool::run_map_command},
     {"supervise", "keep one program running: restarts with backoff, readiness, watchdog, logs",
      procpool::tool::run_supervise_command},
+    {"check", "validate a config file ([[program]] and [[pool]] sections); starts nothing",
+     procpool::tool::run_check_command},
 };
 
 constexpr std::string_view kProgram = "procpool";

@@ -67,7 +67,17 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> envp;
-  for (char** entry = environ; *entry != nullptr; ++entry) envp.push_back(*entry);
+  // An entry of options.env replaces the inherited variable of its name (getenv reads the first).
+  auto overridden = [&](std::string_view entry) {
+    const std::string_view name = entry.substr(0, entry.find('='));
+    for (const std::string& ours : options.env) {
+      if (std::string_view(ours).substr(0, ours.find('=')) == name) return true;
+    }
+    return false;
+  };
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (!overridden(*entry)) envp.push_back(*entry);
+  }
   for (std::string& entry : options.env) envp.push_back(entry.data());
   envp.push_back(nullptr);
   pid_t pid = -1;

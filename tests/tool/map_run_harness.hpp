@@ -69,7 +69,8 @@ struct RunOptions {
   // reused): what a test does to the process in between.
   std::function<void(pid_t)> on_started;
   std::function<void()> before_reap;
-  // "NAME=VALUE" entries added to procpool's environment (which its workers inherit).
+  // "NAME=VALUE" entries added to procpool's environment (which its workers inherit), each
+  // replacing an inherited variable of its name.
   std::vector<std::string> env;
 };
 
