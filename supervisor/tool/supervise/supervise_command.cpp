@@ -16,12 +16,12 @@
 
 #include "common/duration.hpp"
 #include "common/error_stream.hpp"  // write_all
+#include "common/event_reporter.hpp"
 #include "common/interrupt_signals.hpp"
 #include "common/text_format.hpp"
 #include "procpool/supervisor.hpp"
 #include "procpool/unique_fd.hpp"
 #include "supervise/command_path.hpp"
-#include "supervise/event_reporter.hpp"
 #include "supervise/supervise_options.hpp"
 
 namespace procpool::tool {
@@ -113,8 +113,9 @@ int run_supervise_command(std::span<char* const> args, const CommandContext&) {
     write_line("eventfd: " + errno_text(errno));
     return kExitFailed;
   }
-  EventReporter reporter(STDERR_FILENO, options->quiet, spec.readiness != ReadinessMode::Started,
-                         spec.restart_mode);
+  EventReporter reporter(STDERR_FILENO, "procpool supervise: ", options->quiet,
+                         EventReporter::Settings::CommandLine);
+  reporter.add_program(spec.name, spec.readiness != ReadinessMode::Started, spec.restart_mode);
   std::optional<InterruptSignals> signals;
   std::optional<Supervisor> supervisor;  // after the reporter and wake: its events use them
   const std::string name = spec.name;

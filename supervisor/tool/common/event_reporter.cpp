@@ -1,4 +1,4 @@
-#include "supervise/event_reporter.hpp"
+#include "common/event_reporter.hpp"
 
 #include <chrono>  // the write deadline
 #include <cstdio>  // std::snprintf
@@ -9,7 +9,6 @@
 namespace procpool::tool {
 namespace {
 
-constexpr std::string_view kPrefix = "procpool supervise: ";
 // Lines are written on the Supervisor's thread: a reader of our stderr that stops reading may
 // cost its lines, never the supervision (restarts, stops, watchdogs) behind them.
 constexpr std::chrono::milliseconds kWriteDeadline{1000};
@@ -32,13 +31,19 @@ std::string describe_exit(const ExitReport& exit) {
   return out;
 }
 
+void EventReporter::add_program(const std::string& program, bool show_ready,
+                                RestartMode restart_mode) {
+  const std::lock_guard lock(mutex_);
+  programs_[program] = Program{show_ready, restart_mode};
+}
+
 void EventReporter::message(std::string_view text) {
   const std::lock_guard lock(mutex_);
   write_line_locked(std::string(text));
 }
 
 void EventReporter::write_line_locked(const std::string& text) {
-  std::string line(kPrefix);
+  std::string line(prefix_);
   line.append(text).push_back('\n');
   (void)write_all(fd_, line.data(), line.size(),  // nowhere to report a failure
                   std::chrono::steady_clock::now() + kWriteDeadline);
@@ -51,6 +56,15 @@ void EventReporter::flush_pending_locked(const std::string& name) {
   pending_.erase(found);
 }
 
+std::string EventReporter::setting(std::string_view option, std::string_view value) const {
+  if (settings_ == Settings::CommandLine) {
+    return "--" + std::string(option) + (value.empty() ? "" : " " + std::string(value));
+  }
+  std::string key(option);
+  for (char& c : key) c = c == '-' ? '_' : c;  // the config file's spelling
+  return value.empty() ? key : key + " = \"" + std::string(value) + "\"";
+}
+
 std::string EventReporter::why_stopped(const SupervisorEvent& event) const {
   const auto found = pending_.find(event.name);
   if (found == pending_.end()) return "stopped";  // during a backoff
@@ -59,15 +73,18 @@ std::string EventReporter::why_stopped(const SupervisorEvent& event) const {
   // Only give_up_after leaves an instance stopped after a failed start.
   if (!exit)
     return "giving up after " + std::to_string(event.broken_in_a_row) +
-           " broken starts in a row (--give-up-after)";
+           " broken starts in a row (" + setting("give-up-after", "") + ")";
   const ExitReport& report = *exit;
-  if (restart_mode_ == RestartMode::Never) return "not restarted (--restart never)";
-  if (restart_mode_ == RestartMode::OnFailure && !report.signaled && report.exit_code == 0 &&
+  const auto found_program = programs_.find(event.program);
+  const RestartMode mode =
+      found_program != programs_.end() ? found_program->second.restart_mode : RestartMode::Always;
+  if (mode == RestartMode::Never) return "not restarted (" + setting("restart", "never") + ")";
+  if (mode == RestartMode::OnFailure && !report.signaled && report.exit_code == 0 &&
       report.killed_by == KillReason::None) {
-    return "not restarted (--restart on-failure)";
+    return "not restarted (" + setting("restart", "on-failure") + ")";
   }
-  return "giving up after " + std::to_string(event.broken_in_a_row) +
-         " broken starts in a row (--give-up-after)";
+  return "giving up after " + std::to_string(event.broken_in_a_row) + " broken starts in a row (" +
+         setting("give-up-after", "") + ")";
 }
 
 void EventReporter::on_event(const SupervisorEvent& event) {
@@ -90,7 +107,10 @@ void EventReporter::on_event(const SupervisorEvent& event) {
       break;
     case Kind::Ready:
       flush_pending_locked(name);
-      if (show_ready_) write_line_locked(name + " ready");
+      if (const auto found = programs_.find(event.program);
+          found != programs_.end() && found->second.show_ready) {
+        write_line_locked(name + " ready");
+      }
       break;
     case Kind::Exited:
       flush_pending_locked(name);
