@@ -2,7 +2,9 @@
 # Builds procpool (release preset) and runs its main job, `procpool map`, on built-in sample input:
 #   1. fib(25) .. fib(40) (naive recursion) by a pool of fib worker processes, in input order;
 #   2. a million lines through the increment worker, output checked, with the --stats summary
-#      (tasks, failed, retried, restarts, lines/s).
+#      (tasks, failed, retried, restarts, lines/s);
+#   3. the sample daemon config (docs/examples/procpool.toml): checked, then run as a daemon,
+#      its status printed, and shut down.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,3 +44,23 @@ echo
 echo "==== procpool check: the sample daemon config (docs/examples/procpool.toml) ===="
 echo "\$ procpool check docs/examples/procpool.toml"
 PATH="$PWD/$workers:$PATH" "$procpool" check docs/examples/procpool.toml | sed 's/^/  /'
+
+echo
+echo "==== procpool run: the same config as a daemon, asked and stopped over its socket ===="
+socket="$tmp/procpool.sock"
+echo "\$ procpool run docs/examples/procpool.toml &"
+PATH="$PWD/$workers:$PATH" "$procpool" run --socket "$socket" docs/examples/procpool.toml \
+  2>"$tmp/daemon.log" &
+daemon=$!
+# Until every program is ready (bounded: 10 s).
+for _ in $(seq 100); do
+  grep -q 'every program is ready' "$tmp/daemon.log" 2>/dev/null && break
+  sleep 0.1
+done
+echo "\$ procpool status"
+"$procpool" status --socket "$socket" | sed 's/^/  /'
+echo "\$ procpool shutdown"
+"$procpool" shutdown --socket "$socket"
+wait "$daemon"
+echo "  the daemon's log:"
+sed 's/^/  /' "$tmp/daemon.log"

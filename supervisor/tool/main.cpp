@@ -22,6 +22,9 @@
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
 #include "map/map_command.hpp"
+#include "run/run_command.hpp"
+#include "shutdown/shutdown_command.hpp"
+#include "status/status_command.hpp"
 #include "supervise/supervise_command.hpp"
 
 namespace {
@@ -38,6 +41,11 @@ constexpr Command kCommands[] = {
      procpool::tool::run_supervise_command},
     {"check", "validate a config file ([[program]] and [[pool]] sections); starts nothing",
      procpool::tool::run_check_command},
+    {"run", "the daemon: run a config file's programs and pools until shutdown",
+     procpool::tool::run_run_command},
+    {"status", "what the daemon runs: per instance and per pool",
+     procpool::tool::run_status_command},
+    {"shutdown", "stop the daemon and everything it runs", procpool::tool::run_shutdown_command},
 };
 
 constexpr std::string_view kProgram = "procpool";

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <pthread.h>  // pthread_sigmask
+#include <signal.h>   // sigset_t
+
 // SIGINT and SIGTERM for the procpool tool: the handler only counts the signal, remembers the
 // first one, and writes a byte to a self-pipe; the main thread polls the pipe with its other
 // fds and acts on the count (see map/map_command.cpp: the first signal stops the run gracefully,
@@ -50,6 +53,25 @@ class InterruptSignals {
     BlockingWrite(const BlockingWrite&) = delete;
     BlockingWrite& operator=(const BlockingWrite&) = delete;
   };
+};
+
+// SIGINT and SIGTERM blocked on the calling thread while it lives, so that the threads started
+// meanwhile (the Supervisor's) inherit the mask and never run the handler.
+class InterruptSignalsBlocked {
+ public:
+  InterruptSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~InterruptSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  InterruptSignalsBlocked(const InterruptSignalsBlocked&) = delete;
+  InterruptSignalsBlocked& operator=(const InterruptSignalsBlocked&) = delete;
+
+ private:
+  sigset_t previous_;
 };
 
 // "SIGINT", "SIGTERM", "SIGHUP" ... (sigabbrev_np), or "signal N" for a number it has no name for.

@@ -36,25 +36,6 @@ void write_line(std::string_view text) {
   (void)write_all(STDERR_FILENO, line.data(), line.size());
 }
 
-// SIGINT and SIGTERM blocked on the calling thread while it lives, so that the threads started
-// meanwhile (the Supervisor's) inherit the mask and never run the handler.
-class InterruptSignalsBlocked {
- public:
-  InterruptSignalsBlocked() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    ::pthread_sigmask(SIG_BLOCK, &set, &previous_);
-  }
-  ~InterruptSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
-  InterruptSignalsBlocked(const InterruptSignalsBlocked&) = delete;
-  InterruptSignalsBlocked& operator=(const InterruptSignalsBlocked&) = delete;
-
- private:
-  sigset_t previous_;
-};
-
 // The status once every instance has stopped for good on its own.
 int exit_status_of(const std::vector<ProcessStatus>& statuses) {
   if (statuses.size() == 1) {

@@ -1,0 +1,53 @@
+#include "run/control_protocol.hpp"
+
+#include <boost/json.hpp>
+
+namespace procpool::tool {
+
+std::optional<ControlRequest> parse_request(std::string_view line, std::string& error) {
+  boost::system::error_code code;
+  const boost::json::value value = boost::json::parse(line, code);
+  if (code) {
+    error = "malformed request: " + code.message() + " (one JSON object per line)";
+    return std::nullopt;
+  }
+  const boost::json::object* object = value.if_object();
+  if (object == nullptr) {
+    error = "malformed request: not a JSON object";
+    return std::nullopt;
+  }
+  const boost::json::value* cmd = object->if_contains("cmd");
+  if (cmd == nullptr || !cmd->is_string()) {
+    error = "malformed request: no \"cmd\" string";
+    return std::nullopt;
+  }
+  ControlRequest request;
+  const std::string_view command(cmd->get_string());
+  if (command == "status") {
+    request.command = ControlRequest::Command::Status;
+  } else if (command == "shutdown") {
+    request.command = ControlRequest::Command::Shutdown;
+  } else {
+    error = "unknown command '" + std::string(command) + "' (status, shutdown)";
+    return std::nullopt;
+  }
+  for (const auto& [key, field] : *object) {
+    if (key == "cmd") continue;
+    if (key == "name" && request.command == ControlRequest::Command::Status && field.is_string()) {
+      request.name = std::string(field.get_string());
+      continue;
+    }
+    error = "unexpected field '" + std::string(key) + "' in a " + std::string(command) + " request";
+    return std::nullopt;
+  }
+  return request;
+}
+
+std::string error_reply(std::string_view message) {
+  boost::json::object reply;
+  reply["ok"] = false;
+  reply["error"] = message;
+  return boost::json::serialize(reply) + "\n";
+}
+
+}  // namespace procpool::tool

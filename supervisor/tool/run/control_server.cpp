@@ -1,0 +1,88 @@
+#include "run/control_server.hpp"
+
+#include <sys/socket.h>  // accept4, getsockopt, SO_PEERCRED
+#include <unistd.h>      // read, getuid
+
+#include <cerrno>  // errno
+#include <chrono>  // the reply deadline
+
+#include "common/error_stream.hpp"  // write_all
+#include "run/control_protocol.hpp"
+
+namespace procpool::tool {
+namespace {
+
+// A client that does not take its reply within this long is dropped.
+constexpr std::chrono::milliseconds kReplyDeadline{1000};
+// Clients served at once; more wait in the listen backlog.
+constexpr std::size_t kMaxClients = 64;
+
+}  // namespace
+
+ControlServer::ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle)
+    : listen_fd_(listen_fd), handle_(std::move(handle)) {}
+
+void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
+  fds.push_back({clients_.size() < kMaxClients ? listen_fd_ : -1, POLLIN, 0});
+  for (const Client& client : clients_) fds.push_back({client.fd.get(), POLLIN, 0});
+}
+
+void ControlServer::serve(const std::vector<pollfd>& fds, std::size_t first) {
+  const bool listening = fds[first].revents != 0;
+  // Clients in the order add_poll_fds listed them; dropped ones leave the list afterwards.
+  std::vector<bool> keep(clients_.size(), true);
+  for (std::size_t i = 0; i < clients_.size(); ++i) {
+    if (fds[first + 1 + i].revents != 0) keep[i] = serve_client(clients_[i]);
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < clients_.size(); ++i) {
+    if (keep[i]) clients_[kept++] = std::move(clients_[i]);
+  }
+  clients_.resize(kept);
+  if (listening) accept_clients();
+}
+
+void ControlServer::accept_clients() {
+  while (clients_.size() < kMaxClients) {
+    UniqueFd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) return;  // EAGAIN: none left (or a transient error: the next poll retries)
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
+        peer.uid != ::getuid()) {
+      Client refused{std::move(fd), {}};
+      (void)reply(refused, error_reply("permission denied: the control socket serves uid " +
+                                       std::to_string(::getuid()) + " only"));
+      continue;
+    }
+    clients_.push_back(Client{std::move(fd), {}});
+  }
+}
+
+bool ControlServer::serve_client(Client& client) {
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(client.fd.get(), chunk, sizeof chunk);
+    if (n == 0) return false;  // gone, maybe mid-request: nothing was done for it
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    client.buffer.append(chunk, static_cast<std::size_t>(n));
+    std::size_t newline;
+    while ((newline = client.buffer.find('\n')) != std::string::npos) {
+      const std::string line = client.buffer.substr(0, newline);
+      client.buffer.erase(0, newline + 1);
+      if (!reply(client, handle_(line))) return false;
+    }
+    if (client.buffer.size() > kMaxRequestLine) {
+      (void)reply(client, error_reply("request line longer than " +
+                                      std::to_string(kMaxRequestLine) + " bytes"));
+      return false;
+    }
+  }
+}
+
+bool ControlServer::reply(Client& client, const std::string& text) {
+  return write_all(client.fd.get(), text.data(), text.size(),
+                   std::chrono::steady_clock::now() + kReplyDeadline);
+}
+
+}  // namespace procpool::tool

@@ -1,0 +1,154 @@
+#include "run/daemon.hpp"
+
+#include <sys/eventfd.h>  // eventfd_write
+
+#include <algorithm>  // std::find
+
+#include <boost/json.hpp>
+
+#include "common/event_reporter.hpp"  // describe_exit
+
+namespace procpool::tool {
+namespace {
+
+Supervisor::Options supervisor_options(EventReporter& reporter, int wake_fd) {
+  Supervisor::Options options;
+  options.on_event = [&reporter, wake_fd](const SupervisorEvent& event) {
+    reporter.on_event(event);
+    (void)::eventfd_write(wake_fd, 1);
+  };
+  return options;
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
+    : config_(std::move(config)),
+      reporter_(reporter),
+      supervisor_(supervisor_options(reporter, wake_fd)) {
+  for (const ProgramConfig& program : config_.programs) {
+    reporter_.add_program(program.spec.name, program.spec.readiness != ReadinessMode::Started,
+                          program.spec.restart_mode);
+    supervisor_.add(program.spec);
+  }
+}
+
+Daemon::~Daemon() = default;
+
+void Daemon::start_pools() {
+  for (const PoolConfig& pool : config_.pools) {
+    reporter_.message("pool '" + pool.name + "' starting");
+    pools_.push_back(std::make_unique<Pool>(pool.options));
+    reporter_.message("pool '" + pool.name + "' ready (" +
+                      std::to_string(pools_.back()->metrics().workers.size()) + " workers)");
+  }
+}
+
+bool Daemon::ready(const std::string& program) const {
+  bool any = false;
+  for (const ProcessStatus& status : supervisor_.status()) {
+    if (status.program != program) continue;
+    any = true;
+    if (status.state != ProgramState::Ready) return false;
+  }
+  return any;
+}
+
+bool Daemon::all_ready() const {
+  if (started_.size() != config_.programs.size()) return false;
+  for (const ProgramConfig& program : config_.programs) {
+    if (!ready(program.spec.name)) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Daemon::waiting_for(const ProgramConfig& program) const {
+  std::vector<std::string> waiting;
+  for (const std::string& dependency : program.depends_on) {
+    if (!ready(dependency)) waiting.push_back(dependency);
+  }
+  return waiting;
+}
+
+void Daemon::start_ready_programs() {
+  for (const ProgramConfig* program : start_order(config_)) {
+    const std::string& name = program->spec.name;
+    if (std::find(started_.begin(), started_.end(), name) != started_.end()) continue;
+    if (!waiting_for(*program).empty()) continue;
+    started_.push_back(name);
+    try {
+      supervisor_.start(name);
+    } catch (const SupervisorError& e) {
+      // The instance is stopped; the daemon goes on (its status says so), as for a crash.
+      reporter_.message("program '" + name + "': " + e.what());
+    }
+  }
+}
+
+boost::json::object Daemon::status(const std::string& name) const {
+  boost::json::object reply;
+  const bool program_named =
+      std::any_of(config_.programs.begin(), config_.programs.end(),
+                  [&](const ProgramConfig& p) { return p.spec.name == name; });
+  const bool pool_named = std::any_of(config_.pools.begin(), config_.pools.end(),
+                                      [&](const PoolConfig& p) { return p.name == name; });
+  if (!name.empty() && !program_named && !pool_named) {
+    reply["ok"] = false;
+    reply["error"] = "no program or pool named '" + name + "'";
+    return reply;
+  }
+  boost::json::array programs;
+  const std::vector<ProcessStatus> statuses = supervisor_.status();
+  for (const ProgramConfig& program : config_.programs) {
+    if (!name.empty() && program.spec.name != name) continue;
+    const bool started =
+        std::find(started_.begin(), started_.end(), program.spec.name) != started_.end();
+    boost::json::array waiting;
+    if (!started) {
+      for (const std::string& dependency : waiting_for(program)) waiting.emplace_back(dependency);
+    }
+    for (const ProcessStatus& s : statuses) {
+      if (s.program != program.spec.name) continue;
+      boost::json::object entry;
+      entry["name"] = s.name;
+      entry["program"] = s.program;
+      entry["instance"] = s.instance;
+      entry["state"] = started ? to_string(s.state) : "waiting";
+      if (!waiting.empty()) entry["waiting_for"] = waiting;
+      entry["pid"] = s.pid;
+      entry["uptime_s"] = static_cast<double>(s.uptime.count()) / 1e3;
+      entry["restarts"] = s.restarts;
+      entry["last_exit"] = s.last_exit ? boost::json::value(describe_exit(*s.last_exit))
+                                       : boost::json::value(nullptr);
+      entry["rss_bytes"] = s.rss_bytes;
+      entry["cpu_s"] = s.cpu_seconds;
+      entry["status_text"] = s.status_text;
+      programs.emplace_back(std::move(entry));
+    }
+  }
+  boost::json::array pools;
+  for (std::size_t i = 0; i < pools_.size(); ++i) {
+    if (!name.empty() && config_.pools[i].name != name) continue;
+    boost::json::object entry;
+    entry["name"] = config_.pools[i].name;
+    entry["metrics"] = boost::json::parse(pools_[i]->metrics().to_json());
+    pools.emplace_back(std::move(entry));
+  }
+  reply["ok"] = true;
+  reply["programs"] = std::move(programs);
+  reply["pools"] = std::move(pools);
+  return reply;
+}
+
+void Daemon::stop(bool fast) {
+  if (fast) {
+    supervisor_.kill_all();
+    for (auto& pool : pools_) pool->terminate();
+    return;
+  }
+  // Reverse start order: every program stops before the programs it depends on.
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) supervisor_.stop(*it);
+  for (auto& pool : pools_) pool->shutdown();
+}
+
+}  // namespace procpool::tool

@@ -1,0 +1,56 @@
+#pragma once
+
+// What `procpool run` runs: the config's programs under one procpool::Supervisor, started in
+// dependency order (each once every program it depends on is ready), and its pools
+// (procpool::Pool); stopped in reverse order (docs/config.md, docs/control.md).
+
+#include <memory>  // pools
+#include <set>     // started programs
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "common/event_reporter.hpp"
+#include "config/daemon_config.hpp"
+#include "procpool/pool.hpp"
+#include "procpool/supervisor.hpp"
+
+namespace procpool::tool {
+
+class Daemon {
+ public:
+  // `wake_fd`: an eventfd written on every program event, so the main loop starts what a
+  // readiness unblocked. Threads it starts (the Supervisor's, the pools') inherit the caller's
+  // signal mask.
+  Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Starts every pool (each waits for its min_workers to be READY). Throws procpool::Error.
+  void start_pools();
+  // Starts each program not started yet whose dependencies are all ready. Call at start and
+  // after every wake. Returns false once a program failed to launch (SpawnFailed): reported.
+  void start_ready_programs();
+  // Every program's instances are ready.
+  bool all_ready() const;
+  // The status reply: {"ok": true, "programs": [...], "pools": [...]}, for `name` only if not
+  // empty; {"ok": false, "error": ...} for a name that is neither.
+  boost::json::object status(const std::string& name) const;
+  // Stops the programs in reverse start order (each waits for its dependents), then shuts the
+  // pools down (their queued and running tasks finish). `fast`: SIGKILL everything now.
+  void stop(bool fast);
+
+ private:
+  bool ready(const std::string& program) const;
+  std::vector<std::string> waiting_for(const ProgramConfig& program) const;
+
+  DaemonConfig config_;
+  EventReporter& reporter_;
+  Supervisor supervisor_;
+  std::vector<std::unique_ptr<Pool>> pools_;  // as config_.pools
+  std::vector<std::string> started_;          // in start order
+};
+
+}  // namespace procpool::tool

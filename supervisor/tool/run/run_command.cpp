@@ -1,0 +1,181 @@
+#include "run/run_command.hpp"
+
+#include <poll.h>         // poll
+#include <signal.h>       // SIGPIPE
+#include <sys/eventfd.h>  // program events wake the main loop
+#include <unistd.h>       // STDERR_FILENO
+
+#include <cerrno>    // errno
+#include <optional>  // the daemon
+#include <string>    // messages
+#include <vector>    // poll fds
+
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+
+#include "common/error_stream.hpp"  // write_all
+#include "common/event_reporter.hpp"
+#include "common/exit_status.hpp"
+#include "common/interrupt_signals.hpp"
+#include "common/text_format.hpp"  // errno_text
+#include "common/usage.hpp"
+#include "config/daemon_config.hpp"
+#include "run/control_endpoint.hpp"
+#include "run/control_protocol.hpp"
+#include "run/control_server.hpp"
+#include "run/daemon.hpp"
+
+namespace procpool::tool {
+namespace {
+
+namespace po = boost::program_options;
+
+constexpr std::string_view kProgram = "procpool run";
+
+std::string help_text(const po::options_description& options) {
+  return "Usage: procpool run [OPTIONS] CONFIG.toml\n"
+         "\n"
+         "Runs the config's programs (each once those it depends on are ready) and pools in the\n"
+         "foreground, and answers `procpool status` and `procpool shutdown` on its control\n"
+         "socket. SIGTERM, SIGINT or a shutdown request stop the programs in reverse dependency\n"
+         "order, drain the pools, and exit 0; a second signal kills everything at once.\n"
+         "Config format: docs/config.md; control protocol: docs/control.md.\n"
+         "\n" +
+         options_text(options) +
+         "\n"
+         "Exit status: 0 stopped on request; 1 the config has problems, or a pool could not\n"
+         "start; 2 usage error, or another daemon runs on the socket.\n";
+}
+
+void write_text(const std::string& text) {
+  (void)write_all(STDERR_FILENO, text.data(), text.size());
+}
+
+// The reply to one request line; sets `shutdown` for a shutdown request.
+std::string handle_request(const std::string& line, const Daemon& daemon, bool& shutdown) {
+  std::string error;
+  const std::optional<ControlRequest> request = parse_request(line, error);
+  if (!request) return error_reply(error);
+  if (request->command == ControlRequest::Command::Shutdown) {
+    shutdown = true;
+    return "{\"ok\":true}\n";
+  }
+  return boost::json::serialize(daemon.status(request->name)) + "\n";
+}
+
+}  // namespace
+
+int run_run_command(std::span<char* const> args, const CommandContext& /*context*/) {
+  po::options_description options("Options", kHelpWidth, kHelpDescriptionColumn);
+  options.add_options()  //
+      ("socket", po::value<std::string>()->value_name("PATH"),
+       "the control socket (default: $XDG_RUNTIME_DIR/procpool/procpool.sock; as root "
+       "/run/procpool/procpool.sock; else /tmp/procpool-UID/procpool.sock)")  //
+      ("help,h", "show this help and exit");
+  po::options_description all;
+  all.add(options).add_options()("config", po::value<std::vector<std::string>>());
+  po::positional_options_description positional;
+  positional.add("config", -1);
+  po::variables_map values;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end()))
+                  .options(all)
+                  .positional(positional)
+                  .style(kOptionStyle)
+                  .run(),
+              values);
+    po::notify(values);
+  } catch (const po::error& e) {
+    return usage_error(kProgram, e.what());
+  }
+  if (values.count("help") != 0) return print_help(help_text(options));
+  if (values.count("config") == 0) return usage_error(kProgram, "missing CONFIG.toml");
+  const auto& files = values["config"].as<std::vector<std::string>>();
+  if (files.size() > 1) return usage_error(kProgram, "one CONFIG.toml at a time");
+  const std::string& file = files.front();
+  const std::string socket_path =
+      values.count("socket") != 0 ? values["socket"].as<std::string>() : default_socket_path();
+
+  ConfigLoad load = load_config_file(file);
+  if (!load.ok()) {
+    std::string report;
+    for (const ConfigProblem& problem : load.problems)
+      report += format_problem(file, problem) + "\n";
+    write_text(report + std::string(kProgram) + ": " + file + " has problems; nothing started\n");
+    return kExitFailed;
+  }
+
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an EPIPE, not our death
+  ControlEndpoint endpoint;
+  try {
+    endpoint = open_control_endpoint(socket_path);
+  } catch (const ControlEndpointError& e) {
+    write_text(std::string(kProgram) + ": " + e.what() + "\n");
+    return kExitUsage;
+  }
+  struct CloseEndpoint {
+    ControlEndpoint& endpoint;
+    ~CloseEndpoint() { close_control_endpoint(endpoint); }
+  } close_endpoint{endpoint};
+
+  const UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake) {
+    write_text(std::string(kProgram) + ": eventfd: " + errno_text(errno) + "\n");
+    return kExitFailed;
+  }
+  EventReporter reporter(STDERR_FILENO, "procpool run: ", false,
+                         EventReporter::Settings::ConfigFile);
+  std::optional<Daemon> daemon;  // after the reporter and wake: its events use them
+  std::optional<InterruptSignals> signals;
+  {
+    // The Supervisor's and the pools' threads start with SIGINT and SIGTERM blocked: only this
+    // thread takes them.
+    const InterruptSignalsBlocked blocked;
+    try {
+      daemon.emplace(std::move(load.config), reporter, wake.get());
+      daemon->start_pools();
+    } catch (const Error& e) {
+      reporter.message(std::string("cannot start: ") + e.what());
+      return kExitFailed;
+    }
+    daemon->start_ready_programs();
+    signals.emplace();
+  }
+  reporter.message("control socket " + socket_path);
+
+  bool shutdown = false;
+  bool announced = false;
+  ControlServer server(endpoint.listen.get(), [&](const std::string& line) {
+    return handle_request(line, *daemon, shutdown);
+  });
+  std::vector<pollfd> fds;
+  while (!shutdown && signals->count() == 0) {
+    if (!announced && daemon->all_ready()) {
+      announced = true;
+      reporter.message("every program is ready");
+    }
+    fds.clear();
+    fds.push_back({signals->fd(), POLLIN, 0});
+    fds.push_back({wake.get(), POLLIN, 0});
+    server.add_poll_fds(fds);
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+      reporter.message("poll: " + errno_text(errno));
+      break;
+    }
+    if (fds[1].revents != 0) {
+      eventfd_t count = 0;
+      (void)::eventfd_read(wake.get(), &count);
+      daemon->start_ready_programs();
+    }
+    server.serve(fds, 2);
+  }
+  signals->drain();
+  reporter.message(shutdown ? "shutdown requested: stopping"
+                            : "got " + signal_name(signals->first()) + ": stopping");
+  daemon->stop(signals->count() >= 2);
+  daemon.reset();
+  reporter.message("stopped");
+  return kExitOk;
+}
+
+}  // namespace procpool::tool

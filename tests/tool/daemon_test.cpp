@@ -1,0 +1,208 @@
+// `procpool run`, the daemon, tested as a user runs it: a real daemon process on a private
+// socket (daemon_harness.hpp), asked through the real `procpool status` and `procpool
+// shutdown`, and always stopped.
+#include <signal.h>      // SIGKILL, SIGTERM
+#include <sys/socket.h>  // the raw clients
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>   // std::count
+#include <cstring>     // std::memcpy
+#include <filesystem>  // the socket files
+#include <fstream>     // configs
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "daemon_harness.hpp"
+
+namespace procpool::map_test {
+namespace {
+
+// A program that becomes ready (sd_notify READY=1) only once the test creates `gate`, then
+// waits for its stop signal.
+std::string gated_program(const std::string& name, const std::string& gate,
+                          const std::string& extra = "") {
+  return "[[program]]\nname = \"" + name +
+         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"while [ ! -e '" + gate +
+         "' ]; do sleep 0.01; done; exec '" + PROCPOOL_TEST_NOTIFY +
+         "' READY=1 --pause\"]\nreadiness = \"notify\"\n" + extra;
+}
+
+std::string sleeper(const std::string& name, const std::string& extra = "") {
+  return "[[program]]\nname = \"" + name +
+         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exec sleep 3600\"]\n" + extra;
+}
+
+// A raw client: sends `bytes` as they are, returns what the daemon answered before `close`.
+std::string raw_exchange(const std::string& socket_path, const std::string& bytes,
+                         bool read_reply = true) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  std::string reply;
+  if (read_reply) {
+    timeval bound{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    char chunk[4096];
+    while (std::count(reply.begin(), reply.end(), '\n') <
+           std::count(bytes.begin(), bytes.end(), '\n')) {
+      const ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n <= 0) break;
+      reply.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST(Daemon, StartsAProgramOnlyOnceItsDependencyIsReadyAndStopsInReverse) {
+  Daemon daemon("");  // the gate lives in its directory
+  const std::string gate = daemon.dir() + "/db-ready";
+  std::ofstream(daemon.config_path())
+      << gated_program("db", gate) << sleeper("web", "numprocs = 2\ndepends_on = [\"db\"]\n");
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("db:0", "starting")) << daemon.stderr_text();
+  // db is not ready: web waits, with nothing running.
+  const boost::json::object web = daemon.instance("web:0");
+  ASSERT_FALSE(web.empty());
+  EXPECT_EQ(web.at("state").as_string(), "waiting");
+  EXPECT_EQ(web.at("pid").to_number<int>(), 0);
+  EXPECT_EQ(web.at("waiting_for").as_array().size(), 1U);
+  const Result table = daemon.cli({"status"});
+  EXPECT_NE(table.out.find("waiting (for db)"), std::string::npos) << table.out;
+
+  touch(gate);
+  ASSERT_TRUE(daemon.wait_state("web:1", "ready")) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("db:0", "ready"));
+  const int web_pid = daemon.instance("web:0").at("pid").to_number<int>();
+  const int db_pid = daemon.instance("db:0").at("pid").to_number<int>();
+
+  const Result stop = daemon.cli({"shutdown"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+  EXPECT_TRUE(wait_gone(web_pid));
+  EXPECT_TRUE(wait_gone(db_pid));
+  const std::string log = daemon.stderr_text();
+  const std::size_t web_stopped = log.find("web:0 exited");
+  const std::size_t db_stopped = log.find("db:0 exited");
+  ASSERT_NE(web_stopped, std::string::npos) << log;
+  ASSERT_NE(db_stopped, std::string::npos) << log;
+  EXPECT_LT(web_stopped, db_stopped) << "web depends on db: it stops first\n" << log;
+  EXPECT_FALSE(std::filesystem::exists(daemon.socket()));
+  EXPECT_FALSE(std::filesystem::exists(daemon.socket() + ".lock"));
+}
+
+TEST(Daemon, SigtermStopsEverythingAndExitsZero) {
+  Daemon daemon(sleeper("a") + "[[pool]]\nname = \"inc\"\nexecutable = \"" + worker("increment") +
+                "\"\nmin_workers = 1\n");
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  const boost::json::value pools = daemon.status("inc");
+  ASSERT_TRUE(pools.is_object());
+  const auto& pool = pools.as_object().at("pools").as_array().at(0).as_object();
+  EXPECT_EQ(pool.at("name").as_string(), "inc");
+  const int worker_pid = pool.at("metrics")
+                             .as_object()
+                             .at("workers")
+                             .as_array()
+                             .at(0)
+                             .as_object()
+                             .at("pid")
+                             .to_number<int>();
+  const int program_pid = daemon.instance("a:0").at("pid").to_number<int>();
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+  EXPECT_TRUE(wait_gone(program_pid));
+  EXPECT_TRUE(wait_gone(worker_pid));
+  EXPECT_NE(daemon.stderr_text().find("got SIGTERM: stopping"), std::string::npos);
+}
+
+TEST(Daemon, ASecondDaemonOnTheSameSocketIsRefused) {
+  Daemon first(sleeper("a"));
+  first.start();
+  ASSERT_TRUE(first.wait_serving()) << first.stderr_text();
+  const Result second = run_procpool({"run", "--socket", first.socket(), first.config_path()});
+  EXPECT_EQ(second.exit_code, 2);
+  EXPECT_NE(second.err.find("another procpool daemon is running on " + first.socket() + " (pid " +
+                            std::to_string(first.pid()) + ")"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(first.status().is_object(), true) << "the first daemon still answers";
+}
+
+TEST(Daemon, AfterASigkillItsProgramsDieAndTheNextDaemonTakesTheStaleSocket) {
+  Daemon first(sleeper("a"));
+  first.start();
+  ASSERT_TRUE(first.wait_serving()) << first.stderr_text();
+  ASSERT_TRUE(first.wait_state("a:0", "ready"));
+  const int program_pid = first.instance("a:0").at("pid").to_number<int>();
+  first.signal(SIGKILL);
+  ASSERT_TRUE(first.wait_exit().has_value());
+  EXPECT_TRUE(wait_gone(program_pid)) << "the program outlived its daemon";
+  ASSERT_TRUE(std::filesystem::exists(first.socket())) << "the dead daemon's socket file stays";
+
+  // The same socket path: the lock, released by the kernel, says the file is stale.
+  const Result status_between = run_procpool({"status", "--socket", first.socket()});
+  EXPECT_EQ(status_between.exit_code, 1);
+  EXPECT_NE(status_between.err.find("no procpool daemon is running on " + first.socket()),
+            std::string::npos)
+      << status_between.err;
+  Daemon second(sleeper("b"), first.socket());
+  second.start();
+  ASSERT_TRUE(second.wait_serving()) << second.stderr_text();
+  EXPECT_TRUE(second.wait_state("b:0", "ready"));
+  EXPECT_EQ(second.cli({"shutdown"}).exit_code, 0);
+  EXPECT_EQ(second.wait_exit(), 0) << second.stderr_text();
+}
+
+TEST(Daemon, MalformedRequestsGetAnErrorAndTheDaemonStaysUp) {
+  Daemon daemon(sleeper("a"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  const std::string replies = raw_exchange(daemon.socket(),
+                                           "not json\n[1,2]\n{\"cmd\":\"frobnicate\"}\n"
+                                           "{\"cmd\":\"status\",\"bogus\":1}\n");
+  EXPECT_NE(replies.find("\"error\":\"malformed request: syntax error"), std::string::npos)
+      << replies;
+  EXPECT_NE(replies.find("not a JSON object"), std::string::npos) << replies;
+  EXPECT_NE(replies.find("unknown command 'frobnicate'"), std::string::npos) << replies;
+  EXPECT_NE(replies.find("unexpected field 'bogus'"), std::string::npos) << replies;
+  // A client gone mid-request, and one that sends an endless line.
+  raw_exchange(daemon.socket(), "{\"cmd\":\"sta", false);
+  const std::string huge = raw_exchange(daemon.socket(), std::string(70 * 1024, 'x') + "\n");
+  EXPECT_NE(huge.find("request line longer than"), std::string::npos) << huge.substr(0, 200);
+  EXPECT_TRUE(daemon.status().is_object()) << "the daemon stopped answering";
+  const Result unknown = daemon.cli({"status", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no program or pool named 'nosuch'"), std::string::npos)
+      << unknown.err;
+}
+
+TEST(Daemon, ABadConfigStartsNothing) {
+  Daemon daemon("[[program]]\nname = \"a\"\ncomand = \"/bin/true\"\n");
+  const Result run = run_procpool({"run", "--socket", daemon.socket(), daemon.config_path()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("unknown key 'comand' (did you mean 'command'?)"), std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find("has problems; nothing started"), std::string::npos) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(daemon.socket()));
+}
+
+TEST(Daemon, StatusAndShutdownWithoutADaemonSaySo) {
+  const std::string socket = ::testing::TempDir() + "procpool-no-daemon.sock";
+  const Result status = run_procpool({"status", "--socket", socket});
+  EXPECT_EQ(status.exit_code, 1);
+  EXPECT_NE(status.err.find("no procpool daemon is running on " + socket), std::string::npos)
+      << status.err;
+  const Result shutdown = run_procpool({"shutdown", "--socket", socket});
+  EXPECT_EQ(shutdown.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace procpool::map_test
