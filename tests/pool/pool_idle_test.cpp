@@ -10,6 +10,7 @@
 #include <set>         // thread ids
 #include <string>      // std::string
 #include <thread>      // std::this_thread::sleep_for
+#include <vector>      // the workers
 
 #include "pool_test_support.hpp"  // value_of, poll_until, outcome_of
 #include "procpool/pool.hpp"
@@ -58,7 +59,16 @@ TEST(PoolIdle, AnIdlePoolsThreadsSleep) {
     auto echoed = pool.submit("echo", "warm");
     EXPECT_EQ(value_of(echoed), "warm");
   }
-  for (const WorkerMetrics& w : pool.metrics().workers) {
+  // Each worker's heartbeat thread starts after its READY is out, so it may not exist yet
+  // (a sanitizer build's worker was seen with one thread here).
+  const std::vector<WorkerMetrics> workers = pool.metrics().workers;
+  ASSERT_TRUE(poll_until([&] {
+    for (const WorkerMetrics& w : workers) {
+      if (threads_of(std::to_string(w.pid)).size() < 2) return false;
+    }
+    return true;
+  })) << "a worker never had its two threads";
+  for (const WorkerMetrics& w : workers) {
     for (const std::string& tid : threads_of(std::to_string(w.pid))) {
       watched.insert({std::to_string(w.pid), tid});
     }
