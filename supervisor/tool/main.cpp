@@ -21,6 +21,7 @@
 #include "common/command.hpp"
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
+#include "control/program_commands.hpp"
 #include "map/map_command.hpp"
 #include "run/run_command.hpp"
 #include "shutdown/shutdown_command.hpp"
@@ -45,6 +46,9 @@ constexpr Command kCommands[] = {
      procpool::tool::run_run_command},
     {"status", "what the daemon runs: per instance and per pool",
      procpool::tool::run_status_command},
+    {"start", "start a program of the daemon's", procpool::tool::run_start_command},
+    {"stop", "stop a program of the daemon's (it stays stopped)", procpool::tool::run_stop_command},
+    {"restart", "stop then start a program of the daemon's", procpool::tool::run_restart_command},
     {"shutdown", "stop the daemon and everything it runs", procpool::tool::run_shutdown_command},
 };
 

@@ -204,5 +204,46 @@ TEST(Daemon, StatusAndShutdownWithoutADaemonSaySo) {
   EXPECT_EQ(shutdown.exit_code, 1);
 }
 
+TEST(Daemon, StopStartAndRestartAProgramByHand) {
+  Daemon daemon("");
+  const std::string gate = daemon.dir() + "/never";
+  std::ofstream(daemon.config_path()) << sleeper("a", "numprocs = 2\n") << gated_program("db", gate)
+                                      << sleeper("web", "depends_on = [\"db\"]\n");
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("a:1", "ready"));
+  const int first = daemon.instance("a:0").at("pid").to_number<int>();
+
+  const Result stop = daemon.cli({"stop", "a"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_TRUE(wait_gone(first));
+  EXPECT_EQ(daemon.instance("a:0").at("state").as_string(), "stopped");
+  EXPECT_EQ(daemon.instance("a:1").at("pid").to_number<int>(), 0);
+
+  const Result start = daemon.cli({"start", "a"});
+  EXPECT_EQ(start.exit_code, 0) << start.err;
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  const int second = daemon.instance("a:0").at("pid").to_number<int>();
+  EXPECT_NE(second, first);
+
+  const Result restart = daemon.cli({"restart", "a"});
+  EXPECT_EQ(restart.exit_code, 0) << restart.err;
+  EXPECT_TRUE(wait_gone(second));
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  EXPECT_NE(daemon.instance("a:0").at("pid").to_number<int>(), second);
+
+  const Result unknown = daemon.cli({"stop", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no program named 'nosuch'"), std::string::npos) << unknown.err;
+  // web waits for db, which never becomes ready: starting it by hand is refused.
+  const Result early = daemon.cli({"start", "web"});
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_NE(early.err.find("'web' waits for db to be ready"), std::string::npos) << early.err;
+  EXPECT_EQ(daemon.instance("web:0").at("state").as_string(), "waiting");
+  EXPECT_EQ(daemon.cli({"start"}).exit_code, 2);  // usage: NAME missing
+  EXPECT_EQ(daemon.cli({"shutdown"}).exit_code, 0);
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+}
+
 }  // namespace
 }  // namespace procpool::map_test

@@ -23,21 +23,34 @@ std::optional<ControlRequest> parse_request(std::string_view line, std::string& 
   }
   ControlRequest request;
   const std::string_view command(cmd->get_string());
+  using Command = ControlRequest::Command;
   if (command == "status") {
-    request.command = ControlRequest::Command::Status;
+    request.command = Command::Status;
+  } else if (command == "start") {
+    request.command = Command::Start;
+  } else if (command == "stop") {
+    request.command = Command::Stop;
+  } else if (command == "restart") {
+    request.command = Command::Restart;
   } else if (command == "shutdown") {
-    request.command = ControlRequest::Command::Shutdown;
+    request.command = Command::Shutdown;
   } else {
-    error = "unknown command '" + std::string(command) + "' (status, shutdown)";
+    error =
+        "unknown command '" + std::string(command) + "' (status, start, stop, restart, shutdown)";
     return std::nullopt;
   }
+  const bool takes_name = request.command != Command::Shutdown;
   for (const auto& [key, field] : *object) {
     if (key == "cmd") continue;
-    if (key == "name" && request.command == ControlRequest::Command::Status && field.is_string()) {
+    if (key == "name" && takes_name && field.is_string()) {
       request.name = std::string(field.get_string());
       continue;
     }
     error = "unexpected field '" + std::string(key) + "' in a " + std::string(command) + " request";
+    return std::nullopt;
+  }
+  if (takes_name && request.command != Command::Status && request.name.empty()) {
+    error = "a " + std::string(command) + " request needs a \"name\"";
     return std::nullopt;
   }
   return request;

@@ -140,6 +140,49 @@ boost::json::object Daemon::status(const std::string& name) const {
   return reply;
 }
 
+boost::json::object Daemon::control(ControlRequest::Command command, const std::string& name) {
+  boost::json::object reply;
+  const auto program = std::find_if(config_.programs.begin(), config_.programs.end(),
+                                    [&](const ProgramConfig& p) { return p.spec.name == name; });
+  if (program == config_.programs.end()) {
+    reply["ok"] = false;
+    reply["error"] = "no program named '" + name + "'";
+    return reply;
+  }
+  if (command != ControlRequest::Command::Stop) {
+    if (const std::vector<std::string> waiting = waiting_for(*program); !waiting.empty()) {
+      std::string names;
+      for (const std::string& w : waiting) names += (names.empty() ? "" : ", ") + w;
+      reply["ok"] = false;
+      reply["error"] = "'" + name + "' waits for " + names + " to be ready";
+      return reply;
+    }
+  }
+  // Started from now on (by hand, or at once by the loop if it still waited).
+  if (std::find(started_.begin(), started_.end(), name) == started_.end()) started_.push_back(name);
+  try {
+    switch (command) {
+      case ControlRequest::Command::Start:
+        supervisor_.start(name);
+        break;
+      case ControlRequest::Command::Stop:
+        supervisor_.stop(name);
+        break;
+      case ControlRequest::Command::Restart:
+        supervisor_.restart(name);
+        break;
+      default:
+        break;
+    }
+  } catch (const SupervisorError& e) {
+    reply["ok"] = false;
+    reply["error"] = e.what();
+    return reply;
+  }
+  reply["ok"] = true;
+  return reply;
+}
+
 void Daemon::stop(bool fast) {
   if (fast) {
     supervisor_.kill_all();

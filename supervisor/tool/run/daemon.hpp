@@ -15,6 +15,7 @@
 #include "config/daemon_config.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/supervisor.hpp"
+#include "run/control_protocol.hpp"
 
 namespace procpool::tool {
 
@@ -38,6 +39,10 @@ class Daemon {
   // The status reply: {"ok": true, "programs": [...], "pools": [...]}, for `name` only if not
   // empty; {"ok": false, "error": ...} for a name that is neither.
   boost::json::object status(const std::string& name) const;
+  // start, stop, restart NAME (a program): the reply. stop waits until its instances have
+  // exited, restart until they are started again. A program stopped by hand stays stopped
+  // until started by hand; one whose dependencies are not ready is refused.
+  boost::json::object control(ControlRequest::Command command, const std::string& name);
   // Stops the programs in reverse start order (each waits for its dependents), then shuts the
   // pools down (their queued and running tasks finish). `fast`: SIGKILL everything now.
   void stop(bool fast);

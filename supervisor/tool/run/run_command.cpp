@@ -52,15 +52,20 @@ void write_text(const std::string& text) {
 }
 
 // The reply to one request line; sets `shutdown` for a shutdown request.
-std::string handle_request(const std::string& line, const Daemon& daemon, bool& shutdown) {
+std::string handle_request(const std::string& line, Daemon& daemon, bool& shutdown) {
   std::string error;
   const std::optional<ControlRequest> request = parse_request(line, error);
   if (!request) return error_reply(error);
-  if (request->command == ControlRequest::Command::Shutdown) {
-    shutdown = true;
-    return "{\"ok\":true}\n";
+  switch (request->command) {
+    case ControlRequest::Command::Shutdown:
+      shutdown = true;
+      return "{\"ok\":true}\n";
+    case ControlRequest::Command::Status:
+      return boost::json::serialize(daemon.status(request->name)) + "\n";
+    default:
+      // Served in this thread: a stop holds the other clients until its instances are gone.
+      return boost::json::serialize(daemon.control(request->command, request->name)) + "\n";
   }
-  return boost::json::serialize(daemon.status(request->name)) + "\n";
 }
 
 }  // namespace
