@@ -46,7 +46,7 @@ Daemon::~Daemon() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-void Daemon::start() {
+void Daemon::start(const std::vector<std::string>& env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -56,7 +56,19 @@ void Daemon::start() {
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  const int spawned = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  std::vector<std::string> entries = env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const std::string_view name = text.substr(0, text.find('='));
+    bool replaced = false;
+    for (const std::string& ours : env)
+      replaced |= std::string_view(ours).substr(0, ours.find('=')) == name;
+    if (!replaced) entries.emplace_back(text);
+  }
+  std::vector<char*> envp;
+  for (std::string& entry : entries) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const int spawned = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ASSERT_EQ(spawned, 0) << std::strerror(spawned);
   reaped_ = false;

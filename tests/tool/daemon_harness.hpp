@@ -26,8 +26,9 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Starts `procpool run` (stderr to a file). Does not wait.
-  void start();
+  // Starts `procpool run` (stderr to a file), with `env` ("NAME=VALUE") replacing or adding to
+  // the inherited environment. Does not wait.
+  void start(const std::vector<std::string>& env = {});
   // Waits until `procpool status` answers (bounded); false if it never did.
   bool wait_serving();
   // `procpool status --json [NAME]`, parsed; a failed run is a null value.

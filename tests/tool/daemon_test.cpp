@@ -11,6 +11,7 @@
 #include <filesystem>  // the socket files
 #include <fstream>     // configs
 #include <string>
+#include <thread>  // sleep_for (poll intervals)
 
 #include <gtest/gtest.h>
 
@@ -243,6 +244,52 @@ TEST(Daemon, StopStartAndRestartAProgramByHand) {
   EXPECT_EQ(daemon.cli({"start"}).exit_code, 2);  // usage: NAME missing
   EXPECT_EQ(daemon.cli({"shutdown"}).exit_code, 0);
   EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+}
+
+// The daemon under systemd (Type=notify): a datagram socket of the test's stands in for the
+// service manager's.
+TEST(Daemon, NotifiesTheServiceManagerAndKeepsItsSocketFromThePrograms) {
+  Daemon daemon("");
+  const std::string notify_path = daemon.dir() + "/notify.sock";
+  const std::string seen = daemon.dir() + "/seen";
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"a\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"echo "
+         "\\\"$NOTIFY_SOCKET\\\" > '"
+      << seen << "'; exec sleep 3600\"]\n";
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, notify_path.c_str(), notify_path.size() + 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  timeval bound{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+  auto next = [&] {
+    char text[4096];
+    const ssize_t n = ::recv(fd, text, sizeof text, 0);
+    return n > 0 ? std::string(text, static_cast<std::size_t>(n)) : std::string("(nothing)");
+  };
+  daemon.start({"NOTIFY_SOCKET=" + notify_path, "WATCHDOG_USEC=200000"});
+  EXPECT_EQ(next(), "READY=1\nSTATUS=1 of 1 programs ready") << daemon.stderr_text();
+  // WATCHDOG=1 every 100 ms (half of WATCHDOG_USEC): two in a row, whatever else comes.
+  int pings = 0;
+  for (int i = 0; i < 20 && pings < 2; ++i) pings += next() == "WATCHDOG=1" ? 1 : 0;
+  EXPECT_EQ(pings, 2);
+  // The program got the Supervisor's own notify socket, not the service manager's.
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  std::string program_saw;
+  for (int i = 0; i < 1000 && program_saw.empty(); ++i) {
+    std::ifstream in(seen);
+    std::getline(in, program_saw);
+    if (program_saw.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(program_saw.empty());
+  EXPECT_NE(program_saw, notify_path);
+  daemon.signal(SIGTERM);
+  std::string stopping;
+  for (int i = 0; i < 20 && stopping.rfind("STOPPING=1", 0) != 0; ++i) stopping = next();
+  EXPECT_EQ(stopping, "STOPPING=1\nSTATUS=stopping");
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+  ::close(fd);
 }
 
 }  // namespace

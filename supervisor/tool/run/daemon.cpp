@@ -62,6 +62,12 @@ bool Daemon::all_ready() const {
   return true;
 }
 
+std::size_t Daemon::ready_programs() const {
+  std::size_t count = 0;
+  for (const ProgramConfig& program : config_.programs) count += ready(program.spec.name) ? 1 : 0;
+  return count;
+}
+
 std::vector<std::string> Daemon::waiting_for(const ProgramConfig& program) const {
   std::vector<std::string> waiting;
   for (const std::string& dependency : program.depends_on) {

@@ -36,6 +36,9 @@ class Daemon {
   void start_ready_programs();
   // Every program's instances are ready.
   bool all_ready() const;
+  // Programs whose every instance is ready, of program_count().
+  std::size_t ready_programs() const;
+  std::size_t program_count() const noexcept { return config_.programs.size(); }
   // The status reply: {"ok": true, "programs": [...], "pools": [...]}, for `name` only if not
   // empty; {"ok": false, "error": ...} for a name that is neither.
   boost::json::object status(const std::string& name) const;

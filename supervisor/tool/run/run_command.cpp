@@ -6,6 +6,7 @@
 #include <unistd.h>       // STDERR_FILENO
 
 #include <cerrno>    // errno
+#include <chrono>    // the watchdog period
 #include <optional>  // the daemon
 #include <string>    // messages
 #include <vector>    // poll fds
@@ -24,6 +25,7 @@
 #include "run/control_protocol.hpp"
 #include "run/control_server.hpp"
 #include "run/daemon.hpp"
+#include "run/service_notifier.hpp"
 
 namespace procpool::tool {
 namespace {
@@ -110,6 +112,8 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     return kExitFailed;
   }
 
+  // Before any thread starts: it takes NOTIFY_SOCKET and WATCHDOG_* out of the environment.
+  ServiceNotifier notifier;
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an EPIPE, not our death
   ControlEndpoint endpoint;
   try {
@@ -147,6 +151,12 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     signals.emplace();
   }
   reporter.message("control socket " + socket_path);
+  if (!notifier.error().empty()) reporter.message("not notifying systemd: " + notifier.error());
+  const auto counts = [&] {
+    return std::to_string(daemon->ready_programs()) + " of " +
+           std::to_string(daemon->program_count()) + " programs ready";
+  };
+  std::string last_status;
 
   bool shutdown = false;
   bool announced = false;
@@ -158,12 +168,21 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     if (!announced && daemon->all_ready()) {
       announced = true;
       reporter.message("every program is ready");
+      last_status = counts();
+      notifier.notify("READY=1\nSTATUS=" + last_status);
+    } else if (announced && notifier.enabled()) {
+      if (std::string now = counts(); now != last_status) {
+        last_status = std::move(now);
+        notifier.notify("STATUS=" + last_status);
+      }
     }
+    const std::optional<std::chrono::milliseconds> ping = notifier.ping_if_due();
     fds.clear();
     fds.push_back({signals->fd(), POLLIN, 0});
     fds.push_back({wake.get(), POLLIN, 0});
     server.add_poll_fds(fds);
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+    if (::poll(fds.data(), fds.size(), ping ? static_cast<int>(ping->count()) : -1) < 0 &&
+        errno != EINTR) {
       reporter.message("poll: " + errno_text(errno));
       break;
     }
@@ -177,6 +196,7 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   signals->drain();
   reporter.message(shutdown ? "shutdown requested: stopping"
                             : "got " + signal_name(signals->first()) + ": stopping");
+  notifier.notify("STOPPING=1\nSTATUS=stopping");
   daemon->stop(signals->count() >= 2);
   daemon.reset();
   reporter.message("stopped");
