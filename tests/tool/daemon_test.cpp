@@ -1,9 +1,13 @@
 // `procpool run`, the daemon, tested as a user runs it: a real daemon process on a private
 // socket (daemon_harness.hpp), asked through the real `procpool status` and `procpool
 // shutdown`, and always stopped.
+#include <fcntl.h>       // open
+#include <grp.h>         // setgroups
 #include <signal.h>      // SIGKILL, SIGTERM
 #include <sys/socket.h>  // the raw clients
+#include <sys/stat.h>    // stat
 #include <sys/un.h>
+#include <sys/wait.h>  // waitpid
 #include <unistd.h>
 
 #include <algorithm>   // std::count
@@ -290,6 +294,74 @@ TEST(Daemon, NotifiesTheServiceManagerAndKeepsItsSocketFromThePrograms) {
   EXPECT_EQ(stopping, "STOPPING=1\nSTATUS=stopping");
   EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
   ::close(fd);
+}
+
+TEST(Daemon, APoolThatCannotStartStopsTheDaemonWithItsError) {
+  // /bin/true exits at once, never READY: the pool's constructor gives up (crash_loop_after).
+  Daemon daemon(sleeper("a") + "[[pool]]\nname = \"broken\"\nexecutable = \"/bin/true\"\n");
+  daemon.start();
+  const std::optional<int> status = daemon.wait_exit(std::chrono::seconds(60));
+  EXPECT_EQ(status, 1) << daemon.stderr_text();
+  EXPECT_NE(daemon.stderr_text().find("procpool run: cannot start: "), std::string::npos)
+      << daemon.stderr_text();
+  EXPECT_EQ(daemon.stderr_text().find("a:0 started"), std::string::npos) << daemon.stderr_text();
+  EXPECT_FALSE(std::filesystem::exists(daemon.socket()));
+}
+
+// Not dumpable: a process of the daemon's uid can neither ptrace it nor open its fds through
+// /proc/PID/fd, whose entries then belong to root. As root, that says nothing (root owns them
+// either way), so the daemon runs as nobody for this test; then our own `procpool status` is
+// another uid's, which the control socket refuses (SO_PEERCRED).
+TEST(Daemon, IsNotDumpableSoItsFdsAreNotOpenToItsUser) {
+  const bool root = ::getuid() == 0;
+  const uid_t user = root ? 65534 : ::getuid();
+  const gid_t group = root ? 65534 : ::getgid();
+  std::string dir = ::testing::TempDir() + "procpool-dumpable-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string config = dir + "/config.toml";
+  const std::string socket = dir + "/control.sock";
+  std::ofstream(config) << sleeper("a");
+  if (root) {
+    ASSERT_EQ(::chown(dir.c_str(), user, group), 0);
+    ASSERT_EQ(::chown(config.c_str(), user, group), 0);
+  }
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (root && (::setgroups(0, nullptr) != 0 || ::setgid(group) != 0 || ::setuid(user) != 0)) {
+      ::_exit(90);
+    }
+    ::execl(PROCPOOL_BINARY, PROCPOOL_BINARY, "run", "--socket", socket.c_str(), config.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(91);
+  }
+  // Serving once it answers; as root we are another uid than the daemon's, refused by
+  // SO_PEERCRED, which is an answer too.
+  bool serving = false;
+  Result asked;
+  for (int i = 0; i < 2000 && !serving; ++i) {
+    asked = run_procpool({"status", "--socket", socket});
+    serving = asked.exit_code == 0 || asked.err.find("permission denied") != std::string::npos;
+    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (root) {
+    EXPECT_NE(asked.err.find("permission denied: the control socket serves uid 65534 only"),
+              std::string::npos)
+        << asked.err;
+  }
+  struct stat fds {};
+  const int stat_result = ::stat(("/proc/" + std::to_string(pid) + "/fd").c_str(), &fds);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(serving) << "the daemon never answered (exit " << WEXITSTATUS(status) << ")";
+  ASSERT_EQ(stat_result, 0);
+  EXPECT_EQ(fds.st_uid, 0U) << "/proc/PID/fd belongs to the daemon's user: it is dumpable";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <poll.h>         // poll
 #include <signal.h>       // SIGPIPE
 #include <sys/eventfd.h>  // program events wake the main loop
+#include <sys/prctl.h>    // PR_SET_DUMPABLE
 #include <unistd.h>       // STDERR_FILENO
 
 #include <cerrno>    // errno
@@ -114,6 +115,10 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
 
   // Before any thread starts: it takes NOTIFY_SOCKET and WATCHDOG_* out of the environment.
   ServiceNotifier notifier;
+  // Not dumpable: a process of the same uid (one of our programs, say) can neither ptrace the
+  // daemon nor open its fds (pool segments, the control socket) through /proc/PID/fd. Its
+  // programs are dumpable again once exec'ed. Also: no core dump of the daemon.
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an EPIPE, not our death
   ControlEndpoint endpoint;
   try {
