@@ -57,12 +57,17 @@ void EventReporter::flush_pending_locked(const std::string& name) {
 }
 
 std::string EventReporter::setting(std::string_view option, std::string_view value) const {
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on "literal" + std::string&& at -O3.
+  std::string text;
   if (settings_ == Settings::CommandLine) {
-    return "--" + std::string(option) + (value.empty() ? "" : " " + std::string(value));
+    text.append("--").append(option);
+    if (!value.empty()) text.append(" ").append(value);
+    return text;
   }
-  std::string key(option);
-  for (char& c : key) c = c == '-' ? '_' : c;  // the config file's spelling
-  return value.empty() ? key : key + " = \"" + std::string(value) + "\"";
+  text.append(option);
+  for (char& c : text) c = c == '-' ? '_' : c;  // the config file's spelling
+  if (!value.empty()) text.append(" = \"").append(value).append("\"");
+  return text;
 }
 
 std::string EventReporter::why_stopped(const SupervisorEvent& event) const {

@@ -3,12 +3,13 @@
 namespace procpool::tool {
 
 std::string format_problem(std::string_view file, const ConfigProblem& problem) {
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on "literal" + std::string&& at -O3.
   std::string text(file);
   if (problem.line != 0) {
-    text += ":" + std::to_string(problem.line) + ":" + std::to_string(problem.column);
+    text.append(":").append(std::to_string(problem.line));
+    text.append(":").append(std::to_string(problem.column));
   }
-  text += ": ";
-  text += problem.message;
+  text.append(": ").append(problem.message);
   return text;
 }
 

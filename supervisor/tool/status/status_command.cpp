@@ -79,7 +79,8 @@ std::string human(const json::object& reply) {
     if (const json::value* waiting = p.if_contains("waiting_for")) {
       std::string names;
       for (const json::value& name : waiting->as_array()) {
-        names += (names.empty() ? "" : ",") + std::string(name.as_string());
+        if (!names.empty()) names.push_back(',');
+        names.append(name.as_string());
       }
       state += " (for " + names + ")";
     }
