@@ -192,6 +192,30 @@ TEST(Config, ATomlSyntaxErrorHasItsPosition) {
   EXPECT_EQ(problems[0].rfind("test.toml:2:", 0), 0U) << problems[0];
 }
 
+TEST(Config, ALogFileTakesBothStreamsWithItsRotation) {
+  const ConfigLoad load = parse_config(
+      "[[program]]\nname = \"a\"\ncommand = \"/bin/true\"\nlog = \"/tmp/a.log\"\n"
+      "log_max_size = \"1M\"\nlog_keep = 5\n",
+      "test.toml");
+  ASSERT_TRUE(load.ok()) << format_problem("test.toml", load.problems.front());
+  const ProgramSpec& spec = load.config.programs.at(0).spec;
+  EXPECT_EQ(spec.stdout_sink.file, "/tmp/a.log");
+  EXPECT_EQ(spec.stderr_sink.file, "/tmp/a.log");
+  EXPECT_EQ(spec.stdout_sink.max_bytes, 1ULL << 20);
+  EXPECT_EQ(spec.stdout_sink.keep, 5U);
+  EXPECT_EQ(spec.stdout_sink.fd, -1);
+  EXPECT_EQ(problems_of("[[program]]\nname = \"a\"\ncommand = \"/bin/true\"\nlog_keep = 2\n"),
+            (std::vector<std::string>{
+                "test.toml:4:12: program 'a': log_max_size and log_keep need log"}));
+  const std::vector<std::string> nowhere = problems_of(
+      "[[program]]\nname = \"a\"\ncommand = \"/bin/true\"\nlog = "
+      "\"/nonexistent/procpool-test/a.log\"\n");
+  ASSERT_EQ(nowhere.size(), 1U);
+  EXPECT_NE(nowhere[0].find("cannot write log files in /nonexistent/procpool-test"),
+            std::string::npos)
+      << nowhere[0];
+}
+
 TEST(DidYouMean, ClosestWordWithinATypo) {
   const std::vector<std::string_view> words{"command", "numprocs", "restart", "ready_port"};
   EXPECT_EQ(closest_word("comand", words), "command");

@@ -364,5 +364,49 @@ TEST(Daemon, IsNotDumpableSoItsFdsAreNotOpenToItsUser) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+TEST(Daemon, AProgramsLogFileIsRotatedPrefixedOnStderrAndShownByLogs) {
+  Daemon daemon("");
+  const std::string log = daemon.dir() + "/a.log";
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"a\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"i=0; while :; do "
+         "i=$((i+1)); echo line $i; sleep 0.01; done\"]\nlog = \""
+      << log << "\"\nlog_max_size = 200\nlog_keep = 2\n"
+      << sleeper("quiet");
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  // Rotated at 200 bytes (about 25 lines): wait for the first rotation, bounded.
+  bool rotated = false;
+  for (int i = 0; i < 2000 && !rotated; ++i) {
+    rotated = std::filesystem::exists(log + ".1");
+    if (!rotated) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(rotated) << daemon.stderr_text();
+  const Result last = daemon.cli({"logs", "a", "-n", "2"});
+  EXPECT_EQ(last.exit_code, 0) << last.err;
+  const std::vector<std::string> lines = lines_of(last.out);
+  ASSERT_EQ(lines.size(), 2U) << last.out;
+  EXPECT_EQ(lines[0].rfind("line ", 0), 0U) << lines[0];
+  EXPECT_EQ(std::stoi(lines[1].substr(5)), std::stoi(lines[0].substr(5)) + 1);
+  // -f goes on across rotations until Ctrl-C: 60 more lines is two rotations or more.
+  RunOptions follow;
+  follow.signals.push_back(SignalStep{SIGINT, 61, ""});
+  const Result followed =
+      run_procpool({"logs", "a", "-f", "-n", "1", "--socket", daemon.socket()}, "", follow);
+  EXPECT_EQ(followed.exit_code, 0) << followed.err;
+  const std::vector<std::string> seen = lines_of(followed.out);
+  ASSERT_GE(seen.size(), 61U);
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_EQ(std::stoi(seen[i].substr(5)), std::stoi(seen[i - 1].substr(5)) + 1)
+        << "a line lost or repeated across a rotation at " << i;
+  }
+  // The daemon's stderr has them too, each with its instance.
+  EXPECT_NE(daemon.stderr_text().find("[a:0] line 1\n"), std::string::npos) << daemon.stderr_text();
+  const Result none = daemon.cli({"logs", "quiet"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("program 'quiet' has no log file"), std::string::npos) << none.err;
+  EXPECT_EQ(daemon.cli({"shutdown"}).exit_code, 0);
+  EXPECT_EQ(daemon.wait_exit(), 0);
+}
+
 }  // namespace
 }  // namespace procpool::map_test

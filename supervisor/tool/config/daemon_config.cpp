@@ -9,6 +9,8 @@
 #include <optional>   // resolved paths
 #include <sstream>    // the file's text
 
+#include <unistd.h>  // access
+
 #include <toml++/toml.h>
 
 #include "config/config_table.hpp"
@@ -99,6 +101,27 @@ ProgramConfig read_program(ConfigTable& t) {
   }
   t.duration("health_interval", spec.health_interval);
   t.strings("depends_on", program.depends_on);
+  // Its stdout and stderr to one file (one writer, so one rotation), as procpool supervise
+  // --log does: rotated at log_max_size to log.1 .. log.KEEP.
+  OutputSink log;
+  const bool has_log = t.string("log", log.file);
+  const bool has_size = t.byte_size("log_max_size", log.max_bytes);
+  const bool has_keep = t.count("log_keep", log.keep, 1, 100);
+  if (has_log) {
+    const std::size_t slash = log.file.find_last_of('/');
+    const std::string dir =
+        slash == std::string::npos ? "." : log.file.substr(0, std::max<std::size_t>(slash, 1));
+    if (log.file.empty() || log.file.back() == '/') {
+      t.problem_at("log", "log must name a file");
+    } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+      t.problem_at("log", "cannot write log files in " + dir + ": " + std::strerror(errno));
+    } else {
+      spec.stdout_sink = log;
+      spec.stderr_sink = log;
+    }
+  } else if (has_size || has_keep) {
+    t.problem_at(has_size ? "log_max_size" : "log_keep", "log_max_size and log_keep need log");
+  }
   return program;
 }
 

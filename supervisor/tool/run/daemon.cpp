@@ -1,11 +1,13 @@
 #include "run/daemon.hpp"
 
 #include <sys/eventfd.h>  // eventfd_write
+#include <unistd.h>       // STDERR_FILENO
 
 #include <algorithm>  // std::find
 
 #include <boost/json.hpp>
 
+#include "common/error_stream.hpp"    // write_all
 #include "common/event_reporter.hpp"  // describe_exit
 
 namespace procpool::tool {
@@ -26,10 +28,24 @@ Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
     : config_(std::move(config)),
       reporter_(reporter),
       supervisor_(supervisor_options(reporter, wake_fd)) {
-  for (const ProgramConfig& program : config_.programs) {
+  for (ProgramConfig& program : config_.programs) {
     reporter_.add_program(program.spec.name, program.spec.readiness != ReadinessMode::Started,
                           program.spec.restart_mode);
-    supervisor_.add(program.spec);
+    ProgramSpec spec = program.spec;
+    // A program with a log file: its lines also reach our stderr (the terminal, or the
+    // journal under systemd), each prefixed with its instance, since they interleave there.
+    // Waiting at most a millisecond: a stderr with no room drops the copy, never the
+    // supervision behind it.
+    for (OutputSink* sink : {&spec.stdout_sink, &spec.stderr_sink}) {
+      if (sink->file.empty()) continue;
+      sink->on_line = [](std::string_view instance, std::string_view line) {
+        std::string text;
+        text.append("[").append(instance).append("] ").append(line).push_back('\n');
+        (void)write_all(STDERR_FILENO, text.data(), text.size(),
+                        std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+      };
+    }
+    supervisor_.add(std::move(spec));
   }
 }
 
@@ -129,6 +145,9 @@ boost::json::object Daemon::status(const std::string& name) const {
       entry["rss_bytes"] = s.rss_bytes;
       entry["cpu_s"] = s.cpu_seconds;
       entry["status_text"] = s.status_text;
+      entry["log"] = program.spec.stdout_sink.file.empty()
+                         ? boost::json::value(nullptr)
+                         : boost::json::value(program.spec.stdout_sink.file);
       programs.emplace_back(std::move(entry));
     }
   }
