@@ -80,7 +80,8 @@ void ManagedProcess::transition(ProgramState to) {
   if (to == ProgramState::Stopped) host_.changed();
 }
 
-void ManagedProcess::emit(SupervisorEvent::Kind kind, const std::string& message, int error_code) {
+void ManagedProcess::emit(SupervisorEvent::Kind kind, const std::string& message, int error_code,
+                          bool gave_up) {
   SupervisorEvent event;
   event.kind = kind;
   event.program = spec_.name;
@@ -90,6 +91,7 @@ void ManagedProcess::emit(SupervisorEvent::Kind kind, const std::string& message
   event.broken_in_a_row = tracker_.broken_in_a_row();
   event.message = message;
   event.error_code = error_code;
+  event.gave_up = gave_up;
   if (kind == SupervisorEvent::Kind::Exited && last_exit_) {
     event.exit = last_exit_;
     event.pid = last_exit_->pid;

@@ -120,7 +120,9 @@ class ManagedProcess {
   };
 
   void transition(ProgramState to);
-  void emit(SupervisorEvent::Kind kind, const std::string& message = {}, int error_code = 0);
+  // `gave_up`: a Stopped event because RestartPolicy::give_up_after was reached.
+  void emit(SupervisorEvent::Kind kind, const std::string& message = {}, int error_code = 0,
+            bool gave_up = false);
   void launch_run();  // throws what launch throws
   void abandon_launch(Run& run, bool claimed) noexcept;
   void start_or_back_off();

@@ -184,9 +184,9 @@ void ManagedProcess::finish_remains(Remains* remains) {
 // --- what follows an exit --------------------------------------------------------------------
 
 void ManagedProcess::decide_after_exit(bool clean_own_exit) {
-  const auto stopped = [this](const std::string& why) {
+  const auto stopped = [this](const std::string& why, bool gave_up = false) {
     transition(ProgramState::Stopped);
-    emit(SupervisorEvent::Kind::Stopped, why);
+    emit(SupervisorEvent::Kind::Stopped, why, 0, gave_up);
   };
   if (stop_requested_) {
     stop_requested_ = false;
@@ -216,7 +216,7 @@ void ManagedProcess::decide_after_exit(bool clean_own_exit) {
     return;
   }
   if (tracker_.gave_up()) {
-    stopped("gave up: RestartPolicy::give_up_after");
+    stopped("gave up: RestartPolicy::give_up_after", true);
     return;
   }
   schedule_start(delay, tracker_.backoff_cap(tracker_.broken_in_a_row()));
@@ -231,7 +231,7 @@ void ManagedProcess::start_or_back_off() {
     const milliseconds delay = tracker_.on_death(DeathKind::kBroken, host_.uniform01());
     if (tracker_.gave_up()) {
       transition(ProgramState::Stopped);
-      emit(SupervisorEvent::Kind::Stopped, "gave up: RestartPolicy::give_up_after");
+      emit(SupervisorEvent::Kind::Stopped, "gave up: RestartPolicy::give_up_after", 0, true);
       call_stop_waiters();
       return;
     }

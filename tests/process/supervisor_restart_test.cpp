@@ -71,5 +71,28 @@ TEST(SupervisorRestart, MemoryHardLimitKills) {
   EXPECT_EQ(exited.exit->signal, SIGKILL);
 }
 
+// give_up_after, reached: the instance stays stopped, and its Stopped event says it gave up
+// (SupervisorEvent::gave_up), which a stop asked for never does.
+TEST(SupervisorRestart, GivingUpIsTellingApartFromAStop) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  ProgramSpec broken = spec_for("broken", dir.script("broken.sh", "exit 1"));
+  broken.restart.give_up_after = 2;
+  supervisor.add(broken);
+  supervisor.add(spec_for("fine", dir.script("fine.sh", "exec sleep 1000")));
+  supervisor.start("broken");
+  supervisor.start("fine");
+  const SupervisorEvent gave_up = log.wait_for(Kind::Stopped);
+  EXPECT_EQ(gave_up.program, "broken");
+  EXPECT_TRUE(gave_up.gave_up);
+  EXPECT_EQ(gave_up.broken_in_a_row, 2U);
+  log.wait_for(Kind::Ready, 1, "fine:0");
+  supervisor.stop("fine");
+  const SupervisorEvent stopped = log.wait_for(Kind::Stopped, 2);
+  EXPECT_EQ(stopped.program, "fine");
+  EXPECT_FALSE(stopped.gave_up);
+}
+
 }  // namespace
 }  // namespace procpool::test

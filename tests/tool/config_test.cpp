@@ -216,6 +216,16 @@ TEST(Config, ALogFileTakesBothStreamsWithItsRotation) {
       << nowhere[0];
 }
 
+TEST(Config, OnGiveUpNeedsGiveUpAfter) {
+  const std::string head = "[[program]]\nname = \"a\"\ncommand = \"/bin/true\"\n";
+  const ConfigLoad load = parse_config(head + "give_up_after = 3\non_give_up = \"exit\"\n", "t");
+  ASSERT_TRUE(load.ok());
+  EXPECT_TRUE(load.config.programs.at(0).exit_on_give_up);
+  EXPECT_EQ(problems_of(head + "on_give_up = \"exit\"\n"),
+            (std::vector<std::string>{"test.toml:4:14: program 'a': on_give_up needs give_up_after "
+                                      "(0: the program never gives up)"}));
+}
+
 TEST(DidYouMean, ClosestWordWithinATypo) {
   const std::vector<std::string_view> words{"command", "numprocs", "restart", "ready_port"};
   EXPECT_EQ(closest_word("comand", words), "command");

@@ -408,5 +408,31 @@ TEST(Daemon, AProgramsLogFileIsRotatedPrefixedOnStderrAndShownByLogs) {
   EXPECT_EQ(daemon.wait_exit(), 0);
 }
 
+// The action at the restart limit: a program that gives up (give_up_after) stays stopped while
+// the daemon goes on, or, with on_give_up = "exit", the daemon stops everything and exits 3 so
+// that its service manager acts.
+TEST(Daemon, AProgramThatGivesUpStaysStoppedOrEndsTheDaemon) {
+  const std::string broken =
+      "[[program]]\nname = \"broken\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exit 1\"]\n"
+      "give_up_after = 2\n";
+  {
+    Daemon stays(broken + sleeper("fine"));
+    stays.start();
+    ASSERT_TRUE(stays.wait_serving()) << stays.stderr_text();
+    ASSERT_TRUE(stays.wait_state("broken:0", "stopped")) << stays.stderr_text();
+    EXPECT_TRUE(stays.wait_state("fine:0", "ready"));
+    EXPECT_EQ(stays.cli({"shutdown"}).exit_code, 0);
+    EXPECT_EQ(stays.wait_exit(), 0) << stays.stderr_text();
+  }
+  Daemon ends(broken + "on_give_up = \"exit\"\n" + sleeper("fine"));
+  ends.start();
+  EXPECT_EQ(ends.wait_exit(std::chrono::seconds(60)), 3) << ends.stderr_text();
+  EXPECT_NE(ends.stderr_text().find("broken:0 gave up after 2 broken starts in a row (on_give_up = "
+                                    "\"exit\"): stopping"),
+            std::string::npos)
+      << ends.stderr_text();
+  EXPECT_FALSE(std::filesystem::exists(ends.socket()));
+}
+
 }  // namespace
 }  // namespace procpool::map_test

@@ -91,6 +91,9 @@ struct SupervisorEvent {
   std::uint64_t broken_in_a_row = 0;
   std::string message;
   int error_code = 0;
+  // Stopped: because RestartPolicy::give_up_after was reached (not a stop, not the restart
+  // mode).
+  bool gave_up = false;
 };
 const char* to_string(SupervisorEvent::Kind kind) noexcept;
 

@@ -23,6 +23,7 @@ namespace {
 constexpr std::array<std::string_view, 3> kRestartModes = {"always", "on-failure", "never"};
 constexpr std::array<std::string_view, 3> kReadiness = {"started", "notify", "tcp"};
 constexpr std::array<std::string_view, 2> kSections = {"program", "pool"};
+constexpr std::array<std::string_view, 2> kGiveUpActions = {"stop", "exit"};
 
 bool valid_name(std::string_view name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
@@ -101,6 +102,12 @@ ProgramConfig read_program(ConfigTable& t) {
   }
   t.duration("health_interval", spec.health_interval);
   t.strings("depends_on", program.depends_on);
+  if (t.choice("on_give_up", index, kGiveUpActions)) {
+    program.exit_on_give_up = index == 1;
+    if (spec.restart.give_up_after == 0) {
+      t.problem_at("on_give_up", "on_give_up needs give_up_after (0: the program never gives up)");
+    }
+  }
   // Its stdout and stderr to one file (one writer, so one rotation), as procpool supervise
   // --log does: rotated at log_max_size to log.1 .. log.KEEP.
   OutputSink log;

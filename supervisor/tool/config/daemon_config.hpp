@@ -19,6 +19,10 @@ struct ProgramConfig {
   ProgramSpec spec;
   // Programs started only once these are ready, and stopped before them.
   std::vector<std::string> depends_on;
+  // on_give_up = "exit": once an instance gives up (RestartPolicy::give_up_after), the daemon
+  // stops everything and exits (kExitGaveUp), so its service manager acts. Else it stays
+  // stopped and the daemon goes on.
+  bool exit_on_give_up = false;
   std::uint32_t line = 0;  // of its [[program]] header
 };
 

@@ -13,9 +13,12 @@
 namespace procpool::tool {
 namespace {
 
-Supervisor::Options supervisor_options(EventReporter& reporter, int wake_fd) {
+// `on_stopped` sees every Stopped event first.
+Supervisor::Options supervisor_options(EventReporter& reporter, int wake_fd,
+                                       std::function<void(const SupervisorEvent&)> on_stopped) {
   Supervisor::Options options;
-  options.on_event = [&reporter, wake_fd](const SupervisorEvent& event) {
+  options.on_event = [&reporter, wake_fd, on_stopped](const SupervisorEvent& event) {
+    if (event.kind == SupervisorEvent::Kind::Stopped) on_stopped(event);
     reporter.on_event(event);
     (void)::eventfd_write(wake_fd, 1);
   };
@@ -27,7 +30,17 @@ Supervisor::Options supervisor_options(EventReporter& reporter, int wake_fd) {
 Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
     : config_(std::move(config)),
       reporter_(reporter),
-      supervisor_(supervisor_options(reporter, wake_fd)) {
+      supervisor_(supervisor_options(reporter, wake_fd, [this](const SupervisorEvent& event) {
+        if (!event.gave_up) return;
+        for (const ProgramConfig& program : config_.programs) {
+          if (program.spec.name != event.program || !program.exit_on_give_up) continue;
+          const std::lock_guard lock(gave_up_mutex_);
+          if (gave_up_.empty()) {
+            gave_up_ = event.name + " gave up after " + std::to_string(event.broken_in_a_row) +
+                       " broken starts in a row (on_give_up = \"exit\")";
+          }
+        }
+      })) {
   for (ProgramConfig& program : config_.programs) {
     reporter_.add_program(program.spec.name, program.spec.readiness != ReadinessMode::Started,
                           program.spec.restart_mode);
@@ -58,6 +71,11 @@ void Daemon::start_pools() {
     reporter_.message("pool '" + pool.name + "' ready (" +
                       std::to_string(pools_.back()->metrics().workers.size()) + " workers)");
   }
+}
+
+std::string Daemon::gave_up_exiting() const {
+  const std::lock_guard lock(gave_up_mutex_);
+  return gave_up_;
 }
 
 bool Daemon::ready(const std::string& program) const {

@@ -5,6 +5,7 @@
 // (procpool::Pool); stopped in reverse order (docs/config.md, docs/control.md).
 
 #include <memory>  // pools
+#include <mutex>   // gave_up_
 #include <set>     // started programs
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ class Daemon {
   // Starts each program not started yet whose dependencies are all ready. Call at start and
   // after every wake. Returns false once a program failed to launch (SpawnFailed): reported.
   void start_ready_programs();
+  // A program with on_give_up = "exit" whose instance gave up, with what it said; empty if
+  // none. (Any thread sets it, through the Supervisor's events.)
+  std::string gave_up_exiting() const;
   // Every program's instances are ready.
   bool all_ready() const;
   // Programs whose every instance is ready, of program_count().
@@ -59,6 +63,8 @@ class Daemon {
   Supervisor supervisor_;
   std::vector<std::unique_ptr<Pool>> pools_;  // as config_.pools
   std::vector<std::string> started_;          // in start order
+  mutable std::mutex gave_up_mutex_;
+  std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
 };
 
 }  // namespace procpool::tool

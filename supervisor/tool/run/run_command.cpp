@@ -47,7 +47,8 @@ std::string help_text(const po::options_description& options) {
          options_text(options) +
          "\n"
          "Exit status: 0 stopped on request; 1 the config has problems, or a pool could not\n"
-         "start; 2 usage error, or another daemon runs on the socket.\n";
+         "start; 2 usage error, or another daemon runs on the socket; 3 a program with\n"
+         "on_give_up = \"exit\" gave up.\n";
 }
 
 void write_text(const std::string& text) {
@@ -165,11 +166,12 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
 
   bool shutdown = false;
   bool announced = false;
+  std::string gave_up;
   ControlServer server(endpoint.listen.get(), [&](const std::string& line) {
     return handle_request(line, *daemon, shutdown);
   });
   std::vector<pollfd> fds;
-  while (!shutdown && signals->count() == 0) {
+  while (!shutdown && signals->count() == 0 && (gave_up = daemon->gave_up_exiting()).empty()) {
     if (!announced && daemon->all_ready()) {
       announced = true;
       reporter.message("every program is ready");
@@ -199,13 +201,14 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     server.serve(fds, 2);
   }
   signals->drain();
-  reporter.message(shutdown ? "shutdown requested: stopping"
-                            : "got " + signal_name(signals->first()) + ": stopping");
+  reporter.message(!gave_up.empty() ? gave_up + ": stopping"
+                   : shutdown       ? "shutdown requested: stopping"
+                                    : "got " + signal_name(signals->first()) + ": stopping");
   notifier.notify("STOPPING=1\nSTATUS=stopping");
   daemon->stop(signals->count() >= 2);
   daemon.reset();
   reporter.message("stopped");
-  return kExitOk;
+  return gave_up.empty() ? kExitOk : kExitGaveUp;
 }
 
 }  // namespace procpool::tool
