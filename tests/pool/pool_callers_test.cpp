@@ -33,6 +33,14 @@ template <class Done>
 bool drive_until(Pool& pool, Done&& done, std::chrono::milliseconds bound, std::size_t& echoes,
                  std::size_t& crashed) {
   std::atomic<std::size_t> answered{0}, wrong{0}, lost{0};
+  std::mutex first_wrong_mutex;
+  std::string first_wrong;  // what the first wrong answer was, for the failure message
+  auto note_wrong = [&](std::string what) {
+    if (wrong.fetch_add(1) == 0) {
+      const std::lock_guard lock(first_wrong_mutex);
+      first_wrong = std::move(what);
+    }
+  };
   std::size_t submitted = 0;
   const auto deadline = Clock::now() + bound;
   bool held = true;
@@ -43,20 +51,24 @@ bool drive_until(Pool& pool, Done&& done, std::chrono::milliseconds bound, std::
     }
     if (submitted - answered.load() >= kMaxOutstanding) continue;
     const std::string key = "e" + std::to_string(submitted++);
-    pool.submit("echo", key, {}, [&answered, &wrong, &lost, key](const TaskOutcome& outcome) {
+    pool.submit("echo", key, {}, [&, key](const TaskOutcome& outcome) {
       if (outcome.ok()) {
-        if (outcome.value() != key) ++wrong;
+        if (outcome.value() != key) note_wrong(key + " answered " + std::string(outcome.value()));
       } else if (outcome.error()->kind() == TaskError::Kind::WorkerCrashed) {
         ++lost;
       } else {
-        ++wrong;
+        note_wrong(key + " failed " + std::string(to_string(outcome.error()->kind())) + ": " +
+                   outcome.error()->what());
       }
       answered.fetch_add(1);
     });
   }
   EXPECT_TRUE(poll_until([&] { return answered.load() == submitted; }, kBound))
       << answered.load() << " of " << submitted << " echoes answered";
-  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_EQ(wrong.load(), 0u) << "the first: " << [&] {
+    const std::lock_guard lock(first_wrong_mutex);
+    return first_wrong;
+  }();
   echoes = submitted;
   crashed = lost.load();
   return held;
