@@ -1,8 +1,8 @@
 #pragma once
 
 #include <sys/epoll.h>  // epoll_event
-#include <atomic>       // pollers
 
+#include <atomic>              // pollers
 #include <condition_variable>  // state changes
 #include <cstdint>             // ids
 #include <memory>              // std::enable_shared_from_this

@@ -164,8 +164,8 @@ void PoolCore::run_loop() {
 }
 
 int PoolCore::nap(epoll_event* events) {
-  const timespec nap{0, std::chrono::nanoseconds(kCallerNap).count()};
-  const int count = ::epoll_pwait2(epoll_fd_.get(), events, kMaxEvents, &nap, nullptr);
+  const timespec timeout{0, std::chrono::nanoseconds(kCallerNap).count()};
+  const int count = ::epoll_pwait2(epoll_fd_.get(), events, kMaxEvents, &timeout, nullptr);
   read_event_outputs(events, count);
   return count < 0 ? 0 : count;
 }

@@ -16,8 +16,6 @@
 
 #include <gtest/gtest.h>
 
-extern char** environ;
-
 namespace procpool::map_test {
 namespace {
 
@@ -56,15 +54,7 @@ void Daemon::start(const std::vector<std::string>& env) {
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  std::vector<std::string> entries = env;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    const std::string_view text(*entry);
-    const std::string_view name = text.substr(0, text.find('='));
-    bool replaced = false;
-    for (const std::string& ours : env)
-      replaced |= std::string_view(ours).substr(0, ours.find('=')) == name;
-    if (!replaced) entries.emplace_back(text);
-  }
+  std::vector<std::string> entries = environment_with(env);
   std::vector<char*> envp;
   for (std::string& entry : entries) envp.push_back(entry.data());
   envp.push_back(nullptr);

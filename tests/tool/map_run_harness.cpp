@@ -32,6 +32,23 @@ std::string worker(const std::string& name) {
   return std::string(PROCPOOL_TEST_WORKER_DIR) + "/procpool-worker-" + name;
 }
 
+std::vector<std::string> environment_with(const std::vector<std::string>& entries) {
+  // getenv reads the first entry of a name: an inherited one would hide ours.
+  auto replaced = [&](std::string_view entry) {
+    const std::string_view name = entry.substr(0, entry.find('='));
+    for (const std::string& ours : entries) {
+      if (std::string_view(ours).substr(0, ours.find('=')) == name) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (!replaced(*entry)) environment.emplace_back(*entry);
+  }
+  environment.insert(environment.end(), entries.begin(), entries.end());
+  return environment;
+}
+
 Result run_procpool(const std::vector<std::string>& args, const std::string& input,
                     RunOptions options) {
   Result run;
@@ -66,19 +83,9 @@ Result run_procpool(const std::vector<std::string>& args, const std::string& inp
   sigaddset(&defaults, SIGPIPE);  // ours is ignored; the child starts with the default
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+  std::vector<std::string> environment = environment_with(options.env);
   std::vector<char*> envp;
-  // An entry of options.env replaces the inherited variable of its name (getenv reads the first).
-  auto overridden = [&](std::string_view entry) {
-    const std::string_view name = entry.substr(0, entry.find('='));
-    for (const std::string& ours : options.env) {
-      if (std::string_view(ours).substr(0, ours.find('=')) == name) return true;
-    }
-    return false;
-  };
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    if (!overridden(*entry)) envp.push_back(*entry);
-  }
-  for (std::string& entry : options.env) envp.push_back(entry.data());
+  for (std::string& entry : environment) envp.push_back(entry.data());
   envp.push_back(nullptr);
   pid_t pid = -1;
   const int spawned = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());

@@ -74,6 +74,10 @@ struct RunOptions {
   std::vector<std::string> env;
 };
 
+// This process's environment with `entries` ("NAME=VALUE") added, each replacing an inherited
+// variable of its name.
+std::vector<std::string> environment_with(const std::vector<std::string>& entries);
+
 // Runs `procpool ARGS...` with `input` on stdin; returns when it has exited and both of its
 // outputs are closed, or at the deadline (then it is killed).
 Result run_procpool(const std::vector<std::string>& args, const std::string& input = "",

@@ -3,7 +3,6 @@
 #include <unistd.h>  // STDOUT_FILENO, STDERR_FILENO
 
 #include <string>  // the report
-#include <vector>  // arguments
 
 #include <boost/program_options.hpp>
 
@@ -40,33 +39,19 @@ void write_text(int fd, const std::string& text) { (void)write_all(fd, text.data
 int run_check_command(std::span<char* const> args, const CommandContext& /*context*/) {
   po::options_description options("Options", kHelpWidth, kHelpDescriptionColumn);
   options.add_options()("help,h", "show this help and exit");
-  po::options_description all;
-  all.add(options).add_options()("config", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("config", -1);
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end()))
-                  .options(all)
-                  .positional(positional)
-                  .style(kOptionStyle)
-                  .run(),
-              values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    return usage_error(kProgram, e.what());
-  }
-  if (values.count("help") != 0) return print_help(help_text(options));
-  if (values.count("config") == 0) return usage_error(kProgram, "missing CONFIG.toml");
-  const auto& files = values["config"].as<std::vector<std::string>>();
-  if (files.size() > 1) return usage_error(kProgram, "one CONFIG.toml at a time");
-  const std::string& file = files.front();
+  int status = kExitOk;
+  const std::optional<po::variables_map> values =
+      parse_command_line(kProgram, args, options, "config", status);
+  if (!values) return status;
+  if (values->count("help") != 0) return print_help(help_text(options));
+  const std::optional<std::string> config =
+      one_positional(kProgram, *values, "config", "CONFIG.toml", true, status);
+  if (!config) return status;
+  const std::string& file = *config;
 
   const ConfigLoad load = load_config_file(file);
   if (!load.ok()) {
-    std::string report;
-    for (const ConfigProblem& problem : load.problems)
-      report += format_problem(file, problem) + "\n";
+    std::string report = format_problems(file, load.problems);
     report += std::string(kProgram) + ": " + file + ": " + std::to_string(load.problems.size()) +
               (load.problems.size() == 1 ? " problem\n" : " problems\n");
     write_text(STDERR_FILENO, report);

@@ -9,8 +9,12 @@
 #include <cerrno>     // errno
 #include <cstring>    // std::memcpy
 
-#include "common/error_stream.hpp"  // write_all
-#include "common/text_format.hpp"   // errno_text
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+
+#include "common/error_stream.hpp"   // write_all
+#include "common/text_format.hpp"    // errno_text
+#include "run/control_endpoint.hpp"  // default_socket_path
 
 namespace procpool::tool {
 namespace {
@@ -78,6 +82,26 @@ std::optional<std::string> ControlClient::call(const std::string& request) {
   }
 }
 
+std::optional<boost::json::object> ControlClient::request(const boost::json::object& request) {
+  const std::optional<std::string> reply = call(boost::json::serialize(request));
+  if (!reply) return std::nullopt;
+  boost::system::error_code code;
+  boost::json::value parsed = boost::json::parse(*reply, code);
+  boost::json::object* object = code ? nullptr : parsed.if_object();
+  const boost::json::value* ok = object != nullptr ? object->if_contains("ok") : nullptr;
+  if (ok == nullptr || !ok->is_bool()) {
+    error_ = "malformed reply from the daemon";
+    return std::nullopt;
+  }
+  if (!ok->as_bool()) {
+    const boost::json::value* error = object->if_contains("error");
+    error_ = error != nullptr && error->is_string() ? std::string(error->as_string())
+                                                    : "the daemon refused the request";
+    return std::nullopt;
+  }
+  return std::move(*object);
+}
+
 bool ControlClient::wait_closed() {
   for (;;) {
     pollfd pfd{fd_.get(), POLLIN, 0};
@@ -89,6 +113,15 @@ bool ControlClient::wait_closed() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return true;
   }
+}
+
+void add_socket_option(boost::program_options::options_description& options) {
+  options.add_options()("socket", boost::program_options::value<std::string>()->value_name("PATH"),
+                        "the daemon's control socket (default: as procpool run's)");
+}
+
+std::string socket_of(const boost::program_options::variables_map& values) {
+  return values.count("socket") != 0 ? values["socket"].as<std::string>() : default_socket_path();
 }
 
 }  // namespace procpool::tool

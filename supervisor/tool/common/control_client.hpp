@@ -7,6 +7,10 @@
 #include <optional>  // no reply
 #include <string>
 
+#include <boost/json/object.hpp>
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
+
 #include "procpool/unique_fd.hpp"
 
 namespace procpool::tool {
@@ -23,6 +27,9 @@ class ControlClient {
   // Sends `request` (one JSON object, without newline) and returns the reply line, or nothing
   // (error() says why).
   std::optional<std::string> call(const std::string& request);
+  // Sends `request` and returns the reply if it says {"ok": true}; else nothing, with error()
+  // saying why (the daemon's own "error" when it refused).
+  std::optional<boost::json::object> request(const boost::json::object& request);
   // Waits until the daemon closes the connection (it does as it exits); false at the deadline.
   bool wait_closed();
 
@@ -33,5 +40,10 @@ class ControlClient {
   std::string error_;
   std::string buffer_;
 };
+
+// The --socket option of every client command, and its value (default_socket_path() when not
+// given).
+void add_socket_option(boost::program_options::options_description& options);
+std::string socket_of(const boost::program_options::variables_map& values);
 
 }  // namespace procpool::tool

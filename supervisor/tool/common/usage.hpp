@@ -9,8 +9,12 @@
 #include <string>       // the option list
 #include <string_view>  // texts
 
+#include <optional>  // parse results
+#include <span>      // arguments
+
 #include <boost/program_options/cmdline.hpp>              // po::command_line_style
 #include <boost/program_options/options_description.hpp>  // the option list
+#include <boost/program_options/variables_map.hpp>        // parse results
 
 namespace procpool::tool {
 
@@ -34,5 +38,21 @@ int usage_error(std::string_view program, std::string_view message);
 
 // Writes `text` to standard output; returns kExitOk.
 int print_help(std::string_view text);
+
+// Parses `args` against `options` (kOptionStyle), the other arguments collected as a vector of
+// strings under `positional` (none allowed if empty). On a bad command line: nothing, with
+// `status` set by usage_error.
+std::optional<boost::program_options::variables_map> parse_command_line(
+    std::string_view program, std::span<char* const> args,
+    const boost::program_options::options_description& options, const char* positional,
+    int& status);
+
+// The one argument collected under `positional` ("" if none and not `required`); nothing, with
+// `status` set by usage_error, if there are more, or none while `required`. `what` names it in
+// the message ("missing NAME", "one NAME at a time").
+std::optional<std::string> one_positional(std::string_view program,
+                                          const boost::program_options::variables_map& values,
+                                          const char* positional, std::string_view what,
+                                          bool required, int& status);
 
 }  // namespace procpool::tool

@@ -13,4 +13,11 @@ std::string format_problem(std::string_view file, const ConfigProblem& problem) 
   return text;
 }
 
+std::string format_problems(std::string_view file, const std::vector<ConfigProblem>& problems) {
+  std::string text;
+  for (const ConfigProblem& problem : problems)
+    text.append(format_problem(file, problem)).push_back('\n');
+  return text;
+}
+
 }  // namespace procpool::tool

@@ -5,6 +5,7 @@
 #include <cstdint>  // positions
 #include <string>   // messages
 #include <string_view>
+#include <vector>  // problems
 
 namespace procpool::tool {
 
@@ -18,5 +19,7 @@ struct ConfigProblem {
 // "FILE:LINE:COL: MESSAGE" (the form compilers use, so editors can jump to it), or
 // "FILE: MESSAGE" without a position.
 std::string format_problem(std::string_view file, const ConfigProblem& problem);
+// Each of `problems`, formatted, one per line.
+std::string format_problems(std::string_view file, const std::vector<ConfigProblem>& problems);
 
 }  // namespace procpool::tool

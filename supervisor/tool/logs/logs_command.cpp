@@ -21,7 +21,6 @@
 #include "common/text_format.hpp"    // errno_text
 #include "common/usage.hpp"
 #include "procpool/unique_fd.hpp"
-#include "run/control_endpoint.hpp"  // default_socket_path
 
 namespace procpool::tool {
 namespace {
@@ -41,32 +40,16 @@ void write_error(const std::string& message) {
 // The program's log file, from the daemon's status reply; empty (with `error`) if none.
 std::string log_path(const std::string& socket_path, const std::string& name, std::string& error) {
   ControlClient client(socket_path, std::chrono::steady_clock::now() + std::chrono::seconds(10));
-  if (!client.valid()) {
-    error = client.error();
-    return {};
-  }
   boost::json::object request;
   request["cmd"] = "status";
   request["name"] = name;
-  const std::optional<std::string> reply = client.call(boost::json::serialize(request));
+  const std::optional<boost::json::object> reply =
+      client.valid() ? client.request(request) : std::nullopt;
   if (!reply) {
     error = client.error();
     return {};
   }
-  boost::system::error_code code;
-  const boost::json::value parsed = boost::json::parse(*reply, code);
-  const boost::json::object* object = code ? nullptr : parsed.if_object();
-  if (object == nullptr || !object->contains("ok") || !object->at("ok").is_bool()) {
-    error = "malformed reply from the daemon";
-    return {};
-  }
-  if (!object->at("ok").as_bool()) {
-    const boost::json::value* message = object->if_contains("error");
-    error = message != nullptr && message->is_string() ? std::string(message->as_string())
-                                                       : "the daemon refused";
-    return {};
-  }
-  const boost::json::value* programs = object->if_contains("programs");
+  const boost::json::value* programs = reply->if_contains("programs");
   if (programs == nullptr || !programs->is_array() || programs->as_array().empty()) {
     error = "'" + name + "' is not a program (pools have no log file)";
     return {};
@@ -120,15 +103,21 @@ bool print_last_lines(const std::string& path, int fd, std::size_t count) {
   return write_all(STDOUT_FILENO, out.data(), out.size());
 }
 
+// Copies what `fd` holds from its offset to its end to stdout; false if stdout failed.
+bool copy_rest(int fd) {
+  char chunk[65536];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;) {
+    if (!write_all(STDOUT_FILENO, chunk, static_cast<std::size_t>(n))) return false;
+  }
+  return true;
+}
+
 // Copies what is appended to `path` until SIGINT or SIGTERM; reopens it when it is rotated
 // (another file at the path) or truncated.
 int follow(const std::string& path, UniqueFd fd) {
   const InterruptSignals signals;
-  char chunk[65536];
   while (signals.count() == 0) {
-    for (ssize_t n; (n = ::read(fd.get(), chunk, sizeof chunk)) > 0;) {
-      if (!write_all(STDOUT_FILENO, chunk, static_cast<std::size_t>(n))) return kExitFailed;
-    }
+    if (!copy_rest(fd.get())) return kExitFailed;
     pollfd pfd{signals.fd(), POLLIN, 0};
     (void)::poll(&pfd, 1, kFollowPollMs);
     struct stat open_file {
@@ -136,27 +125,19 @@ int follow(const std::string& path, UniqueFd fd) {
     if (::fstat(fd.get(), &open_file) != 0) return kExitFailed;
     const bool there = ::stat(path.c_str(), &at_path) == 0;
     const off_t offset = ::lseek(fd.get(), 0, SEEK_CUR);
-    if (there && (at_path.st_ino != open_file.st_ino || at_path.st_size < offset)) {
-      // Rotated: what is left of the old file first; then, if it was rotated twice since we
-      // looked (path.1 is not the file we had open), all of path.1; then the new one from its
-      // start. (More rotations than that within one poll lose the files in between.)
-      const auto drain = [&](int from) {
-        for (ssize_t n; (n = ::read(from, chunk, sizeof chunk)) > 0;) {
-          if (!write_all(STDOUT_FILENO, chunk, static_cast<std::size_t>(n))) return false;
-        }
-        return true;
-      };
-      if (!drain(fd.get())) return kExitFailed;
-      struct stat previous {};
-      if (at_path.st_ino != open_file.st_ino && ::stat((path + ".1").c_str(), &previous) == 0 &&
-          previous.st_ino != open_file.st_ino) {
-        if (const UniqueFd between(::open((path + ".1").c_str(), O_RDONLY | O_CLOEXEC)); between) {
-          if (!drain(between.get())) return kExitFailed;
-        }
+    if (!there || (at_path.st_ino == open_file.st_ino && at_path.st_size >= offset)) continue;
+    // Rotated: what is left of the old file first; then, if it was rotated twice since we
+    // looked (path.1 is not the file we had open), all of path.1; then the new one from its
+    // start. (More rotations than that within one poll lose the files in between.)
+    if (!copy_rest(fd.get())) return kExitFailed;
+    struct stat previous {};
+    if (at_path.st_ino != open_file.st_ino && ::stat((path + ".1").c_str(), &previous) == 0 &&
+        previous.st_ino != open_file.st_ino) {
+      if (const UniqueFd between(::open((path + ".1").c_str(), O_RDONLY | O_CLOEXEC)); between) {
+        if (!copy_rest(between.get())) return kExitFailed;
       }
-      UniqueFd next(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (next) fd = std::move(next);
     }
+    if (UniqueFd next(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); next) fd = std::move(next);
   }
   return kExitOk;
 }
@@ -165,29 +146,17 @@ int follow(const std::string& path, UniqueFd fd) {
 
 int run_logs_command(std::span<char* const> args, const CommandContext& /*context*/) {
   po::options_description options("Options", kHelpWidth, kHelpDescriptionColumn);
+  add_socket_option(options);
   options.add_options()                                                             //
       ("follow,f", po::bool_switch(), "then print what is appended, until Ctrl-C")  //
       ("lines,n", po::value<Lines>()->value_name("N"),
        "how many of the last lines (default 100)")  //
-      ("socket", po::value<std::string>()->value_name("PATH"),
-       "the daemon's control socket (default: as procpool run's)")  //
       ("help,h", "show this help and exit");
-  po::options_description all;
-  all.add(options).add_options()("name", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("name", -1);
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end()))
-                  .options(all)
-                  .positional(positional)
-                  .style(kOptionStyle)
-                  .run(),
-              values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    return usage_error(kProgram, e.what());
-  }
+  int status = kExitOk;
+  const std::optional<po::variables_map> parsed =
+      parse_command_line(kProgram, args, options, "name", status);
+  if (!parsed) return status;
+  const po::variables_map& values = *parsed;
   if (values.count("help") != 0) {
     return print_help(
         "Usage: procpool logs [OPTIONS] NAME\n\n"
@@ -198,13 +167,11 @@ int run_logs_command(std::span<char* const> args, const CommandContext& /*contex
         "\nExit status: 0 printed (or followed until Ctrl-C); 1 no daemon, no such program, no "
         "log\nfile, or it cannot be read; 2 usage error.\n");
   }
-  if (values.count("name") == 0) return usage_error(kProgram, "missing NAME");
-  const auto& names = values["name"].as<std::vector<std::string>>();
-  if (names.size() > 1) return usage_error(kProgram, "one NAME at a time");
-  const std::string socket_path =
-      values.count("socket") != 0 ? values["socket"].as<std::string>() : default_socket_path();
+  const std::optional<std::string> name =
+      one_positional(kProgram, values, "name", "NAME", true, status);
+  if (!name) return status;
   std::string error;
-  const std::string path = log_path(socket_path, names.front(), error);
+  const std::string path = log_path(socket_of(values), *name, error);
   if (path.empty()) {
     write_error(error);
     return kExitFailed;

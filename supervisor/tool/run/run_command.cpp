@@ -15,7 +15,8 @@
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 
-#include "common/error_stream.hpp"  // write_all
+#include "common/control_client.hpp"  // socket_of
+#include "common/error_stream.hpp"    // write_all
 #include "common/event_reporter.hpp"
 #include "common/exit_status.hpp"
 #include "common/interrupt_signals.hpp"
@@ -81,36 +82,21 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
        "the control socket (default: $XDG_RUNTIME_DIR/procpool/procpool.sock; as root "
        "/run/procpool/procpool.sock; else /tmp/procpool-UID/procpool.sock)")  //
       ("help,h", "show this help and exit");
-  po::options_description all;
-  all.add(options).add_options()("config", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("config", -1);
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end()))
-                  .options(all)
-                  .positional(positional)
-                  .style(kOptionStyle)
-                  .run(),
-              values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    return usage_error(kProgram, e.what());
-  }
-  if (values.count("help") != 0) return print_help(help_text(options));
-  if (values.count("config") == 0) return usage_error(kProgram, "missing CONFIG.toml");
-  const auto& files = values["config"].as<std::vector<std::string>>();
-  if (files.size() > 1) return usage_error(kProgram, "one CONFIG.toml at a time");
-  const std::string& file = files.front();
-  const std::string socket_path =
-      values.count("socket") != 0 ? values["socket"].as<std::string>() : default_socket_path();
+  int status = kExitOk;
+  const std::optional<po::variables_map> values =
+      parse_command_line(kProgram, args, options, "config", status);
+  if (!values) return status;
+  if (values->count("help") != 0) return print_help(help_text(options));
+  const std::optional<std::string> config =
+      one_positional(kProgram, *values, "config", "CONFIG.toml", true, status);
+  if (!config) return status;
+  const std::string& file = *config;
+  const std::string socket_path = socket_of(*values);
 
   ConfigLoad load = load_config_file(file);
   if (!load.ok()) {
-    std::string report;
-    for (const ConfigProblem& problem : load.problems)
-      report += format_problem(file, problem) + "\n";
-    write_text(report + std::string(kProgram) + ": " + file + " has problems; nothing started\n");
+    write_text(format_problems(file, load.problems) + std::string(kProgram) + ": " + file +
+               " has problems; nothing started\n");
     return kExitFailed;
   }
 

@@ -14,7 +14,6 @@
 #include "common/error_stream.hpp"  // write_all
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
-#include "run/control_endpoint.hpp"  // default_socket_path
 
 namespace procpool::tool {
 namespace {
@@ -114,67 +113,30 @@ std::string human(const json::object& reply) {
 
 int run_status_command(std::span<char* const> args, const CommandContext& /*context*/) {
   po::options_description options("Options", kHelpWidth, kHelpDescriptionColumn);
-  options.add_options()  //
-      ("socket", po::value<std::string>()->value_name("PATH"),
-       "the daemon's control socket (default: as procpool run's)")             //
+  add_socket_option(options);
+  options.add_options()                                                        //
       ("json", po::bool_switch(), "print the daemon's reply as it is (JSON)")  //
       ("help,h", "show this help and exit");
-  po::options_description all;
-  all.add(options).add_options()("name", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("name", -1);
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin(), args.end()))
-                  .options(all)
-                  .positional(positional)
-                  .style(kOptionStyle)
-                  .run(),
-              values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    return usage_error(kProgram, e.what());
-  }
-  if (values.count("help") != 0) return print_help(help_text(options));
-  std::string name;
-  if (values.count("name") != 0) {
-    const auto& names = values["name"].as<std::vector<std::string>>();
-    if (names.size() > 1) return usage_error(kProgram, "one NAME at a time");
-    name = names.front();
-  }
-  const std::string socket_path =
-      values.count("socket") != 0 ? values["socket"].as<std::string>() : default_socket_path();
-  ControlClient client(socket_path, std::chrono::steady_clock::now() + kReplyBound);
-  if (!client.valid()) {
-    write_to(STDERR_FILENO, std::string(kProgram) + ": " + client.error() + "\n");
-    return kExitFailed;
-  }
+  int status = kExitOk;
+  const std::optional<po::variables_map> values =
+      parse_command_line(kProgram, args, options, "name", status);
+  if (!values) return status;
+  if (values->count("help") != 0) return print_help(help_text(options));
+  const std::optional<std::string> name =
+      one_positional(kProgram, *values, "name", "NAME", false, status);
+  if (!name) return status;
+  ControlClient client(socket_of(*values), std::chrono::steady_clock::now() + kReplyBound);
   json::object request;
   request["cmd"] = "status";
-  if (!name.empty()) request["name"] = name;
-  const std::optional<std::string> reply = client.call(json::serialize(request));
+  if (!name->empty()) request["name"] = *name;
+  const std::optional<json::object> reply = client.valid() ? client.request(request) : std::nullopt;
   if (!reply) {
     write_to(STDERR_FILENO, std::string(kProgram) + ": " + client.error() + "\n");
     return kExitFailed;
   }
-  boost::system::error_code code;
-  const json::value parsed = json::parse(*reply, code);
-  if (code || !parsed.is_object() || !parsed.as_object().if_contains("ok")) {
-    write_to(STDERR_FILENO, std::string(kProgram) + ": malformed reply from the daemon\n");
-    return kExitFailed;
-  }
-  const json::object& object = parsed.as_object();
-  if (!object.at("ok").is_bool() || !object.at("ok").as_bool()) {
-    const json::value* error = object.if_contains("error");
-    write_to(STDERR_FILENO, std::string(kProgram) + ": " +
-                                (error != nullptr && error->is_string()
-                                     ? std::string(error->as_string())
-                                     : std::string("the daemon refused the request")) +
-                                "\n");
-    return kExitFailed;
-  }
   try {
-    write_to(STDOUT_FILENO, values["json"].as<bool>() ? *reply + "\n" : human(object));
+    write_to(STDOUT_FILENO,
+             (*values)["json"].as<bool>() ? json::serialize(*reply) + "\n" : human(*reply));
   } catch (const std::exception&) {  // a field missing or of another type: not our daemon's
     write_to(STDERR_FILENO, std::string(kProgram) + ": malformed reply from the daemon\n");
     return kExitFailed;
