@@ -76,8 +76,9 @@ void ManagedProcess::transition(ProgramState to) {
                 to_string(to));
   }
   state_ = to;
-  // Shutdown waits for every instance to be idle; this may be the step that made it so.
-  if (to == ProgramState::Stopped) host_.changed();
+  // Shutdown waits for every instance to be idle, a rollout for its new instances to be ready:
+  // this may be the step either waits for.
+  host_.changed();
 }
 
 void ManagedProcess::emit(SupervisorEvent::Kind kind, const std::string& message, int error_code,
@@ -122,7 +123,7 @@ void ManagedProcess::start() {
   }
 }
 
-void ManagedProcess::stop(std::function<void()> done) {
+void ManagedProcess::stop(std::function<void()> done, KillReason reason) {
   // Every process there is now belongs to a run up to the last one launched.
   if (done) stop_waiters_.push_back({last_run_id_, std::move(done)});
   switch (state_) {
@@ -141,7 +142,7 @@ void ManagedProcess::stop(std::function<void()> done) {
     case ProgramState::Stopping:
       stop_requested_ = true;
       restart_requested_ = false;
-      kill_run(KillReason::Stop, true);
+      kill_run(reason, true);
       return;
   }
   call_stop_waiters();

@@ -45,7 +45,11 @@ struct ProcessHost {
   std::function<void()> count_callback_error;  // an on_line sink threw
   std::function<void(int pid, class ManagedProcess*)> claim_pid;  // nullptr: release
   std::function<double()> uniform01;                              // for the backoff's jitter
-  std::function<void()> changed;  // after every step (shutdown progress)
+  std::function<void()> changed;  // after every transition (shutdown, rollouts)
+  // Above memory_soft_limit: asks for a replacement started before this one stops (a one-slot
+  // rollout, rollout.hpp). False: none can be had now; the instance is then stopped and
+  // restarted. Unset: always so.
+  std::function<bool(class ManagedProcess&)> recycle;
 };
 
 class ManagedProcess {
@@ -63,7 +67,7 @@ class ManagedProcess {
   // instance had at the call is gone: its run and the leftovers of earlier runs (at once if
   // there are none). A start() or restart() before then does not hold it up: it waits only for
   // the processes it stopped.
-  void stop(std::function<void()> done);
+  void stop(std::function<void()> done, KillReason reason = KillReason::Stop);
   // As stop(), then start() again (restart counted).
   void restart();
   // A stop without the grace: SIGKILL now to the run's process group and to the leftovers of
@@ -77,6 +81,8 @@ class ManagedProcess {
   bool idle() const noexcept { return state_ == ProgramState::Stopped && remains_.empty(); }
   ProcessStatus status() const;
   const std::string& name() const noexcept { return name_; }
+  unsigned instance() const noexcept { return instance_; }
+  const Program& program() const noexcept { return program_; }
 
  private:
   // One run: a launched main process and what belongs to it.

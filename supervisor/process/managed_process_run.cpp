@@ -32,6 +32,10 @@ void ManagedProcess::launch_run() {
   launch.env = spec_.env;
   // Always ours, so a program never notifies the service manager that runs the supervisor.
   launch.env.emplace_back("NOTIFY_SOCKET", host_.notify_path);
+  // Which instance it is (supervisord's process_num, PM2's NODE_APP_INSTANCE): a port base
+  // plus the instance, say.
+  launch.env.emplace_back("PROCPOOL_PROGRAM", spec_.name);
+  launch.env.emplace_back("PROCPOOL_INSTANCE", std::to_string(instance_));
   if (spec_.watchdog.count() > 0) {
     launch.env.emplace_back("WATCHDOG_USEC", std::to_string(spec_.watchdog.count() * 1000));
     launch.pid_env_name = "WATCHDOG_PID";
@@ -174,7 +178,10 @@ void ManagedProcess::health_check() {
     kill_run(KillReason::MemoryHard, false);
   } else if (spec_.memory_soft_limit != 0 && rss > spec_.memory_soft_limit &&
              state_ != ProgramState::Stopping) {
-    kill_run(KillReason::MemorySoft, true);
+    // Once ready, its replacement first, when the supervisor can start one: no gap in service.
+    if (state_ != ProgramState::Ready || !host_.recycle || !host_.recycle(*this)) {
+      kill_run(KillReason::MemorySoft, true);
+    }
   }
   if (run_) {
     run_->health_timer = host_.loop->after(spec_.health_interval, [this] { health_check(); });

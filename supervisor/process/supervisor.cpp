@@ -1,6 +1,6 @@
-// procpool::Supervisor: the public face of the process layer. Every instance lives on one loop
-// thread (event_loop.hpp); the public calls hand their work to it and wait for the answer, so
-// nothing here needs a lock of its own, and callbacks run with none held.
+// procpool::Supervisor: the public face of the process layer (supervisor_impl.hpp), its life
+// cycle and the per-program calls. Rolling updates, removal and recycling are in
+// supervisor_update.cpp.
 
 #include "procpool/supervisor.hpp"
 
@@ -8,17 +8,7 @@
 #include <signal.h>     // SIGPIPE
 #include <sys/epoll.h>  // EPOLLIN
 
-#include <atomic>         // std::atomic
-#include <future>         // std::promise
-#include <memory>         // std::unique_ptr
-#include <optional>       // std::optional
-#include <random>         // std::mt19937_64
-#include <thread>         // std::thread
-#include <unordered_map>  // std::unordered_map
-
-#include "event_loop.hpp"
-#include "managed_process.hpp"
-#include "notify_socket.hpp"
+#include "supervisor_impl.hpp"
 
 namespace procpool {
 
@@ -38,284 +28,244 @@ const char* to_string(SupervisorError::Kind kind) noexcept {
       return "spawn_failed";
     case SupervisorError::Kind::ShutDown:
       return "shut_down";
+    case SupervisorError::Kind::Busy:
+      return "busy";
+    case SupervisorError::Kind::RolledBack:
+      return "rolled_back";
+    case SupervisorError::Kind::Interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
 
-class Supervisor::Impl {
- public:
-  explicit Impl(Options options) : options_(std::move(options)), rng_(std::random_device{}()) {
-    host_.loop = &loop_;
-    host_.notify_path = notify_.path();
-    host_.emit = [this](SupervisorEvent event) { queue_event(std::move(event)); };
-    host_.count_callback_error = [this] { callback_errors_.fetch_add(1); };
-    host_.claim_pid = [this](int pid, detail::ManagedProcess* process) {
-      if (process != nullptr) {
-        by_pid_[pid] = process;
-      } else {
-        by_pid_.erase(pid);
-      }
-    };
-    host_.uniform01 = [this] { return std::uniform_real_distribution<double>(0, 1)(rng_); };
-    host_.changed = [this] { check_shutdown(); };
-    loop_.watch(notify_.fd(), EPOLLIN, [this](std::uint32_t) {
-      notify_.receive([this](int pid, const detail::NotifyMessage& message) {
-        // NotifyAccess=main: only an instance's own main pid speaks for it.
-        const auto it = by_pid_.find(pid);
-        if (it != by_pid_.end()) it->second->on_notify(message);
-      });
-    });
-    thread_ = std::thread([this] {
-      // A sink writing to a pipe whose reader is gone gets EPIPE instead of killing the host.
-      sigset_t pipe;
-      sigemptyset(&pipe);
-      sigaddset(&pipe, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-      loop_thread_ = std::this_thread::get_id();
-      started_.set_value();
-      loop_.run();
-    });
-    started_.get_future().wait();
-  }
-
-  ~Impl() {
-    call([this] {
-      shutting_down_ = true;
-      for (auto& program : instances_) {
-        for (auto& instance : program) instance->stop({});
-      }
-      check_shutdown();
-    });
-    thread_.join();
-    // Anything left (nothing, after a graceful stop) is SIGKILLed and reaped here.
-    instances_.clear();
-  }
-
-  // Runs `fn` on the loop thread and returns its result (or throws what it threw). From the
-  // loop thread itself (an event callback), runs it at once. The exception object itself does
-  // not cross threads: its kind, text and numbers do, and the caller's thread throws a new one
-  // (an exception_ptr's count lives in uninstrumented libstdc++, which TSan cannot follow).
-  template <class F>
-  auto call(F&& fn) -> decltype(fn()) {
-    if (std::this_thread::get_id() == loop_thread_) return fn();
-    using R = decltype(fn());
-    struct Failure {
-      bool supervisor_error = false;
-      SupervisorError::Kind kind = SupervisorError::Kind::ShutDown;
-      std::string message;
-      int pid = 0;
-      int error_code = 0;
-    };
-    std::promise<R> promise;
-    std::optional<Failure> failure;
-    auto future = promise.get_future();
-    loop_.post([&] {
-      try {
-        if constexpr (std::is_void_v<R>) {
-          fn();
-          promise.set_value();
-        } else {
-          promise.set_value(fn());
-        }
-        return;
-      } catch (const SupervisorError& e) {
-        failure = Failure{true, e.kind(), e.what(), e.pid(), e.error_code()};
-      } catch (const std::exception& e) {
-        failure = Failure{false, SupervisorError::Kind::ShutDown, e.what(), 0, 0};
-      } catch (...) {
-        failure = Failure{false, SupervisorError::Kind::ShutDown, "unknown exception", 0, 0};
-      }
-      if constexpr (std::is_void_v<R>) {
-        promise.set_value();
-      } else {
-        promise.set_value(R{});
-      }
-    });
-    const auto rethrow = [&failure] {
-      if (!failure) return;
-      if (failure->supervisor_error) {
-        throw SupervisorError(failure->kind, failure->message, failure->pid, failure->error_code);
-      }
-      throw Error(failure->message);
-    };
-    if constexpr (std::is_void_v<R>) {
-      future.get();
-      rethrow();
+Supervisor::Impl::Impl(Options options)
+    : options_(std::move(options)), rng_(std::random_device{}()) {
+  host_.loop = &loop_;
+  host_.notify_path = notify_.path();
+  host_.emit = [this](SupervisorEvent event) { queue_event(std::move(event)); };
+  host_.count_callback_error = [this] { callback_errors_.fetch_add(1); };
+  host_.claim_pid = [this](int pid, detail::ManagedProcess* process) {
+    if (process != nullptr) {
+      by_pid_[pid] = process;
     } else {
-      R result = future.get();
-      rethrow();
-      return result;
+      by_pid_.erase(pid);
     }
-  }
+  };
+  host_.uniform01 = [this] { return std::uniform_real_distribution<double>(0, 1)(rng_); };
+  host_.changed = [this] {
+    check_shutdown();
+    if (rollouts_ != 0) kick();
+  };
+  host_.recycle = [this](detail::ManagedProcess& process) { return recycle(process); };
+  loop_.watch(notify_.fd(), EPOLLIN, [this](std::uint32_t) {
+    notify_.receive([this](int pid, const detail::NotifyMessage& message) {
+      // NotifyAccess=main: only an instance's own main pid speaks for it.
+      const auto it = by_pid_.find(pid);
+      if (it != by_pid_.end()) it->second->on_notify(message);
+    });
+  });
+  thread_ = std::thread([this] {
+    // A sink writing to a pipe whose reader is gone gets EPIPE instead of killing the host.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    loop_thread_ = std::this_thread::get_id();
+    started_.set_value();
+    loop_.run();
+  });
+  started_.get_future().wait();
+}
 
-  void add(ProgramSpec spec) {
-    const auto bad = [&](const std::string& why, int code = 0) {
-      return SupervisorError(SupervisorError::Kind::BadSpec,
-                             "program \"" + spec.name + "\": " + why, 0, code);
-    };
-    if (spec.name.empty()) throw bad("empty name");
-    if (spec.name.find(':') != std::string::npos) throw bad("the name contains ':'");
-    if (spec.command.empty()) throw bad("empty command");
-    if (spec.numprocs == 0) throw bad("numprocs is 0");
-    if (spec.stop_signal <= 0 || spec.stop_signal >= NSIG) throw bad("invalid stop_signal");
-    if (spec.readiness == ReadinessMode::TcpPort && spec.ready_port == 0) {
-      throw bad("readiness TcpPort needs ready_port");
+Supervisor::Impl::~Impl() {
+  call([this] {
+    shutting_down_ = true;
+    for (auto& entry : entries_) {
+      interrupt_rollout(*entry, "the supervisor is shutting down", false);
+      for (auto& instance : entry->instances) instance->stop({});
     }
-    if (spec.health_interval.count() <= 0) throw bad("health_interval must be positive");
-    call([&] {
-      if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
-      if (find(spec.name) != nullptr) {
-        throw SupervisorError(SupervisorError::Kind::DuplicateProgram,
-                              "program \"" + spec.name + "\" already added");
+    check_shutdown();
+  });
+  thread_.join();
+  // Anything left (nothing, after a graceful stop) is SIGKILLed and reaped here.
+  retiring_.clear();
+  entries_.clear();
+}
+
+void Supervisor::Impl::check_spec(const ProgramSpec& spec) {
+  const auto bad = [&](const std::string& why) {
+    return SupervisorError(SupervisorError::Kind::BadSpec, "program \"" + spec.name + "\": " + why);
+  };
+  if (spec.name.empty()) throw bad("empty name");
+  if (spec.name.find(':') != std::string::npos) throw bad("the name contains ':'");
+  if (spec.command.empty()) throw bad("empty command");
+  if (spec.numprocs == 0) throw bad("numprocs is 0");
+  if (spec.stop_signal <= 0 || spec.stop_signal >= NSIG) throw bad("invalid stop_signal");
+  if (spec.readiness == ReadinessMode::TcpPort && spec.ready_port == 0) {
+    throw bad("readiness TcpPort needs ready_port");
+  }
+  if (spec.health_interval.count() <= 0) throw bad("health_interval must be positive");
+}
+
+// `previous`: the program it replaces, whose log files it goes on writing through the same
+// writers when they name the same file the same way (one writer per file, one rotation).
+std::shared_ptr<detail::Program> Supervisor::Impl::make_program(ProgramSpec spec,
+                                                                const detail::Program* previous) {
+  auto program = std::make_shared<detail::Program>();
+  const auto same_file = [](const OutputSink& a, const OutputSink& b) {
+    return !a.file.empty() && a.file == b.file && a.max_bytes == b.max_bytes && a.keep == b.keep;
+  };
+  try {
+    program->stdout_sinks = detail::SinkSet::make(spec.stdout_sink);
+    program->stderr_sinks = detail::SinkSet::make(spec.stderr_sink);
+    if (previous != nullptr) {
+      if (same_file(spec.stdout_sink, previous->spec.stdout_sink)) {
+        program->stdout_sinks->file = previous->stdout_sinks->file;
       }
-      auto program = std::make_unique<detail::Program>();
-      try {
-        program->stdout_sinks = detail::SinkSet::make(spec.stdout_sink);
-        program->stderr_sinks = detail::SinkSet::make(spec.stderr_sink);
-        // One file for both streams must be one writer: two would each rotate it on their own
-        // count of its size.
-        if (!spec.stderr_sink.file.empty() && spec.stderr_sink.file == spec.stdout_sink.file) {
-          program->stderr_sinks->file = program->stdout_sinks->file;
-        }
-      } catch (const SystemError& e) {
-        throw bad(std::string("output sink: ") + e.what(), e.code());
-      }
-      program->spec = std::move(spec);
-      std::vector<std::unique_ptr<detail::ManagedProcess>> instances;
-      for (unsigned i = 0; i < program->spec.numprocs; ++i) {
-        instances.push_back(std::make_unique<detail::ManagedProcess>(host_, *program, i));
-      }
-      programs_.push_back(std::move(program));
-      instances_.push_back(std::move(instances));
-    });
-  }
-
-  void start(const std::string& name) {
-    call([&] {
-      if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
-      for (auto& instance : instances_of(name)) instance->start();
-    });
-  }
-
-  void restart(const std::string& name) {
-    call([&] {
-      if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
-      for (auto& instance : instances_of(name)) instance->restart();
-    });
-  }
-
-  void start_all() {
-    call([&] {
-      for (auto& program : programs_) start(program->spec.name);
-    });
-  }
-
-  // Every instance of `name`, or of every program if null.
-  void kill(const std::string* name) {
-    call([&] {
-      if (name != nullptr) {
-        for (auto& instance : instances_of(*name)) instance->kill();
-        return;
-      }
-      for (auto& program : instances_) {
-        for (auto& instance : program) instance->kill();
-      }
-    });
-  }
-
-  // Waits for the instances to be stopped, unless called from the loop thread.
-  void stop(const std::string* name) {
-    std::promise<void> done;
-    auto future = done.get_future();
-    const bool on_loop = std::this_thread::get_id() == loop_thread_;
-    call([&] {
-      std::vector<detail::ManagedProcess*> targets;
-      if (name != nullptr) {
-        for (auto& instance : instances_of(*name)) targets.push_back(instance.get());
-      } else {
-        for (auto& program : instances_) {
-          for (auto& instance : program) targets.push_back(instance.get());
-        }
-      }
-      auto left = std::make_shared<std::size_t>(targets.size());
-      auto finished = std::make_shared<std::promise<void>>(std::move(done));
-      if (targets.empty()) finished->set_value();
-      for (auto* instance : targets) {
-        instance->stop([left, finished] {
-          if (--*left == 0) finished->set_value();
-        });
-      }
-    });
-    if (!on_loop) future.wait();
-  }
-
-  std::vector<ProcessStatus> status() {
-    return call([&] {
-      std::vector<ProcessStatus> out;
-      for (auto& program : instances_) {
-        for (auto& instance : program) out.push_back(instance->status());
-      }
-      return out;
-    });
-  }
-
-  std::uint64_t callback_errors() const noexcept { return callback_errors_.load(); }
-
- private:
-  detail::Program* find(const std::string& name) {
-    for (auto& program : programs_) {
-      if (program->spec.name == name) return program.get();
-    }
-    return nullptr;
-  }
-
-  std::vector<std::unique_ptr<detail::ManagedProcess>>& instances_of(const std::string& name) {
-    for (std::size_t i = 0; i < programs_.size(); ++i) {
-      if (programs_[i]->spec.name == name) return instances_[i];
-    }
-    throw SupervisorError(SupervisorError::Kind::UnknownProgram,
-                          "no program named \"" + name + "\"");
-  }
-
-  // Events are delivered from the loop's queue, after the step that made them: the callback
-  // never runs in the middle of a transition, and may call back into the supervisor.
-  void queue_event(SupervisorEvent event) {
-    if (!options_.on_event) return;
-    loop_.post([this, event = std::move(event)] {
-      try {
-        options_.on_event(event);
-      } catch (...) {
-        callback_errors_.fetch_add(1);
-      }
-    });
-  }
-
-  void check_shutdown() {
-    if (!shutting_down_) return;
-    for (auto& program : instances_) {
-      for (auto& instance : program) {
-        if (!instance->idle()) return;
+      if (same_file(spec.stderr_sink, previous->spec.stderr_sink)) {
+        program->stderr_sinks->file = previous->stderr_sinks->file;
       }
     }
-    loop_.stop();
+    // One file for both streams must be one writer: two would each rotate it on their own
+    // count of its size.
+    if (!spec.stderr_sink.file.empty() && spec.stderr_sink.file == spec.stdout_sink.file) {
+      program->stderr_sinks->file = program->stdout_sinks->file;
+    }
+  } catch (const SystemError& e) {
+    throw SupervisorError(SupervisorError::Kind::BadSpec,
+                          "program \"" + spec.name + "\": output sink: " + e.what(), 0, e.code());
   }
+  program->spec = std::move(spec);
+  return program;
+}
 
-  Options options_;
-  detail::EventLoop loop_;
-  detail::NotifySocket notify_;
-  detail::ProcessHost host_;
-  std::mt19937_64 rng_;
-  std::vector<std::unique_ptr<detail::Program>> programs_;
-  // instances_[i] are the instances of programs_[i]; destroyed before programs_ (they point
-  // into them) and before loop_.
-  std::vector<std::vector<std::unique_ptr<detail::ManagedProcess>>> instances_;
-  std::unordered_map<int, detail::ManagedProcess*> by_pid_;
-  std::atomic<std::uint64_t> callback_errors_{0};
-  bool shutting_down_ = false;
-  std::promise<void> started_;
-  std::thread::id loop_thread_;
-  std::thread thread_;
-};
+void Supervisor::Impl::add(ProgramSpec spec) {
+  check_spec(spec);
+  call([&] {
+    if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
+    if (find(spec.name) != nullptr) {
+      throw SupervisorError(SupervisorError::Kind::DuplicateProgram,
+                            "program \"" + spec.name + "\" already added");
+    }
+    auto entry = std::make_unique<detail::ProgramEntry>();
+    entry->program = make_program(std::move(spec), nullptr);
+    for (unsigned i = 0; i < entry->program->spec.numprocs; ++i) {
+      entry->instances.push_back(
+          std::make_unique<detail::ManagedProcess>(host_, *entry->program, i));
+    }
+    entries_.push_back(std::move(entry));
+  });
+}
+
+void Supervisor::Impl::throw_if_updating(const detail::ProgramEntry& entry) const {
+  if (entry.rollout && !entry.rollout->recycling()) {
+    throw SupervisorError(SupervisorError::Kind::Busy,
+                          "program \"" + entry.program->spec.name + "\" is being updated");
+  }
+}
+
+void Supervisor::Impl::start(const std::string& name) {
+  call([&] {
+    if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
+    detail::ProgramEntry& entry = entry_of(name);
+    throw_if_updating(entry);
+    for (auto& instance : entry.instances) instance->start();
+  });
+}
+
+void Supervisor::Impl::restart(const std::string& name) {
+  call([&] {
+    if (shutting_down_) throw SupervisorError(SupervisorError::Kind::ShutDown, "shutting down");
+    detail::ProgramEntry& entry = entry_of(name);
+    throw_if_updating(entry);
+    interrupt_rollout(entry, "restarted", false);  // a recycle in progress
+    for (auto& instance : entry.instances) instance->restart();
+  });
+}
+
+void Supervisor::Impl::start_all() {
+  call([&] {
+    for (auto& entry : entries_) start(entry->program->spec.name);
+  });
+}
+
+void Supervisor::Impl::kill(const std::string* name) {
+  call([&] {
+    for (auto& entry : entries_) {
+      if (name != nullptr && entry->program->spec.name != *name) continue;
+      interrupt_rollout(*entry, "killed", true);
+      for (auto& instance : entry->instances) instance->kill();
+    }
+    if (name != nullptr) (void)entry_of(*name);  // UnknownProgram
+  });
+}
+
+void Supervisor::Impl::stop(const std::string* name) {
+  std::promise<void> done;
+  auto future = done.get_future();
+  const bool on_loop = std::this_thread::get_id() == loop_thread_;
+  call([&] {
+    std::vector<detail::ManagedProcess*> targets;
+    if (name != nullptr) (void)entry_of(*name);  // UnknownProgram
+    for (auto& entry : entries_) {
+      if (name != nullptr && entry->program->spec.name != *name) continue;
+      interrupt_rollout(*entry, "stopped", false);
+      for (auto& instance : entry->instances) targets.push_back(instance.get());
+    }
+    auto left = std::make_shared<std::size_t>(targets.size());
+    auto finished = std::make_shared<std::promise<void>>(std::move(done));
+    if (targets.empty()) finished->set_value();
+    for (auto* instance : targets) {
+      instance->stop([left, finished] {
+        if (--*left == 0) finished->set_value();
+      });
+    }
+  });
+  if (!on_loop) future.wait();
+}
+
+std::vector<ProcessStatus> Supervisor::Impl::status() {
+  return call([&] {
+    std::vector<ProcessStatus> out;
+    for (auto& entry : entries_) {
+      for (auto& instance : entry->instances) out.push_back(instance->status());
+    }
+    return out;
+  });
+}
+
+detail::ProgramEntry* Supervisor::Impl::find(const std::string& name) noexcept {
+  for (auto& entry : entries_) {
+    if (entry->program->spec.name == name) return entry.get();
+  }
+  return nullptr;
+}
+
+detail::ProgramEntry& Supervisor::Impl::entry_of(const std::string& name) {
+  if (detail::ProgramEntry* entry = find(name)) return *entry;
+  throw SupervisorError(SupervisorError::Kind::UnknownProgram, "no program named \"" + name + "\"");
+}
+
+void Supervisor::Impl::queue_event(SupervisorEvent event) {
+  if (!options_.on_event) return;
+  loop_.post([this, event = std::move(event)] {
+    try {
+      options_.on_event(event);
+    } catch (...) {
+      callback_errors_.fetch_add(1);
+    }
+  });
+}
+
+void Supervisor::Impl::check_shutdown() {
+  if (!shutting_down_ || rollouts_ != 0 || !retiring_.empty()) return;
+  for (auto& entry : entries_) {
+    for (auto& instance : entry->instances) {
+      if (!instance->idle()) return;
+    }
+  }
+  loop_.stop();
+}
 
 Supervisor::Supervisor() : Supervisor(Options{}) {}
 Supervisor::Supervisor(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -325,6 +275,10 @@ void Supervisor::add(ProgramSpec spec) { impl_->add(std::move(spec)); }
 void Supervisor::start(const std::string& name) { impl_->start(name); }
 void Supervisor::stop(const std::string& name) { impl_->stop(&name); }
 void Supervisor::restart(const std::string& name) { impl_->restart(name); }
+void Supervisor::update(ProgramSpec spec, UpdateOptions options) {
+  impl_->update(std::move(spec), options);
+}
+void Supervisor::remove(const std::string& name) { impl_->remove(name); }
 void Supervisor::start_all() { impl_->start_all(); }
 void Supervisor::stop_all() { impl_->stop(nullptr); }
 void Supervisor::kill(const std::string& name) { impl_->kill(&name); }

@@ -57,8 +57,10 @@ struct ProgramSpec {
   std::chrono::milliseconds watchdog{0};
 
   // Resident memory of the instance's process group, checked every health_interval. Above
-  // memory_soft_limit it is stopped gracefully and restarted; above memory_hard_limit it is
-  // SIGKILLed and restarted. 0: no limit.
+  // memory_soft_limit a ready instance is recycled: a replacement is started, and once it is
+  // ready (within start_timeout) the old one is stopped gracefully; if the replacement fails,
+  // the old one keeps running until the next check. (One still starting is stopped and
+  // restarted.) Above memory_hard_limit it is SIGKILLed and restarted. 0: no limit.
   std::uint64_t memory_soft_limit = 0;
   std::uint64_t memory_hard_limit = 0;
   std::chrono::milliseconds health_interval{1000};
