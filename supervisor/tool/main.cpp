@@ -22,6 +22,7 @@
 #include "common/exit_status.hpp"
 #include "common/usage.hpp"
 #include "control/program_commands.hpp"
+#include "control/reload_command.hpp"
 #include "logs/logs_command.hpp"
 #include "map/map_command.hpp"
 #include "run/run_command.hpp"
@@ -50,6 +51,8 @@ constexpr Command kCommands[] = {
     {"start", "start a program of the daemon's", procpool::tool::run_start_command},
     {"stop", "stop a program of the daemon's (it stays stopped)", procpool::tool::run_stop_command},
     {"restart", "stop then start a program of the daemon's", procpool::tool::run_restart_command},
+    {"reload", "re-read the daemon's config; apply what changed (rolling, readiness-gated)",
+     procpool::tool::run_reload_command},
     {"logs", "a daemon program's log file: its last lines, then (-f) what follows",
      procpool::tool::run_logs_command},
     {"shutdown", "stop the daemon and everything it runs", procpool::tool::run_shutdown_command},

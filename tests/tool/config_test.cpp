@@ -3,8 +3,12 @@
 // known one.
 #include <gtest/gtest.h>
 
-#include <string>  // texts
-#include <vector>  // problems
+#include <stdlib.h>  // mkdtemp
+
+#include <filesystem>  // the env file's directory
+#include <fstream>     // the env file
+#include <string>      // texts
+#include <vector>      // problems
 
 #include "config/daemon_config.hpp"
 #include "config/did_you_mean.hpp"
@@ -233,6 +237,52 @@ TEST(DidYouMean, ClosestWordWithinATypo) {
   EXPECT_EQ(closest_word("readyport", words), "ready_port");
   EXPECT_EQ(closest_word("xyz", words), std::nullopt);
   EXPECT_EQ(closest_word("restart", words), "restart");
+}
+
+// env_file: systemd's format; env overrides it; its variables count in the fingerprint that
+// reload compares, and so do the section's keys.
+TEST(Config, EnvFileIsReadAndEnvOverridesIt) {
+  char dir[] = "/tmp/procpool-envfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/app.env";
+  std::ofstream(file) << "# a comment\n\nexport A=1\nB = \"two words\"\nC='3'\n";
+  const std::string section =
+      "[[program]]\nname = \"web\"\ncommand = \"/bin/true\"\nenv_file = \"" + file +
+      "\"\nenv = { C = \"env wins\" }\n";
+  const ConfigLoad load = parse_config(section, "test.toml");
+  ASSERT_TRUE(load.ok()) << format_problem("test.toml", load.problems.front());
+  const auto& env = load.config.programs[0].spec.env;
+  ASSERT_EQ(env.size(), 4U);
+  EXPECT_EQ(env[0], (std::pair<std::string, std::string>{"A", "1"}));
+  EXPECT_EQ(env[1], (std::pair<std::string, std::string>{"B", "two words"}));
+  EXPECT_EQ(env[2], (std::pair<std::string, std::string>{"C", "3"}));
+  EXPECT_EQ(env[3], (std::pair<std::string, std::string>{"C", "env wins"}));  // the last wins
+  const std::string before = load.config.programs[0].fingerprint;
+  std::ofstream(file) << "A=changed\n";
+  EXPECT_NE(parse_config(section, "test.toml").config.programs[0].fingerprint, before);
+  EXPECT_NE(parse_config(section + "numprocs = 2\n", "test.toml").config.programs[0].fingerprint,
+            parse_config(section, "test.toml").config.programs[0].fingerprint);
+
+  std::ofstream(file) << "A=1\nnot a variable\n";
+  const std::vector<std::string> problems = problems_of(section);
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_NE(problems[0].find("test.toml:4:12: program 'web': env_file " + file +
+                             ": line 2: not KEY=VALUE"),
+            std::string::npos)
+      << problems[0];
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(problems_of(section)[0].find("cannot read it: No such file or directory"),
+            std::string::npos);
+}
+
+TEST(Config, ReloadKeys) {
+  const ConfigLoad load = parse_config(
+      "[[program]]\nname = \"web\"\ncommand = \"/bin/true\"\nmax_unavailable = 1\n"
+      "ready_timeout = \"5s\"\n",
+      "test.toml");
+  ASSERT_TRUE(load.ok()) << format_problem("test.toml", load.problems.front());
+  EXPECT_EQ(load.config.programs[0].max_unavailable, 1U);
+  EXPECT_EQ(load.config.programs[0].ready_timeout, 5s);
 }
 
 }  // namespace

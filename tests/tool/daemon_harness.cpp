@@ -157,4 +157,17 @@ bool wait_gone(pid_t pid, std::chrono::milliseconds bound) {
 
 void touch(const std::string& path) { std::ofstream(path) << "go\n"; }
 
+std::string gated_program(const std::string& name, const std::string& gate,
+                          const std::string& extra) {
+  return "[[program]]\nname = \"" + name +
+         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"while [ ! -e '" + gate +
+         "' ]; do sleep 0.01; done; exec '" + PROCPOOL_TEST_NOTIFY +
+         "' READY=1 --pause\"]\nreadiness = \"notify\"\n" + extra;
+}
+
+std::string sleeper(const std::string& name, const std::string& extra) {
+  return "[[program]]\nname = \"" + name +
+         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exec sleep 3600\"]\n" + extra;
+}
+
 }  // namespace procpool::map_test

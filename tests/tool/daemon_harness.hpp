@@ -60,4 +60,11 @@ bool wait_gone(pid_t pid, std::chrono::milliseconds bound = std::chrono::seconds
 // A file that exists or not: the tests' gate for programs that wait on it.
 void touch(const std::string& path);
 
+// Config sections for the tests. gated_program: a [[program]] that becomes ready (sd_notify
+// READY=1) only once the test creates `gate`, then waits for its stop signal; `extra` is added
+// to its section. sleeper: one that sleeps (ready once started).
+std::string gated_program(const std::string& name, const std::string& gate,
+                          const std::string& extra = "");
+std::string sleeper(const std::string& name, const std::string& extra = "");
+
 }  // namespace procpool::map_test

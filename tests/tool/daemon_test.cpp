@@ -24,21 +24,6 @@
 namespace procpool::map_test {
 namespace {
 
-// A program that becomes ready (sd_notify READY=1) only once the test creates `gate`, then
-// waits for its stop signal.
-std::string gated_program(const std::string& name, const std::string& gate,
-                          const std::string& extra = "") {
-  return "[[program]]\nname = \"" + name +
-         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"while [ ! -e '" + gate +
-         "' ]; do sleep 0.01; done; exec '" + PROCPOOL_TEST_NOTIFY +
-         "' READY=1 --pause\"]\nreadiness = \"notify\"\n" + extra;
-}
-
-std::string sleeper(const std::string& name, const std::string& extra = "") {
-  return "[[program]]\nname = \"" + name +
-         "\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exec sleep 3600\"]\n" + extra;
-}
-
 // A raw client: sends `bytes` as they are, returns what the daemon answered before `close`.
 std::string raw_exchange(const std::string& socket_path, const std::string& bytes,
                          bool read_reply = true) {

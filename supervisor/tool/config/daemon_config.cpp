@@ -15,6 +15,7 @@
 
 #include "config/config_table.hpp"
 #include "config/did_you_mean.hpp"
+#include "config/env_file.hpp"
 #include "supervise/command_path.hpp"
 
 namespace procpool::tool {
@@ -65,9 +66,26 @@ ProgramConfig read_program(ConfigTable& t) {
   program.line = static_cast<std::uint32_t>(t.table().source().begin.line);
   if (t.string("command", spec.command, true)) runnable(t, "command", spec.command);
   t.strings("args", spec.args);
-  t.string_table("env", spec.env);
+  std::string env_file;
+  if (t.string("env_file", env_file)) {
+    EnvFileRead read = read_env_file(env_file);
+    if (!read.error.empty()) {
+      t.problem_at("env_file", "env_file " + env_file + ": " + read.error);
+    } else {
+      spec.env = std::move(read.variables);
+    }
+    // Its variables are part of what reload compares.
+    for (const auto& [name, value] : spec.env) {
+      program.fingerprint.append(name).append("=").append(value).push_back('\0');
+    }
+  }
+  // env overrides env_file (the later one wins in the child's environment).
+  std::vector<std::pair<std::string, std::string>> env;
+  if (t.string_table("env", env)) spec.env.insert(spec.env.end(), env.begin(), env.end());
   t.string("cwd", spec.working_directory);
   t.count("numprocs", spec.numprocs, 1, 1024);
+  t.count("max_unavailable", program.max_unavailable, 0, 1024);
+  t.duration("ready_timeout", program.ready_timeout);
   std::size_t index = 0;
   if (t.choice("restart", index, kRestartModes))
     spec.restart_mode = static_cast<RestartMode>(index);
@@ -201,6 +219,9 @@ void read_sections(const toml::table& root, std::string_view key, std::string_vi
     }
     auto config = read(t);
     t.finish();
+    std::ostringstream printed;
+    printed << table;
+    config.fingerprint.append(printed.str());
     names.emplace_back(name, static_cast<std::uint32_t>(table.source().begin.line));
     if constexpr (std::is_same_v<Config, ProgramConfig>) {
       config.spec.name = name;

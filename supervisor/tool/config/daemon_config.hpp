@@ -4,6 +4,7 @@
 // [[pool]] sections for task pools. Read with toml++; every problem is collected with its
 // position, so `procpool check` reports them all at once.
 
+#include <chrono>   // ready_timeout
 #include <cstdint>  // positions
 #include <string>   // names
 #include <string_view>
@@ -23,12 +24,19 @@ struct ProgramConfig {
   // stops everything and exits (kExitGaveUp), so its service manager acts. Else it stays
   // stopped and the daemon goes on.
   bool exit_on_give_up = false;
+  // How `procpool reload` replaces its instances when its section changed (UpdateOptions).
+  unsigned max_unavailable = 0;
+  std::chrono::milliseconds ready_timeout{60000};
+  // What reload compares: its section as toml++ prints it (keys sorted), and its env_file's
+  // variables. Equal: unchanged, its instances left alone.
+  std::string fingerprint;
   std::uint32_t line = 0;  // of its [[program]] header
 };
 
 struct PoolConfig {
   std::string name;
   PoolOptions options;
+  std::string fingerprint;  // as ProgramConfig's
   std::uint32_t line = 0;
 };
 

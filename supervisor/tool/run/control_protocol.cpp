@@ -32,14 +32,17 @@ std::optional<ControlRequest> parse_request(std::string_view line, std::string& 
     request.command = Command::Stop;
   } else if (command == "restart") {
     request.command = Command::Restart;
+  } else if (command == "reload") {
+    request.command = Command::Reload;
   } else if (command == "shutdown") {
     request.command = Command::Shutdown;
   } else {
-    error =
-        "unknown command '" + std::string(command) + "' (status, start, stop, restart, shutdown)";
+    error = "unknown command '" + std::string(command) +
+            "' (status, start, stop, restart, reload, shutdown)";
     return std::nullopt;
   }
-  const bool takes_name = request.command != Command::Shutdown;
+  const bool takes_name =
+      request.command != Command::Shutdown && request.command != Command::Reload;
   for (const auto& [key, field] : *object) {
     if (key == "cmd") continue;
     if (key == "name" && takes_name && field.is_string()) {

@@ -32,34 +32,47 @@ Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
       reporter_(reporter),
       supervisor_(supervisor_options(reporter, wake_fd, [this](const SupervisorEvent& event) {
         if (!event.gave_up) return;
-        for (const ProgramConfig& program : config_.programs) {
-          if (program.spec.name != event.program || !program.exit_on_give_up) continue;
-          const std::lock_guard lock(gave_up_mutex_);
-          if (gave_up_.empty()) {
-            gave_up_ = event.name + " gave up after " + std::to_string(event.broken_in_a_row) +
-                       " broken starts in a row (on_give_up = \"exit\")";
-          }
+        const std::lock_guard lock(gave_up_mutex_);
+        if (gave_up_.empty() && exit_on_give_up_.count(event.program) != 0) {
+          gave_up_ = event.name + " gave up after " + std::to_string(event.broken_in_a_row) +
+                     " broken starts in a row (on_give_up = \"exit\")";
         }
       })) {
+  note_give_up_actions();
   for (ProgramConfig& program : config_.programs) {
     reporter_.add_program(program.spec.name, program.spec.readiness != ReadinessMode::Started,
                           program.spec.restart_mode);
-    ProgramSpec spec = program.spec;
-    // A program with a log file: its lines also reach our stderr (the terminal, or the
-    // journal under systemd), each prefixed with its instance, since they interleave there.
-    // Waiting at most a millisecond: a stderr with no room drops the copy, never the
-    // supervision behind it.
-    for (OutputSink* sink : {&spec.stdout_sink, &spec.stderr_sink}) {
-      if (sink->file.empty()) continue;
-      sink->on_line = [](std::string_view instance, std::string_view line) {
-        std::string text;
-        text.append("[").append(instance).append("] ").append(line).push_back('\n');
-        (void)write_all(STDERR_FILENO, text.data(), text.size(),
-                        std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
-      };
-    }
-    supervisor_.add(std::move(spec));
+    supervisor_.add(prepared_spec(program));
   }
+}
+
+ProgramSpec Daemon::prepared_spec(const ProgramConfig& program) {
+  ProgramSpec spec = program.spec;
+  // A program with a log file: its lines also reach our stderr (the terminal, or the journal
+  // under systemd), each prefixed with its instance, since they interleave there. Waiting at
+  // most a millisecond: a stderr with no room drops the copy, never the supervision behind it.
+  for (OutputSink* sink : {&spec.stdout_sink, &spec.stderr_sink}) {
+    if (sink->file.empty()) continue;
+    sink->on_line = [](std::string_view instance, std::string_view line) {
+      std::string text;
+      text.append("[").append(instance).append("] ").append(line).push_back('\n');
+      (void)write_all(STDERR_FILENO, text.data(), text.size(),
+                      std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+    };
+  }
+  return spec;
+}
+
+void Daemon::note_give_up_actions() {
+  const std::lock_guard lock(gave_up_mutex_);
+  exit_on_give_up_.clear();
+  for (const ProgramConfig& program : config_.programs) {
+    if (program.exit_on_give_up) exit_on_give_up_.insert(program.spec.name);
+  }
+}
+
+bool Daemon::started(const std::string& program) const {
+  return std::find(started_.begin(), started_.end(), program) != started_.end();
 }
 
 Daemon::~Daemon() = default;
@@ -113,7 +126,7 @@ std::vector<std::string> Daemon::waiting_for(const ProgramConfig& program) const
 void Daemon::start_ready_programs() {
   for (const ProgramConfig* program : start_order(config_)) {
     const std::string& name = program->spec.name;
-    if (std::find(started_.begin(), started_.end(), name) != started_.end()) continue;
+    if (started(name)) continue;
     if (!waiting_for(*program).empty()) continue;
     started_.push_back(name);
     try {
@@ -141,10 +154,9 @@ boost::json::object Daemon::status(const std::string& name) const {
   const std::vector<ProcessStatus> statuses = supervisor_.status();
   for (const ProgramConfig& program : config_.programs) {
     if (!name.empty() && program.spec.name != name) continue;
-    const bool started =
-        std::find(started_.begin(), started_.end(), program.spec.name) != started_.end();
+    const bool running = started(program.spec.name);
     boost::json::array waiting;
-    if (!started) {
+    if (!running) {
       for (const std::string& dependency : waiting_for(program)) waiting.emplace_back(dependency);
     }
     for (const ProcessStatus& s : statuses) {
@@ -153,7 +165,7 @@ boost::json::object Daemon::status(const std::string& name) const {
       entry["name"] = s.name;
       entry["program"] = s.program;
       entry["instance"] = s.instance;
-      entry["state"] = started ? to_string(s.state) : "waiting";
+      entry["state"] = running ? to_string(s.state) : "waiting";
       if (!waiting.empty()) entry["waiting_for"] = waiting;
       entry["pid"] = s.pid;
       entry["uptime_s"] = static_cast<double>(s.uptime.count()) / 1e3;

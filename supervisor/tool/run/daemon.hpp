@@ -50,11 +50,24 @@ class Daemon {
   // exited, restart until they are started again. A program stopped by hand stays stopped
   // until started by hand; one whose dependencies are not ready is refused.
   boost::json::object control(ControlRequest::Command command, const std::string& name);
+  // Applies a re-read config (docs/control.md, "reload"): removed programs stopped (dependents
+  // first) and pools drained; changed ones (their section or env_file differ) updated one
+  // instance at a time, each new instance ready before its old one stops (max_unavailable,
+  // ready_timeout), in start order; added ones started once their dependencies are ready;
+  // changed pools replaced by a new pool, ready first, then the old one drained. A program
+  // whose update fails is rolled back and keeps its old config. The reply lists what was
+  // done; "ok" is false if any update failed. (daemon_reload.cpp)
+  boost::json::object reload(DaemonConfig next);
   // Stops the programs in reverse start order (each waits for its dependents), then shuts the
   // pools down (their queued and running tasks finish). `fast`: SIGKILL everything now.
   void stop(bool fast);
 
  private:
+  // The spec the Supervisor gets: its log lines also copied to our stderr.
+  static ProgramSpec prepared_spec(const ProgramConfig& program);
+  bool started(const std::string& program) const;
+  // exit_on_give_up_ from config_ (at start and after a reload).
+  void note_give_up_actions();
   bool ready(const std::string& program) const;
   std::vector<std::string> waiting_for(const ProgramConfig& program) const;
 
@@ -65,6 +78,7 @@ class Daemon {
   std::vector<std::string> started_;          // in start order
   mutable std::mutex gave_up_mutex_;
   std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
+  std::set<std::string> exit_on_give_up_;  // guarded by gave_up_mutex_: on_give_up = "exit"
 };
 
 }  // namespace procpool::tool

@@ -1,10 +1,11 @@
 #include "run/run_command.hpp"
 
-#include <poll.h>         // poll
-#include <signal.h>       // SIGPIPE
-#include <sys/eventfd.h>  // program events wake the main loop
-#include <sys/prctl.h>    // PR_SET_DUMPABLE
-#include <unistd.h>       // STDERR_FILENO
+#include <poll.h>          // poll
+#include <signal.h>        // SIGPIPE
+#include <sys/eventfd.h>   // program events wake the main loop
+#include <sys/prctl.h>     // PR_SET_DUMPABLE
+#include <sys/signalfd.h>  // SIGHUP
+#include <unistd.h>        // STDERR_FILENO
 
 #include <cerrno>    // errno
 #include <chrono>    // the watchdog period
@@ -40,9 +41,11 @@ std::string help_text(const po::options_description& options) {
   return "Usage: procpool run [OPTIONS] CONFIG.toml\n"
          "\n"
          "Runs the config's programs (each once those it depends on are ready) and pools in the\n"
-         "foreground, and answers `procpool status` and `procpool shutdown` on its control\n"
-         "socket. SIGTERM, SIGINT or a shutdown request stop the programs in reverse dependency\n"
-         "order, drain the pools, and exit 0; a second signal kills everything at once.\n"
+         "foreground, and answers `procpool status`, `start`, `stop`, `restart`, `reload`,\n"
+         "`logs` and `shutdown` on its control socket. SIGHUP or `procpool reload` re-read the\n"
+         "config and apply what changed (a rolling, readiness-gated update of each changed\n"
+         "program). SIGTERM, SIGINT or a shutdown request stop the programs in reverse\n"
+         "dependency order, drain the pools, and exit 0; a second signal kills everything.\n"
          "Config format: docs/config.md; control protocol: docs/control.md.\n"
          "\n" +
          options_text(options) +
@@ -56,8 +59,30 @@ void write_text(const std::string& text) {
   (void)write_all(STDERR_FILENO, text.data(), text.size());
 }
 
+// Re-reads `file` and applies it: the reply. A config with problems changes nothing.
+boost::json::object reload(const std::string& file, Daemon& daemon, EventReporter& reporter) {
+  reporter.message("reloading " + file);
+  ConfigLoad load = load_config_file(file);
+  if (!load.ok()) {
+    std::string problems = format_problems(file, load.problems);
+    if (!problems.empty() && problems.back() == '\n') problems.pop_back();
+    reporter.message("reload: " + file + " has problems; nothing changed\n" + problems);
+    boost::json::object reply;
+    reply["ok"] = false;
+    reply["error"] = file + " has problems; nothing changed:\n" + problems;
+    return reply;
+  }
+  boost::json::object reply = daemon.reload(std::move(load.config));
+  std::string done = "reload done in ";
+  done.append(std::to_string(static_cast<long>(reply["seconds"].as_double() * 1000))).append(" ms");
+  if (!reply["ok"].as_bool()) done.append(": ").append(reply["error"].as_string());
+  reporter.message(done);
+  return reply;
+}
+
 // The reply to one request line; sets `shutdown` for a shutdown request.
-std::string handle_request(const std::string& line, Daemon& daemon, bool& shutdown) {
+std::string handle_request(const std::string& line, Daemon& daemon, bool& shutdown,
+                           const std::string& file, EventReporter& reporter) {
   std::string error;
   const std::optional<ControlRequest> request = parse_request(line, error);
   if (!request) return error_reply(error);
@@ -67,6 +92,8 @@ std::string handle_request(const std::string& line, Daemon& daemon, bool& shutdo
       return "{\"ok\":true}\n";
     case ControlRequest::Command::Status:
       return boost::json::serialize(daemon.status(request->name)) + "\n";
+    case ControlRequest::Command::Reload:
+      return boost::json::serialize(reload(file, daemon, reporter)) + "\n";
     default:
       // Served in this thread: a stop holds the other clients until its instances are gone.
       return boost::json::serialize(daemon.control(request->command, request->name)) + "\n";
@@ -102,6 +129,17 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
 
   // Before any thread starts: it takes NOTIFY_SOCKET and WATCHDOG_* out of the environment.
   ServiceNotifier notifier;
+  // SIGHUP reloads: blocked in every thread (those started from here on inherit the mask) and
+  // read from a signalfd by the main loop. Children get an empty mask (launcher.hpp).
+  sigset_t hangup;
+  sigemptyset(&hangup);
+  sigaddset(&hangup, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
+  const UniqueFd hangup_fd(::signalfd(-1, &hangup, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!hangup_fd) {
+    write_text(std::string(kProgram) + ": signalfd: " + errno_text(errno) + "\n");
+    return kExitFailed;
+  }
   // Not dumpable: a process of the same uid (one of our programs, say) can neither ptrace the
   // daemon nor open its fds (pool segments, the control socket) through /proc/PID/fd. Its
   // programs are dumpable again once exec'ed. Also: no core dump of the daemon.
@@ -154,7 +192,7 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   bool announced = false;
   std::string gave_up;
   ControlServer server(endpoint.listen.get(), [&](const std::string& line) {
-    return handle_request(line, *daemon, shutdown);
+    return handle_request(line, *daemon, shutdown, file, reporter);
   });
   std::vector<pollfd> fds;
   while (!shutdown && signals->count() == 0 && (gave_up = daemon->gave_up_exiting()).empty()) {
@@ -173,6 +211,7 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     fds.clear();
     fds.push_back({signals->fd(), POLLIN, 0});
     fds.push_back({wake.get(), POLLIN, 0});
+    fds.push_back({hangup_fd.get(), POLLIN, 0});
     server.add_poll_fds(fds);
     if (::poll(fds.data(), fds.size(), ping ? static_cast<int>(ping->count()) : -1) < 0 &&
         errno != EINTR) {
@@ -184,7 +223,13 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
       (void)::eventfd_read(wake.get(), &count);
       daemon->start_ready_programs();
     }
-    server.serve(fds, 2);
+    if (fds[2].revents != 0) {
+      signalfd_siginfo info;
+      while (::read(hangup_fd.get(), &info, sizeof info) == sizeof info) {
+      }
+      (void)reload(file, *daemon, reporter);
+    }
+    server.serve(fds, 3);
   }
   signals->drain();
   reporter.message(!gave_up.empty() ? gave_up + ": stopping"

@@ -1,0 +1,161 @@
+// `procpool reload` and SIGHUP against a real daemon (daemon_harness.hpp): only what changed is
+// touched, a changed program is replaced instance by instance with each new one ready before
+// its old one stops, a failing update rolls back, and a bad config changes nothing.
+
+#include <signal.h>  // SIGHUP
+
+#include <fstream>  // configs, /proc/PID/environ
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "daemon_harness.hpp"
+
+namespace procpool::map_test {
+namespace {
+
+// A program ready through sd_notify, started with VERSION in its environment.
+std::string versioned(const std::string& name, const std::string& version,
+                      const std::string& extra = "") {
+  return "[[program]]\nname = \"" + name + "\"\ncommand = \"" + PROCPOOL_TEST_NOTIFY +
+         "\"\nargs = [\"READY=1\", \"--pause\"]\nreadiness = \"notify\"\nenv = { VERSION = \"" +
+         version + "\" }\n" + extra;
+}
+
+std::string version_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry.rfind("VERSION=", 0) == 0) return entry.substr(8);
+  }
+  return "";
+}
+
+int pid_of(Daemon& daemon, const std::string& instance) {
+  const boost::json::object entry = daemon.instance(instance);
+  return entry.empty() ? 0 : entry.at("pid").to_number<int>();
+}
+
+TEST(DaemonReload, AppliesOnlyWhatChangedAndEachNewInstanceIsReadyBeforeItsOldOneStops) {
+  Daemon daemon(versioned("web", "1", "numprocs = 2\n") + sleeper("keep") + sleeper("gone"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("web:1", "ready")) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("gone:0", "ready"));
+  const int web0 = pid_of(daemon, "web:0"), web1 = pid_of(daemon, "web:1");
+  const int keep = pid_of(daemon, "keep:0"), gone = pid_of(daemon, "gone:0");
+
+  std::ofstream(daemon.config_path())
+      << versioned("web", "2", "numprocs = 2\n") + sleeper("keep") + sleeper("added");
+  const Result reload = daemon.cli({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.err << daemon.stderr_text();
+  EXPECT_NE(reload.out.find("added: added\nchanged: web\nremoved: gone\n"), std::string::npos)
+      << reload.out;
+
+  EXPECT_EQ(pid_of(daemon, "keep:0"), keep) << "an unchanged program is left alone";
+  EXPECT_TRUE(daemon.instance("gone:0").empty());
+  EXPECT_TRUE(wait_gone(gone));
+  EXPECT_TRUE(daemon.wait_state("added:0", "ready"));
+  const std::string log = daemon.stderr_text();
+  for (const auto& [instance, old] : {std::pair{std::string("web:0"), web0}, {"web:1", web1}}) {
+    EXPECT_TRUE(daemon.wait_state(instance, "ready"));
+    const int now = pid_of(daemon, instance);
+    EXPECT_NE(now, old);
+    EXPECT_EQ(version_of(now), "2") << instance;
+    EXPECT_TRUE(wait_gone(old)) << instance;
+    // Its successor started and was ready before the old one exited.
+    const std::size_t started = log.find(instance + " started (pid " + std::to_string(now) + ")");
+    ASSERT_NE(started, std::string::npos) << log;
+    const std::size_t ready = log.find(instance + " ready", started);
+    const std::size_t exited = log.find(instance + " exited");
+    ASSERT_NE(ready, std::string::npos) << log;
+    ASSERT_NE(exited, std::string::npos) << log;
+    EXPECT_LT(ready, exited) << instance << "\n" << log;
+  }
+  EXPECT_NE(log.find("reload done in "), std::string::npos) << log;
+}
+
+TEST(DaemonReload, AnUpdateThatFailsRollsBackAndKeepsTheOldConfig) {
+  Daemon daemon(versioned("web", "1"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("web:0", "ready")) << daemon.stderr_text();
+  const int before = pid_of(daemon, "web:0");
+  const std::string v1 = versioned("web", "1");
+
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"web\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exit 3\"]\n"
+         "readiness = \"notify\"\n";
+  const Result reload = daemon.cli({"reload"});
+  EXPECT_EQ(reload.exit_code, 1);
+  EXPECT_NE(reload.err.find("web: web:0 (new) ended before it was ready: exit code 3"),
+            std::string::npos)
+      << reload.err;
+  EXPECT_EQ(pid_of(daemon, "web:0"), before) << "the old instance was not stopped";
+  EXPECT_EQ(daemon.instance("web:0").at("state").as_string(), "ready");
+
+  // The daemon still runs the old config: reloading it changes nothing.
+  std::ofstream(daemon.config_path()) << v1;
+  const Result again = daemon.cli({"reload"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("changed: -"), std::string::npos) << again.out;
+  EXPECT_EQ(pid_of(daemon, "web:0"), before);
+}
+
+TEST(DaemonReload, ABadConfigChangesNothing) {
+  Daemon daemon(sleeper("a"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  const int before = pid_of(daemon, "a:0");
+  std::ofstream(daemon.config_path()) << sleeper("a", "numprocs = 0\n");
+  const Result reload = daemon.cli({"reload"});
+  EXPECT_EQ(reload.exit_code, 1);
+  EXPECT_NE(reload.err.find("has problems; nothing changed"), std::string::npos) << reload.err;
+  EXPECT_NE(reload.err.find(daemon.config_path() + ":5:"), std::string::npos) << reload.err;
+  EXPECT_EQ(pid_of(daemon, "a:0"), before);
+  EXPECT_EQ(daemon.status().as_object().at("programs").as_array().size(), 1U);
+}
+
+TEST(DaemonReload, SighupReloads) {
+  Daemon daemon(sleeper("a"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("a:0", "ready"));
+  std::ofstream(daemon.config_path()) << sleeper("a") + sleeper("b");
+  daemon.signal(SIGHUP);
+  EXPECT_TRUE(daemon.wait_state("b:0", "ready")) << daemon.stderr_text();
+  EXPECT_EQ(daemon.cli({"shutdown"}).exit_code, 0);
+  EXPECT_EQ(daemon.wait_exit(), 0) << daemon.stderr_text();
+}
+
+// A changed pool is replaced: the new one is ready before the old one drains.
+TEST(DaemonReload, AChangedPoolIsReplaced) {
+  const std::string pool =
+      "[[pool]]\nname = \"inc\"\nexecutable = \"" + worker("increment") + "\"\nmin_workers = 1\n";
+  Daemon daemon(pool);
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  const auto workers = [&] {
+    return daemon.status("inc")
+        .as_object()
+        .at("pools")
+        .as_array()
+        .at(0)
+        .as_object()
+        .at("metrics")
+        .as_object()
+        .at("workers")
+        .as_array();
+  };
+  const int old_worker = workers().at(0).as_object().at("pid").to_number<int>();
+  std::ofstream(daemon.config_path()) << pool + "max_workers = 2\n";
+  const Result reload = daemon.cli({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.err;
+  EXPECT_NE(reload.out.find("changed: inc"), std::string::npos) << reload.out;
+  EXPECT_TRUE(wait_gone(old_worker));
+  EXPECT_NE(workers().at(0).as_object().at("pid").to_number<int>(), old_worker);
+}
+
+}  // namespace
+}  // namespace procpool::map_test
