@@ -33,6 +33,9 @@ packages=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
+  # The daemon's tests: curl scrapes /metrics, tmux runs `procpool top` in a terminal.
+  curl
+  tmux
 )
 
 # Word splitting is intended: the variable is a space-separated list.
@@ -57,8 +60,33 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+# promtool, Prometheus' own parser of the text format, checks the daemon's /metrics
+# (tests/tool/daemon_metrics_test.cpp). It comes in Debian's prometheus package, which would
+# also install and start a Prometheus server: only the promtool binary is taken out of the
+# package, into build/tools/ (CMake finds it there; nothing is installed system-wide).
+fetch_promtool() {
+  local root tools work
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  tools="$root/build/tools"
+  [ -x "$tools/promtool" ] && return 0
+  mkdir -p "$tools"
+  work="$(mktemp -d)"
+  if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1 ||
+        { [ "$(id -u)" -eq 0 ] && apt-get update >/dev/null 2>&1 &&
+          apt-get download prometheus >/dev/null 2>&1; }); then
+    rm -rf "$work"
+    echo "setup.sh: could not download Debian's prometheus package (for promtool)" >&2
+    return 1
+  fi
+  dpkg-deb --fsys-tarfile "$work"/prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
+  mv "$work/usr/bin/promtool" "$tools/promtool"
+  rm -rf "$work"
+  echo "setup.sh: promtool in $tools"
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup.sh: all ${#packages[@]} packages already installed, nothing to do"
+  fetch_promtool
   exit 0
 fi
 
@@ -80,3 +108,4 @@ if ! { apt-get update &&
   exit 1
 fi
 echo "setup.sh: installed ${#missing[@]} package(s): ${missing[*]}"
+fetch_promtool

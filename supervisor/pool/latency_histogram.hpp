@@ -18,6 +18,7 @@ class LatencyHistogram {
  public:
   void record(double microseconds, std::uint64_t times = 1) {
     count_ += times;
+    sum_ += microseconds * static_cast<double>(times);
     if (microseconds > max_) max_ = microseconds;
     buckets_[bucket(microseconds)] += times;
   }
@@ -26,7 +27,14 @@ class LatencyHistogram {
     LatencySummary s;
     s.count = count_;
     s.max_us = max_;
+    s.sum_us = sum_;
     if (count_ == 0) return s;
+    std::uint64_t seen = 0;
+    std::size_t b = 0;
+    for (std::size_t i = 0; i < LatencySummary::kBoundsUs.size(); ++i) {
+      while (b < kBuckets && upper_bound(b) <= LatencySummary::kBoundsUs[i]) seen += buckets_[b++];
+      s.cumulative[i] = seen;
+    }
     s.p50_us = percentile(0.50);
     s.p90_us = percentile(0.90);
     s.p99_us = percentile(0.99);
@@ -72,6 +80,7 @@ class LatencyHistogram {
 
   std::array<std::uint64_t, kBuckets> buckets_{};
   std::uint64_t count_ = 0;
+  double sum_ = 0;
   double max_ = 0;
 };
 

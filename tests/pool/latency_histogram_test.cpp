@@ -57,6 +57,27 @@ TEST(LatencyHistogram, EmptyIsAllZero) {
   EXPECT_EQ(summary.p99_us, 0.0);
 }
 
+// The histogram's cumulative counts and sum (Prometheus' _bucket{le} and _sum): a sample
+// counts at the first bound its log-scale bucket lies wholly below.
+TEST(LatencyHistogram, CumulativeCountsAndSum) {
+  LatencyHistogram histogram;
+  histogram.record(5);
+  histogram.record(100, 2);  // its bucket ends at 104 us: counted at 250, not at 100
+  histogram.record(1e6);
+  const LatencySummary summary = histogram.summary();
+  const auto& bounds = LatencySummary::kBoundsUs;
+  const auto at = [&](double bound) {
+    const auto it = std::find(bounds.begin(), bounds.end(), bound);
+    return summary.cumulative[static_cast<std::size_t>(it - bounds.begin())];
+  };
+  EXPECT_EQ(at(10), 1U);
+  EXPECT_EQ(at(100), 1U);
+  EXPECT_EQ(at(250), 3U);
+  EXPECT_EQ(at(5e5), 3U);
+  EXPECT_EQ(at(6e7), 4U);
+  EXPECT_EQ(summary.sum_us, 5 + 200 + 1e6);
+}
+
 TEST(LatencyHistogram, OneSampleIsEveryPercentile) {
   for (double value : {0.25, 1.0, 3.7, 1000.0, 123456.789}) {
     LatencyHistogram histogram;

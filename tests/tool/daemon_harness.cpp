@@ -44,13 +44,15 @@ Daemon::~Daemon() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-void Daemon::start(const std::vector<std::string>& env) {
+void Daemon::start(const std::vector<std::string>& env, const std::vector<std::string>& options) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                    0600);
-  std::vector<std::string> args{PROCPOOL_BINARY, "run", "--socket", socket_, config_path_};
+  std::vector<std::string> args{PROCPOOL_BINARY, "run", "--socket", socket_};
+  args.insert(args.end(), options.begin(), options.end());
+  args.push_back(config_path_);
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -26,9 +26,10 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Starts `procpool run` (stderr to a file), with `env` ("NAME=VALUE") replacing or adding to
-  // the inherited environment. Does not wait.
-  void start(const std::vector<std::string>& env = {});
+  // Starts `procpool run [OPTIONS]` (stderr to a file), with `env` ("NAME=VALUE") replacing or
+  // adding to the inherited environment. Does not wait.
+  void start(const std::vector<std::string>& env = {},
+             const std::vector<std::string>& options = {});
   // Waits until `procpool status` answers (bounded); false if it never did.
   bool wait_serving();
   // `procpool status --json [NAME]`, parsed; a failed run is a null value.

@@ -51,14 +51,19 @@ std::vector<std::string> environment_with(const std::vector<std::string>& entrie
 
 Result run_procpool(const std::vector<std::string>& args, const std::string& input,
                     RunOptions options) {
+  std::vector<std::string> argv_text = {PROCPOOL_BINARY};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  return run_program(argv_text, input, std::move(options));
+}
+
+Result run_program(std::vector<std::string> argv_text, const std::string& input,
+                   RunOptions options) {
   Result run;
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     ADD_FAILURE() << "pipe2: " << std::strerror(errno);
     return run;
   }
-  std::vector<std::string> argv_text = {PROCPOOL_BINARY};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& arg : argv_text) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -82,6 +82,9 @@ std::vector<std::string> environment_with(const std::vector<std::string>& entrie
 // outputs are closed, or at the deadline (then it is killed).
 Result run_procpool(const std::vector<std::string>& args, const std::string& input = "",
                     RunOptions options = {});
+// The same for any program: argv[0] is its path.
+Result run_program(std::vector<std::string> argv, const std::string& input = "",
+                   RunOptions options = {});
 
 // "from\n...to\n"
 std::string numbers(std::uint64_t from, std::uint64_t to);

@@ -1,6 +1,7 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
+#include <array>        // LatencySummary's buckets
 #include <cstdint>      // std::uint64_t
 #include <string>       // std::string
 #include <string_view>  // to_string
@@ -44,8 +45,17 @@ struct WorkerMetrics {
 
 // Percentiles of a latency, from a log-scale histogram (bucket resolution about 6%).
 struct LatencySummary {
+  // The upper bounds of `cumulative`, in microseconds: 10 us to 60 s.
+  static constexpr std::array<double, 20> kBoundsUs = {10,    25,  50,    100,   250, 500, 1e3,
+                                                       2.5e3, 5e3, 1e4,   2.5e4, 5e4, 1e5, 2.5e5,
+                                                       5e5,   1e6, 2.5e6, 5e6,   1e7, 6e7};
   std::uint64_t count = 0;
   double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
+  double sum_us = 0;  // of every sample
+  // cumulative[i]: the samples at or below kBoundsUs[i], for a histogram (Prometheus'
+  // _bucket{le}). Counted by log-scale bucket: a bucket straddling a bound counts above it, so
+  // a count may be low by the samples within ~6% under the bound.
+  std::array<std::uint64_t, kBoundsUs.size()> cumulative{};
 };
 
 struct PoolMetrics {

@@ -39,6 +39,7 @@ Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
         }
       })) {
   note_give_up_actions();
+  publish_view();
   for (ProgramConfig& program : config_.programs) {
     reporter_.add_program(program.spec.name, program.spec.readiness != ReadinessMode::Started,
                           program.spec.restart_mode);
@@ -63,6 +64,16 @@ ProgramSpec Daemon::prepared_spec(const ProgramConfig& program) {
   return spec;
 }
 
+void Daemon::publish_view() {
+  View view;
+  view.programs = config_.programs.size();
+  for (std::size_t i = 0; i < pools_.size(); ++i) {
+    view.pools.emplace_back(config_.pools[i].name, pools_[i]);
+  }
+  const std::lock_guard lock(view_mutex_);
+  view_ = std::move(view);
+}
+
 void Daemon::note_give_up_actions() {
   const std::lock_guard lock(gave_up_mutex_);
   exit_on_give_up_.clear();
@@ -80,7 +91,8 @@ Daemon::~Daemon() = default;
 void Daemon::start_pools() {
   for (const PoolConfig& pool : config_.pools) {
     reporter_.message("pool '" + pool.name + "' starting");
-    pools_.push_back(std::make_unique<Pool>(pool.options));
+    pools_.push_back(std::make_shared<Pool>(pool.options));
+    publish_view();
     reporter_.message("pool '" + pool.name + "' ready (" +
                       std::to_string(pools_.back()->metrics().workers.size()) + " workers)");
   }

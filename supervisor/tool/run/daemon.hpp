@@ -4,6 +4,7 @@
 // dependency order (each once every program it depends on is ready), and its pools
 // (procpool::Pool); stopped in reverse order (docs/config.md, docs/control.md).
 
+#include <atomic>  // reload counts
 #include <memory>  // pools
 #include <mutex>   // gave_up_
 #include <set>     // started programs
@@ -58,9 +59,14 @@ class Daemon {
   // whose update fails is rolled back and keeps its old config. The reply lists what was
   // done; "ok" is false if any update failed. (daemon_reload.cpp)
   boost::json::object reload(DaemonConfig next);
+  // A reload refused before reload() (a config with problems): counted in the metrics.
+  void note_refused_reload() noexcept { reloads_failed_.fetch_add(1); }
   // Stops the programs in reverse start order (each waits for its dependents), then shuts the
   // pools down (their queued and running tasks finish). `fast`: SIGKILL everything now.
   void stop(bool fast);
+  // The Prometheus exposition of everything it runs and of itself (docs/metrics.md). Safe from
+  // another thread (the metrics server's). (daemon_metrics.cpp)
+  std::string metrics_text() const;
 
  private:
   // The spec the Supervisor gets: its log lines also copied to our stderr.
@@ -68,14 +74,25 @@ class Daemon {
   bool started(const std::string& program) const;
   // exit_on_give_up_ from config_ (at start and after a reload).
   void note_give_up_actions();
+  void publish_view();
   bool ready(const std::string& program) const;
   std::vector<std::string> waiting_for(const ProgramConfig& program) const;
 
   DaemonConfig config_;
   EventReporter& reporter_;
   Supervisor supervisor_;
-  std::vector<std::unique_ptr<Pool>> pools_;  // as config_.pools
-  std::vector<std::string> started_;          // in start order
+  std::vector<std::shared_ptr<Pool>> pools_;  // as config_.pools
+  // What metrics_text() reads on the metrics thread, republished by the main thread after
+  // every change (publish_view()): config_ and pools_ themselves are the main thread's.
+  struct View {
+    std::size_t programs = 0;
+    std::vector<std::pair<std::string, std::shared_ptr<Pool>>> pools;
+  };
+  mutable std::mutex view_mutex_;
+  View view_;  // guarded by view_mutex_
+  std::atomic<std::uint64_t> reloads_ok_{0};
+  std::atomic<std::uint64_t> reloads_failed_{0};
+  std::vector<std::string> started_;  // in start order
   mutable std::mutex gave_up_mutex_;
   std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
   std::set<std::string> exit_on_give_up_;  // guarded by gave_up_mutex_: on_give_up = "exit"

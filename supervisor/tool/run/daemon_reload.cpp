@@ -57,11 +57,11 @@ boost::json::object Daemon::reload(DaemonConfig next) {
   }
 
   // 2. Pools: a changed one is replaced by a new pool, ready before the old one drains.
-  std::vector<std::unique_ptr<Pool>> pools;
+  std::vector<std::shared_ptr<Pool>> pools;
   std::vector<PoolConfig> pool_configs;
   for (const PoolConfig& pool : next.pools) {
     const PoolConfig* old = pool_named(config_, pool.name);
-    std::unique_ptr<Pool>* old_pool = nullptr;
+    std::shared_ptr<Pool>* old_pool = nullptr;
     if (old != nullptr) old_pool = &pools_[static_cast<std::size_t>(old - config_.pools.data())];
     if (old != nullptr && old->fingerprint == pool.fingerprint) {
       pools.push_back(std::move(*old_pool));
@@ -71,9 +71,9 @@ boost::json::object Daemon::reload(DaemonConfig next) {
     }
     reporter_.message("reload: " + std::string(old != nullptr ? "replacing" : "starting") +
                       " pool '" + pool.name + "'");
-    std::unique_ptr<Pool> fresh;
+    std::shared_ptr<Pool> fresh;
     try {
-      fresh = std::make_unique<Pool>(pool.options);
+      fresh = std::make_shared<Pool>(pool.options);
     } catch (const Error& e) {
       failed.emplace_back(failure(pool.name, e.what()));
       if (old != nullptr) {  // the old pool goes on
@@ -151,6 +151,12 @@ boost::json::object Daemon::reload(DaemonConfig next) {
   }
   config_.programs = std::move(programs);
   note_give_up_actions();
+  publish_view();
+  if (failed.empty()) {
+    reloads_ok_.fetch_add(1);
+  } else {
+    reloads_failed_.fetch_add(1);
+  }
   start_ready_programs();
 
   boost::json::object reply;

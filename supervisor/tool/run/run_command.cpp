@@ -28,6 +28,7 @@
 #include "run/control_protocol.hpp"
 #include "run/control_server.hpp"
 #include "run/daemon.hpp"
+#include "run/metrics_server.hpp"
 #include "run/service_notifier.hpp"
 
 namespace procpool::tool {
@@ -51,8 +52,8 @@ std::string help_text(const po::options_description& options) {
          options_text(options) +
          "\n"
          "Exit status: 0 stopped on request; 1 the config has problems, or a pool could not\n"
-         "start; 2 usage error, or another daemon runs on the socket; 3 a program with\n"
-         "on_give_up = \"exit\" gave up.\n";
+         "start; 2 usage error, another daemon runs on the socket, or the metrics address\n"
+         "cannot be served; 3 a program with on_give_up = \"exit\" gave up.\n";
 }
 
 void write_text(const std::string& text) {
@@ -67,6 +68,7 @@ boost::json::object reload(const std::string& file, Daemon& daemon, EventReporte
     std::string problems = format_problems(file, load.problems);
     if (!problems.empty() && problems.back() == '\n') problems.pop_back();
     reporter.message("reload: " + file + " has problems; nothing changed\n" + problems);
+    daemon.note_refused_reload();
     boost::json::object reply;
     reply["ok"] = false;
     reply["error"] = file + " has problems; nothing changed:\n" + problems;
@@ -108,6 +110,9 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
       ("socket", po::value<std::string>()->value_name("PATH"),
        "the control socket (default: $XDG_RUNTIME_DIR/procpool/procpool.sock; as root "
        "/run/procpool/procpool.sock; else /tmp/procpool-UID/procpool.sock)")  //
+      ("metrics", po::value<std::string>()->value_name("ADDRESS"),
+       "serve Prometheus metrics at http://ADDRESS/metrics: PORT (on 127.0.0.1), HOST:PORT or "
+       "[V6]:PORT; port 0 picks a free one (docs/metrics.md)")  //
       ("help,h", "show this help and exit");
   int status = kExitOk;
   const std::optional<po::variables_map> values =
@@ -164,7 +169,8 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   }
   EventReporter reporter(STDERR_FILENO, "procpool run: ", false,
                          EventReporter::Settings::ConfigFile);
-  std::optional<Daemon> daemon;  // after the reporter and wake: its events use them
+  std::optional<Daemon> daemon;          // after the reporter and wake: its events use them
+  std::optional<MetricsServer> metrics;  // after the daemon: it renders the daemon's metrics
   std::optional<InterruptSignals> signals;
   {
     // The Supervisor's and the pools' threads start with SIGINT and SIGTERM blocked: only this
@@ -172,7 +178,15 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     const InterruptSignalsBlocked blocked;
     try {
       daemon.emplace(std::move(load.config), reporter, wake.get());
+      if (values->count("metrics") != 0) {
+        metrics.emplace((*values)["metrics"].as<std::string>(),
+                        [&daemon] { return daemon->metrics_text(); });
+        reporter.message("metrics at http://" + metrics->endpoint() + "/metrics");
+      }
       daemon->start_pools();
+    } catch (const MetricsServerError& e) {
+      reporter.message(std::string("cannot start: ") + e.what());
+      return kExitUsage;
     } catch (const Error& e) {
       reporter.message(std::string("cannot start: ") + e.what());
       return kExitFailed;
@@ -236,6 +250,7 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
                    : shutdown       ? "shutdown requested: stopping"
                                     : "got " + signal_name(signals->first()) + ": stopping");
   notifier.notify("STOPPING=1\nSTATUS=stopping");
+  metrics.reset();
   daemon->stop(signals->count() >= 2);
   daemon.reset();
   reporter.message("stopped");
