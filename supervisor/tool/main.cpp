@@ -29,6 +29,7 @@
 #include "shutdown/shutdown_command.hpp"
 #include "status/status_command.hpp"
 #include "supervise/supervise_command.hpp"
+#include "top/top_command.hpp"
 
 namespace {
 
@@ -48,6 +49,8 @@ constexpr Command kCommands[] = {
      procpool::tool::run_run_command},
     {"status", "what the daemon runs: per instance and per pool",
      procpool::tool::run_status_command},
+    {"top", "the daemon's status as a live table, refreshed every second",
+     procpool::tool::run_top_command},
     {"start", "start a program of the daemon's", procpool::tool::run_start_command},
     {"stop", "stop a program of the daemon's (it stays stopped)", procpool::tool::run_stop_command},
     {"restart", "stop then start a program of the daemon's", procpool::tool::run_restart_command},
