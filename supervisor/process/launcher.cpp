@@ -57,6 +57,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "procpool/error.hpp"
+#include "procpool/orphan_guard.hpp"
 #include "procpool/unique_fd.hpp"
 
 namespace procpool::detail {
@@ -467,6 +468,7 @@ LaunchedProcess launch(const LaunchSpec& spec) {
     kill_and_reap(pid);
     throw_errno(error, "failed to start " + quoted(path) + ": pidfd_open");
   }
+  report_launched_group(pid);  // to the OrphanGuard, if there is one
   return LaunchedProcess{pid, pidfd};
 }
 

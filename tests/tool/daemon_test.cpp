@@ -14,6 +14,7 @@
 #include <cstring>     // std::memcpy
 #include <filesystem>  // the socket files
 #include <fstream>     // configs
+#include <iterator>    // istreambuf_iterator
 #include <string>
 #include <thread>  // sleep_for (poll intervals)
 
@@ -149,6 +150,58 @@ TEST(Daemon, AfterASigkillItsProgramsDieAndTheNextDaemonTakesTheStaleSocket) {
   EXPECT_TRUE(second.wait_state("b:0", "ready"));
   EXPECT_EQ(second.cli({"shutdown"}).exit_code, 0);
   EXPECT_EQ(second.wait_exit(), 0) << second.stderr_text();
+}
+
+// The children of a program's main process are not the daemon's: PR_SET_PDEATHSIG does not
+// reach them. The OrphanGuard (procpool/orphan_guard.hpp) kills their process groups when the
+// daemon dies.
+TEST(Daemon, ASigkilledDaemonTakesEveryProcessOfItsProgramsAndPoolsWithIt) {
+  Daemon daemon(
+      "[[program]]\nname = \"tree\"\ncommand = \"/bin/sh\"\n"
+      "args = [\"-c\", \"sleep 3600 & sleep 3600 & echo started > $GATE; wait\"]\n"
+      "env = { GATE = \"GATE_PATH\" }\n"
+      "[[pool]]\nname = \"inc\"\nexecutable = \"" +
+      worker("increment") + "\"\nmin_workers = 1\n");
+  const std::string gate = daemon.dir() + "/started";
+  {
+    std::ifstream in(daemon.config_path());
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    text.replace(text.find("GATE_PATH"), 9, gate);
+    std::ofstream(daemon.config_path()) << text;
+  }
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("tree:0", "ready"));
+  for (int i = 0; i < 1000 && !std::filesystem::exists(gate); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const int main_pid = daemon.instance("tree:0").at("pid").to_number<int>();
+  std::vector<int> pids{main_pid};
+  {
+    std::ifstream children("/proc/" + std::to_string(main_pid) + "/task/" +
+                           std::to_string(main_pid) + "/children");
+    for (int child = 0; children >> child;) pids.push_back(child);
+  }
+  ASSERT_EQ(pids.size(), 3U) << "the shell and its two sleeps";
+  pids.push_back(daemon.status("inc")
+                     .as_object()
+                     .at("pools")
+                     .as_array()
+                     .at(0)
+                     .as_object()
+                     .at("metrics")
+                     .as_object()
+                     .at("workers")
+                     .as_array()
+                     .at(0)
+                     .as_object()
+                     .at("pid")
+                     .to_number<int>());
+  daemon.signal(SIGKILL);
+  ASSERT_TRUE(daemon.wait_exit().has_value());
+  for (const int pid : pids) {
+    EXPECT_TRUE(wait_gone(pid, std::chrono::seconds(1))) << "pid " << pid << " outlived the daemon";
+  }
 }
 
 TEST(Daemon, MalformedRequestsGetAnErrorAndTheDaemonStaysUp) {

@@ -24,6 +24,7 @@
 #include "common/text_format.hpp"  // errno_text
 #include "common/usage.hpp"
 #include "config/daemon_config.hpp"
+#include "procpool/orphan_guard.hpp"
 #include "run/control_endpoint.hpp"
 #include "run/control_protocol.hpp"
 #include "run/control_server.hpp"
@@ -132,6 +133,15 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     return kExitFailed;
   }
 
+  // While we have one thread (it forks): what our programs and workers leave behind dies with
+  // us, even by SIGKILL. Destroyed last, once everything is stopped.
+  std::optional<OrphanGuard> guard;
+  try {
+    guard.emplace();
+  } catch (const Error& e) {
+    write_text(std::string(kProgram) + ": " + e.what() + "\n");
+    return kExitFailed;
+  }
   // Before any thread starts: it takes NOTIFY_SOCKET and WATCHDOG_* out of the environment.
   ServiceNotifier notifier;
   // SIGHUP reloads: blocked in every thread (those started from here on inherit the mask) and
