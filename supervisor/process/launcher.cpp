@@ -35,6 +35,7 @@
 #include "procpool/detail/launcher.hpp"
 
 #include <fcntl.h>         // open, fcntl, O_CLOEXEC, F_DUPFD_CLOEXEC, AT_EACCESS
+#include <grp.h>           // setgroups
 #include <pthread.h>       // pthread_sigmask
 #include <signal.h>        // sigaction, sigprocmask, SIGKILL
 #include <sys/prctl.h>     // prctl, PR_SET_PDEATHSIG
@@ -163,6 +164,12 @@ struct ChildSetup {
   pid_t supervisor_pid = -1;
   std::uint64_t rlimit_data = 0;            // LaunchSpec::rlimit_data
   const char* working_directory = nullptr;  // LaunchSpec::working_directory, or null
+  int umask = -1;                           // LaunchSpec::umask
+  bool set_credentials = false;             // LaunchSpec::set_credentials, uid, gid, groups
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;
+  std::size_t group_count = 0;
   // LaunchSpec::pid_env_name: where the child writes its own pid, in decimal, into its copy of
   // the environment ("NAME=" is already there, NULs follow), or null.
   char* pid_slot = nullptr;
@@ -285,10 +292,22 @@ struct ChildSetup {
       if (::setrlimit(RLIMIT_DATA, &limit) != 0) return errno;
     }
 
-    // 8. The working directory: a failure is reported like an exec failure (its errno).
+    // 8. The umask and the credentials; a change of credentials clears PR_SET_PDEATHSIG, so it
+    //    is set again (and the parent checked for again).
+    if (umask >= 0) ::umask(static_cast<mode_t>(umask));
+    if (set_credentials) {
+      if (::setgroups(group_count, groups) != 0) return errno;
+      if (::setgid(gid) != 0) return errno;
+      if (::setuid(uid) != 0) return errno;
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
+      if (::getppid() != supervisor_pid) ::_exit(1);
+    }
+
+    // 9. The working directory (as the program's user): a failure is reported like an exec
+    //    failure (its errno).
     if (working_directory != nullptr && ::chdir(working_directory) != 0) return errno;
 
-    // 9. Its own pid, which nobody knew before the fork: digits only, no allocation.
+    // 10. Its own pid, which nobody knew before the fork: digits only, no allocation.
     if (pid_slot != nullptr) {
       char digits[24];
       int n = 0;
@@ -393,6 +412,15 @@ LaunchedProcess launch(const LaunchSpec& spec) {
   setup.supervisor_pid = self;
   setup.rlimit_data = spec.rlimit_data;
   if (!spec.working_directory.empty()) setup.working_directory = spec.working_directory.c_str();
+  setup.umask = spec.umask;
+  std::vector<gid_t> groups(spec.groups.begin(), spec.groups.end());
+  if (spec.set_credentials) {
+    setup.set_credentials = true;
+    setup.uid = static_cast<uid_t>(spec.uid);
+    setup.gid = static_cast<gid_t>(spec.gid);
+    setup.groups = groups.data();
+    setup.group_count = groups.size();
+  }
   if (!spec.pid_env_name.empty()) {
     setup.pid_slot = env_storage.back().data() + spec.pid_env_name.size() + 1;
   }

@@ -20,6 +20,7 @@
 #include <vector>      // std::vector
 
 #include "child_process.hpp"
+#include "credentials.hpp"
 #include "event_loop.hpp"
 #include "notify_socket.hpp"
 #include "output_capture.hpp"
@@ -33,6 +34,7 @@ namespace procpool::detail {
 // A program as registered: its spec and the sinks its instances share.
 struct Program {
   ProgramSpec spec;
+  std::optional<Credentials> credentials;  // from spec.user and spec.group
   std::shared_ptr<SinkSet> stdout_sinks;
   std::shared_ptr<SinkSet> stderr_sinks;
 };

@@ -40,6 +40,13 @@ void ManagedProcess::launch_run() {
     launch.env.emplace_back("WATCHDOG_USEC", std::to_string(spec_.watchdog.count() * 1000));
     launch.pid_env_name = "WATCHDOG_PID";
   }
+  launch.umask = spec_.umask;
+  if (program_.credentials) {
+    launch.set_credentials = true;
+    launch.uid = program_.credentials->uid;
+    launch.gid = program_.credentials->gid;
+    launch.groups = program_.credentials->groups;
+  }
   launch.stdout_fd = run->out->write_fd();
   launch.stderr_fd = run->err->write_fd();
   launch.working_directory = spec_.working_directory;

@@ -105,6 +105,7 @@ void Supervisor::Impl::check_spec(const ProgramSpec& spec) {
     throw bad("readiness TcpPort needs ready_port");
   }
   if (spec.health_interval.count() <= 0) throw bad("health_interval must be positive");
+  if (spec.umask < -1 || spec.umask > 0777) throw bad("umask must be -1 or 0 to 0777");
 }
 
 // `previous`: the program it replaces, whose log files it goes on writing through the same
@@ -135,6 +136,7 @@ std::shared_ptr<detail::Program> Supervisor::Impl::make_program(ProgramSpec spec
     throw SupervisorError(SupervisorError::Kind::BadSpec,
                           "program \"" + spec.name + "\": output sink: " + e.what(), 0, e.code());
   }
+  program->credentials = detail::resolve_credentials(spec);
   program->spec = std::move(spec);
   return program;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <stdlib.h>  // mkdtemp
+#include <unistd.h>  // geteuid
 
 #include <filesystem>  // the env file's directory
 #include <fstream>     // the env file
@@ -283,6 +284,38 @@ TEST(Config, ReloadKeys) {
   ASSERT_TRUE(load.ok()) << format_problem("test.toml", load.problems.front());
   EXPECT_EQ(load.config.programs[0].max_unavailable, 1U);
   EXPECT_EQ(load.config.programs[0].ready_timeout, 5s);
+}
+
+TEST(Config, UserGroupAndUmask) {
+  const std::string base = "[[program]]\nname = \"web\"\ncommand = \"/bin/true\"\n";
+  ConfigLoad load = parse_config(base + "umask = 0o027\n", "test.toml");
+  ASSERT_TRUE(load.ok());
+  EXPECT_EQ(load.config.programs[0].spec.umask, 027);
+  load = parse_config(base + "umask = \"0077\"\n", "test.toml");
+  ASSERT_TRUE(load.ok());
+  EXPECT_EQ(load.config.programs[0].spec.umask, 077);
+  EXPECT_EQ(parse_config(base, "test.toml").config.programs[0].spec.umask, -1);
+  const std::vector<std::string> bad = problems_of(base + "umask = \"0999\"\n");
+  ASSERT_EQ(bad.size(), 1U);
+  EXPECT_NE(bad[0].find("test.toml:4:9: program 'web': umask must be a file mode"),
+            std::string::npos)
+      << bad[0];
+  if (::geteuid() == 0) {
+    load = parse_config(base + "user = \"nobody\"\ngroup = \"nogroup\"\n", "test.toml");
+    ASSERT_TRUE(load.ok());
+    EXPECT_EQ(load.config.programs[0].spec.user, "nobody");
+    EXPECT_EQ(load.config.programs[0].spec.group, "nogroup");
+    const std::vector<std::string> notify =
+        problems_of(base + "user = \"nobody\"\nreadiness = \"notify\"\n");
+    ASSERT_EQ(notify.size(), 1U);
+    EXPECT_NE(notify[0].find("readiness = \"notify\" works only for programs of the daemon's"),
+              std::string::npos)
+        << notify[0];
+  } else {
+    const std::vector<std::string> refused = problems_of(base + "user = \"nobody\"\n");
+    ASSERT_EQ(refused.size(), 1U);
+    EXPECT_NE(refused[0].find("user needs procpool run to run as root"), std::string::npos);
+  }
 }
 
 }  // namespace

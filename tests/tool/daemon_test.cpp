@@ -402,6 +402,64 @@ TEST(Daemon, IsNotDumpableSoItsFdsAreNotOpenToItsUser) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+// Isolation between programs: as root, a program runs as its user, with that user's groups
+// only, and its umask. As another user the daemon refuses the setting (checked here through
+// `procpool check` run as nobody, when the test is root).
+TEST(Daemon, AProgramRunsAsItsUserAndGroupWithItsUmask) {
+  const std::string section =
+      sleeper("isolated", "user = \"nobody\"\ngroup = \"nogroup\"\numask = \"027\"\n");
+  if (::getuid() != 0) {
+    const Daemon files(section);
+    const Result check = run_procpool({"check", files.config_path()});
+    EXPECT_EQ(check.exit_code, 1);
+    EXPECT_NE(check.err.find("user needs procpool run to run as root"), std::string::npos)
+        << check.err;
+    return;
+  }
+  Daemon daemon(section);
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("isolated:0", "ready")) << daemon.stderr_text();
+  const int pid = daemon.instance("isolated:0").at("pid").to_number<int>();
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string uid, gid, umask, groups;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Uid:", 0) == 0) uid = line.substr(5);
+    if (line.rfind("Gid:", 0) == 0) gid = line.substr(5);
+    if (line.rfind("Umask:", 0) == 0) umask = line.substr(7);
+    if (line.rfind("Groups:", 0) == 0) groups = line.substr(8);
+  }
+  EXPECT_EQ(uid, "65534\t65534\t65534\t65534");
+  EXPECT_EQ(gid, "65534\t65534\t65534\t65534");
+  EXPECT_EQ(umask, "0027");
+  EXPECT_EQ(groups, "65534 ") << "root's groups were kept";
+
+  // The same config checked as nobody: refused, with the reason.
+  const std::string dir = daemon.dir();
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(daemon.config_path().c_str(), 0644), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int out = ::open((dir + "/check.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (out < 0 || ::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) {
+      ::_exit(90);
+    }
+    ::dup2(out, 2);
+    ::execl(PROCPOOL_BINARY, PROCPOOL_BINARY, "check", daemon.config_path().c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(91);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  std::ifstream check_text(dir + "/check.txt");
+  const std::string text((std::istreambuf_iterator<char>(check_text)), {});
+  EXPECT_NE(text.find("user needs procpool run to run as root (this is uid 65534)"),
+            std::string::npos)
+      << text;
+}
+
 TEST(Daemon, AProgramsLogFileIsRotatedPrefixedOnStderrAndShownByLogs) {
   Daemon daemon("");
   const std::string log = daemon.dir() + "/a.log";

@@ -40,6 +40,13 @@ struct ProgramSpec {
   std::vector<std::pair<std::string, std::string>> env;  // added to the supervisor's environment
   std::string working_directory;                         // empty: the supervisor's
   unsigned numprocs = 1;
+  // Who it runs as: a user (name or uid) with its primary group and supplementary groups, as a
+  // login has them; `group` (name or gid) sets another primary group. Both need the supervisor
+  // to run as root (add() and update() refuse them otherwise). Empty: the supervisor's own.
+  std::string user;
+  std::string group;
+  // The file mode creation mask it starts with (0027, say); -1: the supervisor's.
+  int umask = -1;
 
   RestartMode restart_mode = RestartMode::Always;
   RestartPolicy restart;

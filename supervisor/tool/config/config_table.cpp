@@ -2,6 +2,7 @@
 
 #include <algorithm>  // std::find
 #include <limits>     // std::numeric_limits
+#include <optional>   // file modes
 
 #include "common/duration.hpp"
 #include "common/option_values.hpp"  // parse_byte_size
@@ -151,6 +152,29 @@ bool ConfigTable::count(std::string_view key, unsigned& out, unsigned min, unsig
     return false;
   }
   out = static_cast<unsigned>(*value);
+  return true;
+}
+
+bool ConfigTable::file_mode(std::string_view key, int& out) {
+  const toml::node* node = find(key);
+  if (node == nullptr) return false;
+  std::optional<std::int64_t> value = node->value_exact<std::int64_t>();
+  if (const auto text = node->value_exact<std::string>()) {
+    // "027", "0027", "0o027": octal digits.
+    std::string digits = *text;
+    if (digits.rfind("0o", 0) == 0) digits = digits.substr(2);
+    if (!digits.empty() && digits.size() <= 4 &&
+        digits.find_first_not_of("01234567") == std::string::npos) {
+      value = std::stoll(digits, nullptr, 8);
+    } else {
+      value = std::nullopt;
+    }
+  }
+  if (!value || *value < 0 || *value > 0777) {
+    wrong(key, *node, "a file mode from 0 to 0o777: 0o027 (TOML's octal), or \"027\"");
+    return false;
+  }
+  out = static_cast<int>(*value);
   return true;
 }
 

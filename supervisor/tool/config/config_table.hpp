@@ -40,6 +40,8 @@ class ConfigTable {
   bool choice(std::string_view key, std::size_t& out, std::span<const std::string_view> choices);
   // A signal: its name ("SIGTERM", "TERM") or number.
   bool signal(std::string_view key, int& out);
+  // A file mode (a umask): an integer (TOML's 0o027) or a string of octal digits ("027").
+  bool file_mode(std::string_view key, int& out);
 
   // A problem at the table itself (a missing key, a rule across keys).
   void problem(std::string message);

@@ -83,6 +83,17 @@ ProgramConfig read_program(ConfigTable& t) {
   std::vector<std::pair<std::string, std::string>> env;
   if (t.string_table("env", env)) spec.env.insert(spec.env.end(), env.begin(), env.end());
   t.string("cwd", spec.working_directory);
+  // Another user: only a daemon run as root can (the library refuses it otherwise; said here
+  // so that `procpool check` says it too).
+  const bool has_user = t.string("user", spec.user);
+  const bool has_group = t.string("group", spec.group);
+  if ((has_user || has_group) && ::geteuid() != 0) {
+    t.problem_at(has_user ? "user" : "group",
+                 std::string(has_user ? "user" : "group") +
+                     " needs procpool run to run as root (this is uid " +
+                     std::to_string(::geteuid()) + ")");
+  }
+  t.file_mode("umask", spec.umask);
   t.count("numprocs", spec.numprocs, 1, 1024);
   t.count("max_unavailable", program.max_unavailable, 0, 1024);
   t.duration("ready_timeout", program.ready_timeout);
@@ -104,6 +115,12 @@ ProgramConfig read_program(ConfigTable& t) {
   }
   if (spec.readiness != ReadinessMode::TcpPort && spec.ready_port != 0) {
     t.problem_at("ready_port", "ready_port is used only with readiness = \"tcp\"");
+  }
+  if ((has_user || has_group) && spec.readiness == ReadinessMode::Notify) {
+    // The notify socket is the daemon's, 0600 in a 0700 directory: another user cannot send.
+    t.problem_at("readiness",
+                 "readiness = \"notify\" works only for programs of the daemon's own user "
+                 "(its notify socket is private): use \"tcp\" or \"started\" with user or group");
   }
   t.duration("start_timeout", spec.start_timeout);
   t.duration("watchdog", spec.watchdog);

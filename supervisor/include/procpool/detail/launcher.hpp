@@ -37,6 +37,15 @@ struct LaunchSpec {
   // The child's working directory (chdir'ed to last, before exec); empty: the parent's. A
   // relative `executable` is still resolved against the parent's directory.
   std::string working_directory;
+  // >= 0: the child's umask; -1: the parent's.
+  int umask = -1;
+  // The child's credentials, set after its fds and before its chdir (the parent must be root):
+  // supplementary groups, then gid, then uid. PR_SET_PDEATHSIG, which a change of credentials
+  // clears, is set again after it.
+  bool set_credentials = false;
+  unsigned uid = 0;
+  unsigned gid = 0;
+  std::vector<unsigned> groups;
   // Non-empty: NAME=<the child's own pid> in its environment (systemd's WATCHDOG_PID), written in
   // the child after the fork, when the pid is known. Overrides an inherited NAME.
   std::string pid_env_name;
@@ -66,7 +75,7 @@ struct LaunchedProcess {
 // In the child, before exec: PR_SET_PDEATHSIG = SIGKILL (and _exit if the parent is already gone),
 // all signal dispositions reset to SIG_DFL and the signal mask emptied, stdin/stdout/stderr set up,
 // close-on-exec cleared on `inherit_fds`, every other fd >= 3 closed, setpgid(0, 0),
-// RLIMIT_DATA, chdir(working_directory).
+// RLIMIT_DATA, umask, credentials, chdir(working_directory).
 //
 // THREADING: PR_SET_PDEATHSIG fires when the spawning *thread* exits, not the process
 // (docs/design-rules.md §11). Call launch() only from one long-lived supervisor thread (the one
