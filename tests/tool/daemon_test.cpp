@@ -460,6 +460,62 @@ TEST(Daemon, AProgramRunsAsItsUserAndGroupWithItsUmask) {
       << text;
 }
 
+// `procpool ARGS` as another uid and groups (the test must be root): its exit status and
+// stderr.
+std::pair<int, std::string> procpool_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                                        const std::vector<std::string>& args,
+                                        const std::string& scratch) {
+  const int err = ::open(scratch.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(err, 2);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 ||
+        ::setuid(uid) != 0) {
+      ::_exit(90);
+    }
+    std::vector<std::string> argv_text{PROCPOOL_BINARY};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_text) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(91);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  std::ifstream in(scratch);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  ::close(err);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+// [control] group: its members may use the control socket (0660, the group's), by primary or
+// supplementary group; other users still may not.
+TEST(Daemon, AControlGroupLetsItsMembersUseTheSocket) {
+  if (::getuid() != 0) GTEST_SKIP() << "clients of other users need the test to run as root";
+  Daemon daemon(sleeper("a") + "[control]\ngroup = \"nogroup\"\n");
+  // The socket's directory (the test's) must let the group through.
+  ASSERT_EQ(::chown(daemon.dir().c_str(), 0, 65534), 0);
+  ASSERT_EQ(::chmod(daemon.dir().c_str(), 0710), 0);
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  struct stat socket {};
+  ASSERT_EQ(::stat(daemon.socket().c_str(), &socket), 0);
+  EXPECT_EQ(socket.st_mode & 0777, 0660U);
+  EXPECT_EQ(socket.st_gid, 65534U);
+
+  const std::string scratch = daemon.dir() + "/client-stderr.txt";
+  const std::vector<std::string> status{"status", "--socket", daemon.socket()};
+  const auto primary = procpool_as(65534, 65534, {}, status, scratch);
+  EXPECT_EQ(primary.first, 0) << primary.second;
+  const auto supplementary = procpool_as(65534, 4242, {65534}, status, scratch);
+  EXPECT_EQ(supplementary.first, 0) << supplementary.second;
+  const auto outsider = procpool_as(65534, 4242, {}, status, scratch);
+  EXPECT_EQ(outsider.first, 1);
+  // The file's mode stops it first (SO_PEERCRED would too: Daemon.IsNotDumpable...).
+  EXPECT_NE(outsider.second.find("Permission denied"), std::string::npos) << outsider.second;
+}
+
 TEST(Daemon, AProgramsLogFileIsRotatedPrefixedOnStderrAndShownByLogs) {
   Daemon daemon("");
   const std::string log = daemon.dir() + "/a.log";

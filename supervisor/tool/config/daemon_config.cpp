@@ -9,6 +9,7 @@
 #include <optional>   // resolved paths
 #include <sstream>    // the file's text
 
+#include <grp.h>     // getgrnam_r
 #include <unistd.h>  // access
 
 #include <toml++/toml.h>
@@ -23,7 +24,7 @@ namespace {
 
 constexpr std::array<std::string_view, 3> kRestartModes = {"always", "on-failure", "never"};
 constexpr std::array<std::string_view, 3> kReadiness = {"started", "notify", "tcp"};
-constexpr std::array<std::string_view, 2> kSections = {"program", "pool"};
+constexpr std::array<std::string_view, 3> kSections = {"program", "pool", "control"};
 constexpr std::array<std::string_view, 2> kGiveUpActions = {"stop", "exit"};
 
 bool valid_name(std::string_view name) {
@@ -250,6 +251,37 @@ void read_sections(const toml::table& root, std::string_view key, std::string_vi
   }
 }
 
+// [control]: who besides the daemon's own user may use the control socket.
+void read_control(const toml::table& root, DaemonConfig& config,
+                  std::vector<ConfigProblem>& problems) {
+  const toml::node* node = root.get("control");
+  if (node == nullptr) return;
+  const toml::table* table = node->as_table();
+  if (table == nullptr) {
+    problems.push_back({static_cast<std::uint32_t>(node->source().begin.line),
+                        static_cast<std::uint32_t>(node->source().begin.column),
+                        "control must be a table: write it as [control]"});
+    return;
+  }
+  ConfigTable t(*table, "[control]", problems);
+  std::string group;
+  if (t.string("group", group)) {
+    std::vector<char> buffer(16384);
+    ::group entry{};
+    ::group* found = nullptr;
+    while (::getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found) == ERANGE) {
+      buffer.resize(buffer.size() * 2);
+    }
+    if (found == nullptr) {
+      t.problem_at("group", "no group named '" + group + "'");
+    } else {
+      config.control_group = found->gr_gid;
+      config.control_group_name = group;
+    }
+  }
+  t.finish();
+}
+
 // depends_on: known programs, no program itself, no cycle.
 void check_dependencies(const DaemonConfig& config, const toml::table& root,
                         std::vector<ConfigProblem>& problems) {
@@ -325,13 +357,15 @@ ConfigLoad parse_config(std::string_view text, std::string_view source_name) {
   read_sections(root, "program", "program", load.config.programs, load.problems, read_program,
                 names);
   read_sections(root, "pool", "pool", load.config.pools, load.problems, read_pool, names);
+  read_control(root, load.config, load.problems);
   for (const auto& [key, value] : root) {
     if (std::find(kSections.begin(), kSections.end(), key.str()) != kSections.end()) continue;
     std::string message = "unknown top-level key '" + std::string(key.str()) + "'";
     if (const auto near = closest_word(key.str(), kSections)) {
-      message += " (did you mean [[" + std::string(*near) + "]]?)";
+      message += *near == "control" ? " (did you mean [control]?)"
+                                    : " (did you mean [[" + std::string(*near) + "]]?)";
     } else {
-      message += " (a config holds [[program]] and [[pool]] sections)";
+      message += " (a config holds [[program]] and [[pool]] sections, and [control])";
     }
     load.problems.push_back({static_cast<std::uint32_t>(key.source().begin.line),
                              static_cast<std::uint32_t>(key.source().begin.column),

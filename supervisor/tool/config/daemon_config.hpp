@@ -4,9 +4,10 @@
 // [[pool]] sections for task pools. Read with toml++; every problem is collected with its
 // position, so `procpool check` reports them all at once.
 
-#include <chrono>   // ready_timeout
-#include <cstdint>  // positions
-#include <string>   // names
+#include <chrono>    // ready_timeout
+#include <cstdint>   // positions
+#include <optional>  // the control group
+#include <string>    // names
 #include <string_view>
 #include <vector>  // programs, pools, problems
 
@@ -43,6 +44,9 @@ struct PoolConfig {
 struct DaemonConfig {
   std::vector<ProgramConfig> programs;  // in the file's order
   std::vector<PoolConfig> pools;
+  // [control] group: its members may use the control socket too (read at start, not reload).
+  std::optional<unsigned> control_group;
+  std::string control_group_name;
 };
 
 struct ConfigLoad {

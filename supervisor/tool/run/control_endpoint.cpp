@@ -28,8 +28,16 @@ std::string parent_of(const std::string& path) {
 
 // The socket's directory: made private if we create it; if it exists, it must be a directory
 // (not a symlink) of ours that nobody else may write to, or another user could swap the socket.
-void ensure_private_directory(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) fail("mkdir " + dir, errno);
+void ensure_private_directory(const std::string& dir, std::optional<unsigned> group) {
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    // Ours: the group may pass through it to the socket (and see nothing else).
+    if (group && (::chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0 ||
+                  ::chmod(dir.c_str(), 0710) != 0)) {
+      fail("chown/chmod " + dir, errno);
+    }
+  } else if (errno != EEXIST) {
+    fail("mkdir " + dir, errno);
+  }
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) fail("lstat " + dir, errno);
   if (!S_ISDIR(st.st_mode)) {
@@ -40,6 +48,12 @@ void ensure_private_directory(const std::string& dir) {
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
     throw ControlEndpointError(Kind::BadPath, dir + " is writable by others");
+  }
+  if (group && (st.st_mode & S_IXOTH) == 0 &&
+      ((st.st_mode & S_IXGRP) == 0 || st.st_gid != static_cast<gid_t>(*group))) {
+    throw ControlEndpointError(Kind::BadPath, dir + " does not let group " +
+                                                  std::to_string(*group) +
+                                                  " reach the socket: chgrp it and chmod g+x");
   }
 }
 
@@ -59,7 +73,8 @@ std::string default_socket_path() {
   return "/tmp/procpool-" + std::to_string(::getuid()) + "/procpool.sock";
 }
 
-ControlEndpoint open_control_endpoint(const std::string& socket_path) {
+ControlEndpoint open_control_endpoint(const std::string& socket_path,
+                                      std::optional<unsigned> group) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof address.sun_path) {
@@ -67,7 +82,7 @@ ControlEndpoint open_control_endpoint(const std::string& socket_path) {
         Kind::BadPath, "control socket path '" + socket_path + "' is empty or longer than " +
                            std::to_string(sizeof address.sun_path - 1) + " bytes");
   }
-  ensure_private_directory(parent_of(socket_path));
+  ensure_private_directory(parent_of(socket_path), group);
   ControlEndpoint endpoint;
   endpoint.socket_path = socket_path;
   endpoint.lock_path = socket_path + ".lock";
@@ -114,6 +129,12 @@ ControlEndpoint open_control_endpoint(const std::string& socket_path) {
   const int bind_error = errno;
   ::umask(previous);
   if (bound != 0) fail("bind " + socket_path, bind_error);
+  // The group's once it is the group's, never before.
+  if (group &&
+      (::chown(socket_path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*group)) != 0 ||
+       ::chmod(socket_path.c_str(), 0660) != 0)) {
+    fail("chown/chmod " + socket_path, errno);
+  }
   if (::listen(endpoint.listen.get(), 64) != 0) fail("listen " + socket_path, errno);
   return endpoint;
 }

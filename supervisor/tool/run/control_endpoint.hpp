@@ -9,8 +9,9 @@
 // lock, removes the stale file and binds afresh; a second daemon while the first lives is
 // refused.
 
-#include <cstdint>  // Kind
-#include <string>   // paths
+#include <cstdint>   // Kind
+#include <optional>  // the group
+#include <string>    // paths
 
 #include "procpool/error.hpp"
 #include "procpool/unique_fd.hpp"
@@ -49,8 +50,11 @@ struct ControlEndpoint {
 
 // Creates the socket's directory if missing (0700; an existing one must be ours and not
 // writable by others), takes the lock (writing our pid into the lock file), removes a stale
-// socket and listens on a fresh one, 0600. Throws ControlEndpointError.
-ControlEndpoint open_control_endpoint(const std::string& socket_path);
+// socket and listens on a fresh one, 0600. With `group` (the config's [control] group): a
+// directory it creates is 0710 and the group's, an existing one must let the group through
+// (g+x), and the socket is 0660 and the group's. Throws ControlEndpointError.
+ControlEndpoint open_control_endpoint(const std::string& socket_path,
+                                      std::optional<unsigned> group = std::nullopt);
 
 // Removes the socket and the lock file (the daemon's last step; the lock goes with the fd).
 void close_control_endpoint(ControlEndpoint& endpoint) noexcept;

@@ -3,8 +3,10 @@
 #include <sys/socket.h>  // accept4, getsockopt, SO_PEERCRED
 #include <unistd.h>      // read, getuid
 
-#include <cerrno>  // errno
-#include <chrono>  // the reply deadline
+#include <algorithm>  // std::find
+#include <cerrno>     // errno
+#include <chrono>     // the reply deadline
+#include <vector>     // peer groups
 
 #include "common/error_stream.hpp"  // write_all
 #include "run/control_protocol.hpp"
@@ -19,8 +21,30 @@ constexpr std::size_t kMaxClients = 64;
 
 }  // namespace
 
-ControlServer::ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle)
-    : listen_fd_(listen_fd), handle_(std::move(handle)) {}
+ControlServer::ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle,
+                             std::optional<unsigned> group)
+    : listen_fd_(listen_fd), handle_(std::move(handle)), group_(group) {}
+
+bool ControlServer::allowed(int fd) const {
+  ucred peer{};
+  socklen_t size = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) return false;
+  if (peer.uid == ::getuid()) return true;
+  if (!group_) return false;
+  if (peer.gid == static_cast<gid_t>(*group_)) return true;
+  // Its supplementary groups, as they were at connect().
+  std::vector<gid_t> groups(64);
+  for (;;) {
+    socklen_t bytes = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &bytes) == 0) {
+      groups.resize(bytes / sizeof(gid_t));
+      break;
+    }
+    if (errno != ERANGE || bytes <= groups.size() * sizeof(gid_t)) return false;
+    groups.resize(bytes / sizeof(gid_t));
+  }
+  return std::find(groups.begin(), groups.end(), static_cast<gid_t>(*group_)) != groups.end();
+}
 
 void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
   fds.push_back({clients_.size() < kMaxClients ? listen_fd_ : -1, POLLIN, 0});
@@ -46,13 +70,12 @@ void ControlServer::accept_clients() {
   while (clients_.size() < kMaxClients) {
     UniqueFd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return;  // EAGAIN: none left (or a transient error: the next poll retries)
-    ucred peer{};
-    socklen_t size = sizeof peer;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
-        peer.uid != ::getuid()) {
+    if (!allowed(fd.get())) {
       Client refused{std::move(fd), {}};
-      (void)reply(refused, error_reply("permission denied: the control socket serves uid " +
-                                       std::to_string(::getuid()) + " only"));
+      (void)reply(refused,
+                  error_reply("permission denied: the control socket serves uid " +
+                              std::to_string(::getuid()) +
+                              (group_ ? " and group " + std::to_string(*group_) : "") + " only"));
       continue;
     }
     clients_.push_back(Client{std::move(fd), {}});

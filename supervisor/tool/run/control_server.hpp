@@ -1,12 +1,14 @@
 #pragma once
 
-// The daemon's side of the control socket: accepting clients of our uid (SO_PEERCRED), reading
+// The daemon's side of the control socket: accepting clients of our uid or of the config's
+// [control] group (SO_PEERCRED, SO_PEERGROUPS), reading
 // their request lines (bounded, untrusted), and writing replies with a deadline, so that a
 // client that stops reading or goes away mid-request costs nothing but its own connection.
 
 #include <poll.h>  // pollfd
 
 #include <functional>  // the handler
+#include <optional>    // the group
 #include <string>
 #include <vector>
 
@@ -17,7 +19,9 @@ namespace procpool::tool {
 class ControlServer {
  public:
   // `handle` turns one request line into its reply (a JSON object and a newline).
-  ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle);
+  // `group`: peers in it (primary or supplementary, SO_PEERGROUPS) are served too.
+  ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle,
+                std::optional<unsigned> group = std::nullopt);
 
   // The fds to poll (the listening socket, then each client), appended to `fds`.
   void add_poll_fds(std::vector<pollfd>& fds) const;
@@ -35,8 +39,11 @@ class ControlServer {
   bool serve_client(Client& client);
   bool reply(Client& client, const std::string& text);
 
+  bool allowed(int fd) const;
+
   int listen_fd_;
   std::function<std::string(const std::string&)> handle_;
+  std::optional<unsigned> group_;
   std::vector<Client> clients_;
 };
 

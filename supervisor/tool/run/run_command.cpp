@@ -160,9 +160,10 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   // programs are dumpable again once exec'ed. Also: no core dump of the daemon.
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is an EPIPE, not our death
+  const std::optional<unsigned> control_group = load.config.control_group;
   ControlEndpoint endpoint;
   try {
-    endpoint = open_control_endpoint(socket_path);
+    endpoint = open_control_endpoint(socket_path, load.config.control_group);
   } catch (const ControlEndpointError& e) {
     write_text(std::string(kProgram) + ": " + e.what() + "\n");
     return kExitUsage;
@@ -215,9 +216,12 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   bool shutdown = false;
   bool announced = false;
   std::string gave_up;
-  ControlServer server(endpoint.listen.get(), [&](const std::string& line) {
-    return handle_request(line, *daemon, shutdown, file, reporter);
-  });
+  ControlServer server(
+      endpoint.listen.get(),
+      [&](const std::string& line) {
+        return handle_request(line, *daemon, shutdown, file, reporter);
+      },
+      control_group);
   std::vector<pollfd> fds;
   while (!shutdown && signals->count() == 0 && (gave_up = daemon->gave_up_exiting()).empty()) {
     if (!announced && daemon->all_ready()) {
