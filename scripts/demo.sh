@@ -4,7 +4,8 @@
 #   2. a million lines through the increment worker, output checked, with the --stats summary
 #      (tasks, failed, retried, restarts, lines/s);
 #   3. the sample daemon config (docs/examples/procpool.toml): checked, then run as a daemon,
-#      its status printed, and shut down.
+#      its status printed, a change reloaded (a rolling update), its metrics scraped, and shut
+#      down.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,10 +47,12 @@ echo "\$ procpool check docs/examples/procpool.toml"
 PATH="$PWD/$workers:$PATH" "$procpool" check docs/examples/procpool.toml | sed 's/^/  /'
 
 echo
-echo "==== procpool run: the same config as a daemon, asked and stopped over its socket ===="
+echo "==== procpool run: the same config as a daemon: status, a reload, metrics, shutdown ===="
 socket="$tmp/procpool.sock"
-echo "\$ procpool run docs/examples/procpool.toml &"
-PATH="$PWD/$workers:$PATH" "$procpool" run --socket "$socket" docs/examples/procpool.toml \
+config="$tmp/procpool.toml"
+cp docs/examples/procpool.toml "$config"
+echo "\$ procpool run --metrics 0 procpool.toml &   # (a copy of docs/examples/procpool.toml)"
+PATH="$PWD/$workers:$PATH" "$procpool" run --socket "$socket" --metrics 0 "$config" \
   2>"$tmp/daemon.log" &
 daemon=$!
 # Until every program is ready (bounded: 10 s).
@@ -59,6 +62,16 @@ for _ in $(seq 100); do
 done
 echo "\$ procpool status"
 "$procpool" status --socket "$socket" | sed 's/^/  /'
+echo "# greeter changed: another greeting, and two instances"
+sed -i -e 's/GREETER_NAME = "procpool"/GREETER_NAME = "procpool, reloaded"/' \
+  -e '/^name = "greeter"/a numprocs = 2' "$config"
+echo "\$ procpool reload   # greeter replaced one instance at a time, each new one ready first"
+"$procpool" reload --socket "$socket" | sed 's/^/  /'
+echo "\$ procpool status"
+"$procpool" status --socket "$socket" | sed 's/^/  /'
+url=$(grep -o 'http://[^ ]*/metrics' "$tmp/daemon.log" | head -1)
+echo "\$ curl -s $url | grep '^procpool_program_up{'"
+curl -s "$url" | grep '^procpool_program_up{' | sed 's/^/  /'
 echo "\$ procpool shutdown"
 "$procpool" shutdown --socket "$socket"
 wait "$daemon"

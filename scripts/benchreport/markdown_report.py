@@ -56,11 +56,13 @@ def write_markdown(path, figures, notes, args, png_rel, chart_note, extra_versio
     md.append("")
     # The missed targets' profiles, written by hand (docs/benchmarks-analysis.md): kept across
     # runs, so it says which run it was measured against.
-    analysis = os.path.join(args.root, "docs", "benchmarks-analysis.md")
-    if os.path.exists(analysis):
-        with open(analysis, encoding="utf-8") as f:
-            md.extend(line.rstrip("\n") for line in f)
-        md.append("")
+    # Likewise the daemon's figures (scripts/bench-daemon.sh, docs/benchmarks-daemon.md).
+    for name in ("benchmarks-analysis.md", "benchmarks-daemon.md"):
+        path = os.path.join(args.root, "docs", name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                md.extend(line.rstrip("\n") for line in f)
+            md.append("")
 
     md.append("## Medians and procpool / peer ratios")
     md.append("")
