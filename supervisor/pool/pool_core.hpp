@@ -54,6 +54,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // The supervisor thread's nap while callers drive (see caller_turns_): a caller that stops
   // (a submitter waiting on its own for callbacks) has its results drained after about this.
   static constexpr std::chrono::microseconds kCallerNap{50};
+  // With memory limits, a worker's memory is also looked at this soon after a task it answered
+  // (besides every heartbeat_interval): the check reads /proc, so not after every task.
+  static constexpr std::chrono::milliseconds kMemoryCheckAfterTask{10};
 
   explicit PoolCore(PoolOptions options);
   ~PoolCore();

@@ -116,6 +116,12 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
     }
   }
   slot.load.last_active = now;
+  // Memory limits are looked at after tasks too (a leak shows at the task that made it), at most
+  // every kMemoryCheckAfterTask per worker: the check reads /proc.
+  if (memory_watched() && slot.process.next_memory_check > now + kMemoryCheckAfterTask) {
+    slot.process.next_memory_check = now + kMemoryCheckAfterTask;
+    wake_for_locked(slot.process.next_memory_check);
+  }
   TaskRecord& task = tasks_[index];
   adapt_depth_locked(slot, task, now);  // the service time also decides whether to spin
   if (task.abandoned) {  // resolved earlier (cancelled or timed out); drop the late answer

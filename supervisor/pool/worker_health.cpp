@@ -4,6 +4,7 @@
 
 #include <string>  // messages
 
+#include "group_usage.hpp"  // read_tree_usage
 #include "process_status.hpp"
 #include "report_text.hpp"
 
@@ -41,7 +42,8 @@ void PoolCore::doorbell_locked(WorkerSlot& slot) {
 
 // Memory limits (PoolOptions::max_rss, max_rss_hard), from the worker's resident set size.
 void PoolCore::check_memory_locked(WorkerSlot& slot) {
-  const std::uint64_t rss = read_process_usage(slot.pid()).rss_bytes;
+  // The worker and what it forked: a child holding the memory counts as the worker's.
+  const std::uint64_t rss = read_tree_usage(slot.pid()).rss_bytes;
   if (rss == 0) return;  // exiting, or /proc unreadable
   if (options_.max_rss_hard != 0 && rss > options_.max_rss_hard) {
     slot.process.memory_exceeded = true;

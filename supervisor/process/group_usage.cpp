@@ -7,6 +7,7 @@
 #include <cstdlib>  // std::strtol
 #include <cstring>  // std::strrchr
 #include <string>   // std::string
+#include <vector>   // the tree's processes
 
 namespace procpool::detail {
 namespace {
@@ -63,6 +64,39 @@ ProcessUsage read_group_usage(int pgid) {
     }
     return true;
   });
+  return usage;
+}
+
+ProcessUsage read_tree_usage(int pid) {
+  constexpr std::size_t kMaxProcesses = 4096;
+  ProcessUsage usage;
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::vector<int> todo{pid};
+  std::size_t seen = 0;
+  while (!todo.empty() && seen < kMaxProcesses) {
+    const int next = todo.back();
+    todo.pop_back();
+    ++seen;
+    const std::string id = std::to_string(next);
+    StatFields fields;
+    if (!read_stat(id.c_str(), fields)) continue;
+    if (fields.rss_pages > 0)
+      usage.rss_bytes += static_cast<std::uint64_t>(fields.rss_pages) * page;
+    usage.cpu_s += static_cast<double>(fields.utime + fields.stime) / ticks;
+    // Every thread's children: a child belongs to the thread that forked it.
+    const std::string tasks = "/proc/" + id + "/task";
+    DIR* dir = ::opendir(tasks.c_str());
+    if (dir == nullptr) continue;
+    while (const dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+      FILE* file = std::fopen((tasks + "/" + entry->d_name + "/children").c_str(), "re");
+      if (file == nullptr) continue;
+      for (int child = 0; std::fscanf(file, "%d", &child) == 1;) todo.push_back(child);
+      std::fclose(file);
+    }
+    ::closedir(dir);
+  }
   return usage;
 }
 

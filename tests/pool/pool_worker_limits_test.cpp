@@ -142,6 +142,22 @@ TEST_F(PoolFault, WorkerAboveMaxRssIsRecycledAfterItsTask) {
   EXPECT_EQ(m.failed, 0u);
 }
 
+// The limit counts what the worker forked: a child holding the memory recycles its worker.
+TEST_F(PoolFault, AWorkersChildCountsTowardsMaxRss) {
+  PoolOptions options = crashy();
+  options.max_rss = 96 * kMiB;  // what this test is about
+  Pool pool(options);
+  const std::uint64_t incarnation = slot_metrics(pool)->incarnation;
+  auto forked = pool.submit("child_alloc", "160");
+  const int child = std::stoi(value_of(forked));
+  ASSERT_TRUE(poll_until([&] { return replaced_since(pool, incarnation); }))
+      << "a worker whose child holds 160 MiB was not recycled";
+  EXPECT_EQ(pool.metrics().restarts, 0u) << "a recycle is not a crash";
+  // Its process group went with it.
+  EXPECT_TRUE(poll_until([&] { return ::kill(child, 0) != 0; })) << "the child outlived its worker";
+  ::kill(child, SIGKILL);
+}
+
 TEST_F(PoolFault, WorkerAboveMaxRssHardIsKilledAndItsTaskFailsMemoryLimit) {
   if (kShadowSanitizer)
     GTEST_SKIP() << "max_rss_hard sets RLIMIT_DATA, which ASan and TSan cannot run under";

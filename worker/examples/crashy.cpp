@@ -23,6 +23,8 @@
 //   "spin_increment"  busy for the worker data's microseconds, then answer the input + 1
 //   "alloc"       allocate and keep the input's MiB of heap (touched), answer "ok"
 //   "alloc_shared"  map and touch the input's MiB of shared memory (not in RLIMIT_DATA), then hang
+//   "child_alloc"  fork a child that allocates and touches the input's MiB, then sleeps (in the
+//                 worker's process group); answer its pid once the memory is touched
 //   "poison"      SIGSEGV if the input is "poison", else answer it (a poison line in a stream)
 //   "fill"        input "BYTES [MS]": sleep MS ms (if given), answer BYTES bytes of 'x'
 #include <signal.h>    // raise
@@ -159,6 +161,26 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < bytes; i += 4096) block[i] = 1;
     kept.push_back(std::move(block));
     task.reply("ok");
+  });
+  worker.on("child_alloc", [](procpool::Task& task) {  // a child holds the input's MiB
+    const std::size_t bytes = std::stoull(std::string(task.input())) << 20;
+    int ready[2];
+    if (::pipe(ready) != 0) throw std::runtime_error("pipe failed");
+    const pid_t child = ::fork();
+    if (child < 0) throw std::runtime_error("fork failed");
+    if (child == 0) {
+      auto* memory = static_cast<volatile char*>(
+          ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      if (memory == MAP_FAILED) ::_exit(1);
+      for (std::size_t i = 0; i < bytes; i += 4096) memory[i] = 1;
+      (void)!::write(ready[1], "x", 1);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char done = 0;
+    (void)!::read(ready[0], &done, 1);
+    ::close(ready[0]);
+    task.reply(std::to_string(child));
   });
   worker.on("alloc_shared", [](procpool::Task& task) {  // the input's MiB, shared, then hangs
     const std::size_t bytes = std::stoull(std::string(task.input())) << 20;
