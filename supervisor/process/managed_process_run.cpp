@@ -59,6 +59,8 @@ void ManagedProcess::launch_run() {
   try {
     run->out->close_write_end();
     run->err->close_write_end();
+    run->out->set_pid(pid);
+    run->err->set_pid(pid);
     run->started_at = Clock::now();
     host_.claim_pid(pid, this);
     claimed = true;

@@ -97,6 +97,7 @@ std::shared_ptr<SinkSet> SinkSet::make(const OutputSink& sink) {
     set->file = std::make_shared<RotatingFile>(sink.file, sink.max_bytes, sink.keep);
   }
   set->on_line = sink.on_line;
+  set->on_pid_line = sink.on_pid_line;
   return set;
 }
 
@@ -158,7 +159,7 @@ void OutputCapture::deliver(std::string_view bytes) {
   tail_.append(bytes);
   if (sinks_->fd) sinks_->fd->write(bytes);
   if (sinks_->file) sinks_->file->write(bytes);
-  if (!sinks_->on_line) return;
+  if (!sinks_->wants_lines()) return;
   while (!bytes.empty()) {
     const auto nl = bytes.find('\n');
     if (nl == std::string_view::npos) {
@@ -178,9 +179,10 @@ void OutputCapture::deliver(std::string_view bytes) {
 }
 
 void OutputCapture::emit_line(std::string_view line) {
-  if (!sinks_->on_line) return;
+  if (!sinks_->wants_lines()) return;
   try {
-    sinks_->on_line(instance_, line);
+    if (sinks_->on_line) sinks_->on_line(instance_, line);
+    if (sinks_->on_pid_line) sinks_->on_pid_line(instance_, pid_, line);
   } catch (...) {
     if (on_callback_error_) on_callback_error_();
   }

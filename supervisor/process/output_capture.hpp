@@ -54,6 +54,8 @@ struct SinkSet {
   std::shared_ptr<FdSink> fd;
   std::shared_ptr<RotatingFile> file;
   std::function<void(std::string_view instance, std::string_view line)> on_line;
+  std::function<void(std::string_view instance, int pid, std::string_view line)> on_pid_line;
+  bool wants_lines() const noexcept { return on_line || on_pid_line; }
 
   static std::shared_ptr<SinkSet> make(const OutputSink& sink);  // throws SystemError
 };
@@ -69,6 +71,8 @@ class OutputCapture {
                 std::function<void()> on_callback_error);
 
   int read_fd() const noexcept { return read_.get(); }
+  // The writer's pid, for on_pid_line (known once launched).
+  void set_pid(int pid) noexcept { pid_ = pid; }
   int write_fd() const noexcept { return write_.get(); }
   // After the launch: the child holds its own copy.
   void close_write_end() noexcept { write_.reset(); }
@@ -92,6 +96,7 @@ class OutputCapture {
 
   std::shared_ptr<const SinkSet> sinks_;
   std::string instance_;
+  int pid_ = 0;  // set_pid()
   std::function<void()> on_callback_error_;
   UniqueFd read_;
   UniqueFd write_;

@@ -551,8 +551,10 @@ TEST(Daemon, AProgramsLogFileIsRotatedPrefixedOnStderrAndShownByLogs) {
     EXPECT_EQ(std::stoi(seen[i].substr(5)), std::stoi(seen[i - 1].substr(5)) + 1)
         << "a line lost or repeated across a rotation at " << i;
   }
-  // The daemon's stderr has them too, each with its instance.
-  EXPECT_NE(daemon.stderr_text().find("[a:0] line 1\n"), std::string::npos) << daemon.stderr_text();
+  // The daemon's stderr has them too, each with its instance and pid.
+  const std::string pid = std::to_string(daemon.instance("a:0").at("pid").to_number<int>());
+  EXPECT_NE(daemon.stderr_text().find("[a:0 " + pid + "] line 1\n"), std::string::npos)
+      << daemon.stderr_text();
   const Result none = daemon.cli({"logs", "quiet"});
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_NE(none.err.find("program 'quiet' has no log file"), std::string::npos) << none.err;

@@ -22,6 +22,11 @@ struct OutputSink {
   // instance's name ("web:0"; a pool worker's is "worker:<slot>"). Called on the supervisor's
   // thread, outside any lock: keep it short.
   std::function<void(std::string_view instance, std::string_view line)> on_line;
+  // The same with the pid of the process whose stdout or stderr it is (its main process; a
+  // child's line through the inherited pipe counts as its parent's), to tell apart two runs of
+  // one instance whose lines interleave (a rolling update's old and new instance). Either or
+  // both may be set.
+  std::function<void(std::string_view instance, int pid, std::string_view line)> on_pid_line;
   // Appended to this file (created 0600). When it holds max_bytes it is rotated: path ->
   // path.1 -> ... -> path.keep, the oldest removed (lines may be split across two files).
   // stdout_sink and stderr_sink naming the same file share one writer, so one rotation.

@@ -50,13 +50,20 @@ Daemon::Daemon(DaemonConfig config, EventReporter& reporter, int wake_fd)
 ProgramSpec Daemon::prepared_spec(const ProgramConfig& program) {
   ProgramSpec spec = program.spec;
   // A program with a log file: its lines also reach our stderr (the terminal, or the journal
-  // under systemd), each prefixed with its instance, since they interleave there. Waiting at
+  // under systemd), each prefixed with its instance and pid ("[web:0 4242]"), since they
+  // interleave there (a rolling update's old and new run of one instance, too). Waiting at
   // most a millisecond: a stderr with no room drops the copy, never the supervision behind it.
   for (OutputSink* sink : {&spec.stdout_sink, &spec.stderr_sink}) {
     if (sink->file.empty()) continue;
-    sink->on_line = [](std::string_view instance, std::string_view line) {
+    sink->on_pid_line = [](std::string_view instance, int pid, std::string_view line) {
       std::string text;
-      text.append("[").append(instance).append("] ").append(line).push_back('\n');
+      text.append("[")
+          .append(instance)
+          .append(" ")
+          .append(std::to_string(pid))
+          .append("] ")
+          .append(line)
+          .push_back('\n');
       (void)write_all(STDERR_FILENO, text.data(), text.size(),
                       std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
     };
