@@ -6,6 +6,7 @@
 
 #include <fstream>  // configs, /proc/PID/environ
 #include <string>
+#include <thread>  // the reload's client
 
 #include <gtest/gtest.h>
 
@@ -155,6 +156,46 @@ TEST(DaemonReload, AChangedPoolIsReplaced) {
   EXPECT_NE(reload.out.find("changed: inc"), std::string::npos) << reload.out;
   EXPECT_TRUE(wait_gone(old_worker));
   EXPECT_NE(workers().at(0).as_object().at("pid").to_number<int>(), old_worker);
+}
+
+// A reload waits for its new instances to be ready; meanwhile the daemon answers status, and
+// refuses a second long command with "busy" rather than keeping it waiting.
+TEST(DaemonReload, StatusIsAnsweredWhileAReloadWaitsForReadiness) {
+  Daemon daemon("");
+  const std::string first_gate = daemon.dir() + "/v1-ready",
+                    second_gate = daemon.dir() + "/v2-ready";
+  touch(first_gate);
+  std::ofstream(daemon.config_path()) << gated_program("web", first_gate);
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("web:0", "ready")) << daemon.stderr_text();
+  const int old = pid_of(daemon, "web:0");
+
+  std::ofstream(daemon.config_path()) << gated_program("web", second_gate);
+  Result reload;
+  std::thread reloading([&] { reload = daemon.cli({"reload"}); });
+  // Until its new instance runs (and waits for its gate).
+  bool started = false;
+  for (int i = 0; i < 2000 && !started; ++i) {
+    started =
+        daemon.stderr_text().find("web:0 started", daemon.stderr_text().find("reload: updating")) !=
+        std::string::npos;
+    if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(started) << daemon.stderr_text();
+  const Result status = daemon.cli({"status"});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(pid_of(daemon, "web:0"), old) << "the old instance serves until the new one is ready";
+  const Result second = daemon.cli({"restart", "web"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("busy: the daemon is doing a reload"), std::string::npos) << second.err;
+
+  touch(second_gate);
+  reloading.join();
+  EXPECT_EQ(reload.exit_code, 0) << reload.err;
+  EXPECT_NE(reload.out.find("changed: web"), std::string::npos) << reload.out;
+  EXPECT_NE(pid_of(daemon, "web:0"), old);
+  EXPECT_TRUE(wait_gone(old));
 }
 
 }  // namespace

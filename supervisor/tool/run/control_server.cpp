@@ -21,8 +21,7 @@ constexpr std::size_t kMaxClients = 64;
 
 }  // namespace
 
-ControlServer::ControlServer(int listen_fd, std::function<std::string(const std::string&)> handle,
-                             std::optional<unsigned> group)
+ControlServer::ControlServer(int listen_fd, Handler handle, std::optional<unsigned> group)
     : listen_fd_(listen_fd), handle_(std::move(handle)), group_(group) {}
 
 bool ControlServer::allowed(int fd) const {
@@ -48,7 +47,10 @@ bool ControlServer::allowed(int fd) const {
 
 void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
   fds.push_back({clients_.size() < kMaxClients ? listen_fd_ : -1, POLLIN, 0});
-  for (const Client& client : clients_) fds.push_back({client.fd.get(), POLLIN, 0});
+  // A client waiting for a deferred reply is not read meanwhile (only its hang-up is seen).
+  for (const Client& client : clients_) {
+    fds.push_back({client.fd.get(), static_cast<short>(client.waiting ? 0 : POLLIN), 0});
+  }
 }
 
 void ControlServer::serve(const std::vector<pollfd>& fds, std::size_t first) {
@@ -56,7 +58,11 @@ void ControlServer::serve(const std::vector<pollfd>& fds, std::size_t first) {
   // Clients in the order add_poll_fds listed them; dropped ones leave the list afterwards.
   std::vector<bool> keep(clients_.size(), true);
   for (std::size_t i = 0; i < clients_.size(); ++i) {
-    if (fds[first + 1 + i].revents != 0) keep[i] = serve_client(clients_[i]);
+    const short revents = fds[first + 1 + i].revents;
+    if (revents == 0) continue;
+    // Gone while waiting: its reply, when it comes, finds no one (the work is done anyway).
+    keep[i] = clients_[i].waiting ? (revents & (POLLHUP | POLLERR | POLLNVAL)) == 0
+                                  : serve_client(clients_[i]);
   }
   std::size_t kept = 0;
   for (std::size_t i = 0; i < clients_.size(); ++i) {
@@ -71,14 +77,14 @@ void ControlServer::accept_clients() {
     UniqueFd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return;  // EAGAIN: none left (or a transient error: the next poll retries)
     if (!allowed(fd.get())) {
-      Client refused{std::move(fd), {}};
+      Client refused{std::move(fd), {}, 0, false};
       (void)reply(refused,
                   error_reply("permission denied: the control socket serves uid " +
                               std::to_string(::getuid()) +
                               (group_ ? " and group " + std::to_string(*group_) : "") + " only"));
       continue;
     }
-    clients_.push_back(Client{std::move(fd), {}});
+    clients_.push_back(Client{std::move(fd), {}, next_id_++, false});
   }
 }
 
@@ -89,18 +95,37 @@ bool ControlServer::serve_client(Client& client) {
     if (n == 0) return false;  // gone, maybe mid-request: nothing was done for it
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     client.buffer.append(chunk, static_cast<std::size_t>(n));
-    std::size_t newline;
-    while ((newline = client.buffer.find('\n')) != std::string::npos) {
-      const std::string line = client.buffer.substr(0, newline);
-      client.buffer.erase(0, newline + 1);
-      if (!reply(client, handle_(line))) return false;
-    }
+    if (!handle_lines(client)) return false;
+    if (client.waiting) return true;  // read again once answered
     if (client.buffer.size() > kMaxRequestLine) {
       (void)reply(client, error_reply("request line longer than " +
                                       std::to_string(kMaxRequestLine) + " bytes"));
       return false;
     }
   }
+}
+
+bool ControlServer::handle_lines(Client& client) {
+  std::size_t newline;
+  while (!client.waiting && (newline = client.buffer.find('\n')) != std::string::npos) {
+    const std::string line = client.buffer.substr(0, newline);
+    client.buffer.erase(0, newline + 1);
+    const std::string answer = handle_(line, client.id);
+    if (answer.empty()) {
+      client.waiting = true;
+    } else if (!reply(client, answer)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ControlServer::deliver(std::uint64_t id, const std::string& text) {
+  const auto it =
+      std::find_if(clients_.begin(), clients_.end(), [id](const Client& c) { return c.id == id; });
+  if (it == clients_.end()) return;
+  it->waiting = false;
+  if (!reply(*it, text) || !handle_lines(*it)) clients_.erase(it);
 }
 
 bool ControlServer::reply(Client& client, const std::string& text) {

@@ -96,6 +96,7 @@ bool Daemon::started(const std::string& program) const {
 Daemon::~Daemon() = default;
 
 void Daemon::start_pools() {
+  const std::lock_guard lock(mutex_);
   for (const PoolConfig& pool : config_.pools) {
     reporter_.message("pool '" + pool.name + "' starting");
     pools_.push_back(std::make_shared<Pool>(pool.options));
@@ -121,6 +122,7 @@ bool Daemon::ready(const std::string& program) const {
 }
 
 bool Daemon::all_ready() const {
+  const std::lock_guard lock(mutex_);
   if (started_.size() != config_.programs.size()) return false;
   for (const ProgramConfig& program : config_.programs) {
     if (!ready(program.spec.name)) return false;
@@ -129,6 +131,7 @@ bool Daemon::all_ready() const {
 }
 
 std::size_t Daemon::ready_programs() const {
+  const std::lock_guard lock(mutex_);
   std::size_t count = 0;
   for (const ProgramConfig& program : config_.programs) count += ready(program.spec.name) ? 1 : 0;
   return count;
@@ -143,6 +146,8 @@ std::vector<std::string> Daemon::waiting_for(const ProgramConfig& program) const
 }
 
 void Daemon::start_ready_programs() {
+  if (reloading_) return;  // the reload starts them at its end
+  const std::lock_guard lock(mutex_);
   for (const ProgramConfig* program : start_order(config_)) {
     const std::string& name = program->spec.name;
     if (started(name)) continue;
@@ -158,6 +163,7 @@ void Daemon::start_ready_programs() {
 }
 
 boost::json::object Daemon::status(const std::string& name) const {
+  const std::lock_guard lock(mutex_);
   boost::json::object reply;
   const bool program_named =
       std::any_of(config_.programs.begin(), config_.programs.end(),
@@ -216,6 +222,7 @@ boost::json::object Daemon::status(const std::string& name) const {
 
 boost::json::object Daemon::control(ControlRequest::Command command, const std::string& name) {
   boost::json::object reply;
+  std::unique_lock lock(mutex_);  // not held while the Supervisor stops or starts it
   const auto program = std::find_if(config_.programs.begin(), config_.programs.end(),
                                     [&](const ProgramConfig& p) { return p.spec.name == name; });
   if (program == config_.programs.end()) {
@@ -234,6 +241,7 @@ boost::json::object Daemon::control(ControlRequest::Command command, const std::
   }
   // Started from now on (by hand, or at once by the loop if it still waited).
   if (std::find(started_.begin(), started_.end(), name) == started_.end()) started_.push_back(name);
+  lock.unlock();
   try {
     switch (command) {
       case ControlRequest::Command::Start:
@@ -257,7 +265,18 @@ boost::json::object Daemon::control(ControlRequest::Command command, const std::
   return reply;
 }
 
+void Daemon::kill_everything() {
+  supervisor_.kill_all();
+  std::vector<std::shared_ptr<Pool>> pools;
+  {
+    const std::lock_guard lock(mutex_);
+    pools = pools_;
+  }
+  for (auto& pool : pools) pool->terminate();
+}
+
 void Daemon::stop(bool fast) {
+  const std::lock_guard lock(mutex_);
   if (fast) {
     supervisor_.kill_all();
     for (auto& pool : pools_) pool->terminate();

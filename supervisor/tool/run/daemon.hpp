@@ -34,7 +34,8 @@ class Daemon {
   // Starts every pool (each waits for its min_workers to be READY). Throws procpool::Error.
   void start_pools();
   // Starts each program not started yet whose dependencies are all ready. Call at start and
-  // after every wake. Returns false once a program failed to launch (SpawnFailed): reported.
+  // after every wake; does nothing during a reload (which calls it at its end). A program that
+  // fails to launch is reported and counted started.
   void start_ready_programs();
   // A program with on_give_up = "exit" whose instance gave up, with what it said; empty if
   // none. (Any thread sets it, through the Supervisor's events.)
@@ -48,7 +49,8 @@ class Daemon {
   // empty; {"ok": false, "error": ...} for a name that is neither.
   boost::json::object status(const std::string& name) const;
   // start, stop, restart NAME (a program): the reply. stop waits until its instances have
-  // exited, restart until they are started again. A program stopped by hand stays stopped
+  // exited, restart until they are started again (run on a job thread; status() is answered
+  // meanwhile). A program stopped by hand stays stopped
   // until started by hand; one whose dependencies are not ready is refused.
   boost::json::object control(ControlRequest::Command command, const std::string& name);
   // Applies a re-read config (docs/control.md, "reload"): removed programs stopped (dependents
@@ -64,6 +66,9 @@ class Daemon {
   // Stops the programs in reverse start order (each waits for its dependents), then shuts the
   // pools down (their queued and running tasks finish). `fast`: SIGKILL everything now.
   void stop(bool fast);
+  // SIGKILL to every program and pool worker now, from any thread (a second signal while a job
+  // runs): whatever waits on them (an update, a stop) ends at once.
+  void kill_everything();
   // The Prometheus exposition of everything it runs and of itself (docs/metrics.md). Safe from
   // another thread (the metrics server's). (daemon_metrics.cpp)
   std::string metrics_text() const;
@@ -93,6 +98,13 @@ class Daemon {
   std::atomic<std::uint64_t> reloads_ok_{0};
   std::atomic<std::uint64_t> reloads_failed_{0};
   std::vector<std::string> started_;  // in start order
+  // config_, started_ and pools_ are read and written by the main thread and by the one job
+  // thread that runs a long control command (run_command.cpp); never held across a blocking
+  // Supervisor or Pool call. Taken before view_mutex_ and gave_up_mutex_.
+  mutable std::mutex mutex_;
+  // A reload is applying a new config: start_ready_programs() waits for its end (it would start
+  // programs the reload is removing).
+  std::atomic<bool> reloading_{false};
   mutable std::mutex gave_up_mutex_;
   std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
   std::set<std::string> exit_on_give_up_;  // guarded by gave_up_mutex_: on_give_up = "exit"

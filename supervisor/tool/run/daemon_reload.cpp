@@ -40,9 +40,24 @@ boost::json::object Daemon::reload(DaemonConfig next) {
   const auto began = std::chrono::steady_clock::now();
   boost::json::array added, removed, changed, unchanged, failed;
   std::map<std::string, ProgramConfig> kept_old;  // failed updates: they keep their config
+  // Worked on as a copy, the lock not held while programs and pools start and stop (status is
+  // answered meanwhile, from the old config); swapped in at the end. Only a reload writes
+  // config_ and pools_, and one runs at a time.
+  reloading_ = true;
+  struct EndOfReload {
+    std::atomic<bool>& reloading;
+    ~EndOfReload() { reloading = false; }  // also if something throws
+  } end_of_reload{reloading_};
+  DaemonConfig current;
+  std::vector<std::shared_ptr<Pool>> current_pools;
+  {
+    const std::lock_guard lock(mutex_);
+    current = config_;
+    current_pools = pools_;
+  }
 
   // 1. Programs gone from the config: dependents first, as at a shutdown.
-  const std::vector<const ProgramConfig*> old_order = start_order(config_);
+  const std::vector<const ProgramConfig*> old_order = start_order(current);
   for (auto it = old_order.rbegin(); it != old_order.rend(); ++it) {
     const std::string& name = (*it)->spec.name;
     if (program_named(next, name) != nullptr) continue;
@@ -53,6 +68,7 @@ boost::json::object Daemon::reload(DaemonConfig next) {
     } catch (const SupervisorError& e) {
       failed.emplace_back(failure(name, e.what()));
     }
+    const std::lock_guard lock(mutex_);
     std::erase(started_, name);
   }
 
@@ -60,9 +76,11 @@ boost::json::object Daemon::reload(DaemonConfig next) {
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<PoolConfig> pool_configs;
   for (const PoolConfig& pool : next.pools) {
-    const PoolConfig* old = pool_named(config_, pool.name);
+    const PoolConfig* old = pool_named(current, pool.name);
     std::shared_ptr<Pool>* old_pool = nullptr;
-    if (old != nullptr) old_pool = &pools_[static_cast<std::size_t>(old - config_.pools.data())];
+    if (old != nullptr) {
+      old_pool = &current_pools[static_cast<std::size_t>(old - current.pools.data())];
+    }
     if (old != nullptr && old->fingerprint == pool.fingerprint) {
       pools.push_back(std::move(*old_pool));
       pool_configs.push_back(*old);
@@ -90,20 +108,24 @@ boost::json::object Daemon::reload(DaemonConfig next) {
     pool_configs.push_back(pool);
     (old != nullptr ? changed : added).emplace_back(pool.name);
   }
-  for (std::size_t i = 0; i < config_.pools.size(); ++i) {
-    if (!pools_[i]) continue;  // moved on, or replaced
-    reporter_.message("reload: draining pool '" + config_.pools[i].name + "'");
-    pools_[i]->shutdown();
-    removed.emplace_back(config_.pools[i].name);
+  for (std::size_t i = 0; i < current.pools.size(); ++i) {
+    if (!current_pools[i]) continue;  // moved on, or replaced
+    reporter_.message("reload: draining pool '" + current.pools[i].name + "'");
+    current_pools[i]->shutdown();
+    removed.emplace_back(current.pools[i].name);
   }
-  pools_ = std::move(pools);
-  config_.pools = std::move(pool_configs);
+  {
+    const std::lock_guard lock(mutex_);
+    pools_ = std::move(pools);
+    config_.pools = std::move(pool_configs);
+    publish_view();
+  }
 
   // 3. Changed and new programs, in the new start order: a program is updated after the ones
   // it depends on.
   for (const ProgramConfig* program : start_order(next)) {
     const std::string& name = program->spec.name;
-    const ProgramConfig* old = program_named(config_, name);
+    const ProgramConfig* old = program_named(current, name);
     if (old == nullptr) {
       try {
         supervisor_.add(prepared_spec(*program));
@@ -143,15 +165,19 @@ boost::json::object Daemon::reload(DaemonConfig next) {
     const std::string name = program.spec.name;
     if (const auto it = kept_old.find(name); it != kept_old.end()) {
       programs.push_back(it->second);
-    } else if (program_named(config_, name) != nullptr ||
+    } else if (program_named(current, name) != nullptr ||
                std::any_of(added.begin(), added.end(),
                            [&](const boost::json::value& v) { return v.as_string() == name; })) {
       programs.push_back(std::move(program));
     }
   }
-  config_.programs = std::move(programs);
-  note_give_up_actions();
-  publish_view();
+  {
+    const std::lock_guard lock(mutex_);
+    config_.programs = std::move(programs);
+    note_give_up_actions();
+    publish_view();
+  }
+  reloading_ = false;
   if (failed.empty()) {
     reloads_ok_.fetch_add(1);
   } else {

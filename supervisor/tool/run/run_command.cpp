@@ -26,6 +26,7 @@
 #include "config/daemon_config.hpp"
 #include "procpool/orphan_guard.hpp"
 #include "run/control_endpoint.hpp"
+#include "run/control_job.hpp"
 #include "run/control_protocol.hpp"
 #include "run/control_server.hpp"
 #include "run/daemon.hpp"
@@ -83,24 +84,41 @@ boost::json::object reload(const std::string& file, Daemon& daemon, EventReporte
   return reply;
 }
 
-// The reply to one request line; sets `shutdown` for a shutdown request.
-std::string handle_request(const std::string& line, Daemon& daemon, bool& shutdown,
-                           const std::string& file, EventReporter& reporter) {
+// The reply to one request line of client `client`; sets `shutdown` for a shutdown request.
+// start, stop, restart and reload run as a job (control_job.hpp): "" then, the reply follows.
+std::string handle_request(const std::string& line, std::uint64_t client, Daemon& daemon,
+                           bool& shutdown, const std::string& file, EventReporter& reporter,
+                           ControlJob& job) {
   std::string error;
   const std::optional<ControlRequest> request = parse_request(line, error);
   if (!request) return error_reply(error);
+  using Command = ControlRequest::Command;
   switch (request->command) {
-    case ControlRequest::Command::Shutdown:
+    case Command::Shutdown:
       shutdown = true;
       return "{\"ok\":true}\n";
-    case ControlRequest::Command::Status:
+    case Command::Status:
       return boost::json::serialize(daemon.status(request->name)) + "\n";
-    case ControlRequest::Command::Reload:
-      return boost::json::serialize(reload(file, daemon, reporter)) + "\n";
     default:
-      // Served in this thread: a stop holds the other clients until its instances are gone.
-      return boost::json::serialize(daemon.control(request->command, request->name)) + "\n";
+      break;
   }
+  if (job.busy()) {
+    return error_reply("busy: the daemon is doing a " + job.what() + "; try again once it is done");
+  }
+  if (request->command == Command::Reload) {
+    job.start("reload", client, [&daemon, &file, &reporter] {
+      return boost::json::serialize(reload(file, daemon, reporter)) + "\n";
+    });
+  } else {
+    const char* verb = request->command == Command::Start  ? "start"
+                       : request->command == Command::Stop ? "stop"
+                                                           : "restart";
+    job.start(std::string(verb) + " " + request->name, client,
+              [&daemon, command = request->command, name = request->name] {
+                return boost::json::serialize(daemon.control(command, name)) + "\n";
+              });
+  }
+  return "";
 }
 
 }  // namespace
@@ -216,12 +234,20 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
   bool shutdown = false;
   bool announced = false;
   std::string gave_up;
+  ControlJob job(wake.get());  // destroyed before the daemon: it waits for its thread
+  bool reload_wanted = false;  // a SIGHUP while a job ran
   ControlServer server(
       endpoint.listen.get(),
-      [&](const std::string& line) {
-        return handle_request(line, *daemon, shutdown, file, reporter);
+      [&](const std::string& line, std::uint64_t client) {
+        return handle_request(line, client, *daemon, shutdown, file, reporter, job);
       },
       control_group);
+  const auto start_reload = [&] {
+    job.start("reload", 0, [&daemon, &file, &reporter] {
+      (void)reload(file, *daemon, reporter);
+      return std::string();
+    });
+  };
   std::vector<pollfd> fds;
   while (!shutdown && signals->count() == 0 && (gave_up = daemon->gave_up_exiting()).empty()) {
     if (!announced && daemon->all_ready()) {
@@ -249,15 +275,43 @@ int run_run_command(std::span<char* const> args, const CommandContext& /*context
     if (fds[1].revents != 0) {
       eventfd_t count = 0;
       (void)::eventfd_read(wake.get(), &count);
+      if (auto done = job.collect()) {
+        if (done->first != 0) server.deliver(done->first, done->second);
+        if (reload_wanted) {
+          reload_wanted = false;
+          start_reload();
+        }
+      }
       daemon->start_ready_programs();
     }
     if (fds[2].revents != 0) {
       signalfd_siginfo info;
       while (::read(hangup_fd.get(), &info, sizeof info) == sizeof info) {
       }
-      (void)reload(file, *daemon, reporter);
+      if (job.busy()) {
+        reload_wanted = true;
+      } else {
+        start_reload();
+      }
     }
     server.serve(fds, 3);
+  }
+  // A job in progress finishes first (a reload: at most its ready timeouts); a second signal
+  // meanwhile kills everything, which ends it at once.
+  if (job.busy()) reporter.message("waiting for the " + job.what() + " in progress");
+  bool killed = false;
+  while (job.busy()) {
+    if (!killed && signals->count() >= 2) {
+      killed = true;
+      daemon->kill_everything();
+    }
+    pollfd wait[2] = {{signals->fd(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+    if (::poll(wait, 2, -1) < 0 && errno != EINTR) break;
+    signals->drain();
+    eventfd_t count = 0;
+    (void)::eventfd_read(wake.get(), &count);
+    if (auto done = job.collect(); done && done->first != 0)
+      server.deliver(done->first, done->second);
   }
   signals->drain();
   reporter.message(!gave_up.empty() ? gave_up + ": stopping"
