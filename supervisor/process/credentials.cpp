@@ -4,7 +4,8 @@
 #include <pwd.h>     // getpwnam_r
 #include <unistd.h>  // geteuid
 
-#include <cerrno>  // ERANGE
+#include <cerrno>   // ERANGE
+#include <cstring>  // std::strerror
 #include <string>
 
 #include "procpool/supervisor.hpp"  // SupervisorError
@@ -47,15 +48,24 @@ std::optional<Credentials> resolve_credentials(const ProgramSpec& spec) {
                                  &found)) == ERANGE) {
       buffer.resize(buffer.size() * 2);
     }
+    const std::optional<unsigned> uid = number(spec.user);
+    if (found == nullptr && uid) {  // a uid: its entry, if it has one
+      while ((error = ::getpwuid_r(static_cast<uid_t>(*uid), &entry, buffer.data(), buffer.size(),
+                                   &found)) == ERANGE) {
+        buffer.resize(buffer.size() * 2);
+      }
+    }
     if (found != nullptr) {
       credentials.uid = found->pw_uid;
       credentials.gid = found->pw_gid;
       user_name = found->pw_name;
-    } else if (const auto uid = number(spec.user)) {
-      credentials.uid = *uid;  // a uid with no name: its group must be given, or is its uid
+    } else if (uid) {
+      credentials.uid = *uid;  // a uid with no entry: its group must be given, or is its uid
       credentials.gid = *uid;
     } else {
-      throw bad(spec, "no user named '" + spec.user + "'");
+      throw bad(spec, error != 0 ? "cannot look up user '" + spec.user +
+                                       "': " + std::string(std::strerror(error))
+                                 : "no user named '" + spec.user + "'");
     }
   }
   if (!spec.group.empty()) {

@@ -295,10 +295,13 @@ struct ChildSetup {
     // 8. The umask and the credentials; a change of credentials clears PR_SET_PDEATHSIG, so it
     //    is set again (and the parent checked for again).
     if (umask >= 0) ::umask(static_cast<mode_t>(umask));
+    //    Raw system calls, as glibc's posix_spawn makes them: glibc's setuid() and friends
+    //    broadcast the change to every thread of the process (a lock and globals shared with
+    //    the supervisor's threads after vfork); the child has one thread.
     if (set_credentials) {
-      if (::setgroups(group_count, groups) != 0) return errno;
-      if (::setgid(gid) != 0) return errno;
-      if (::setuid(uid) != 0) return errno;
+      if (::syscall(SYS_setgroups, group_count, groups) != 0) return errno;
+      if (::syscall(SYS_setresgid, gid, gid, gid) != 0) return errno;
+      if (::syscall(SYS_setresuid, uid, uid, uid) != 0) return errno;
       if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
       if (::getppid() != supervisor_pid) ::_exit(1);
     }

@@ -41,13 +41,15 @@ bool allowed(ProgramState from, ProgramState to) noexcept {
 
 }  // namespace
 
-ManagedProcess::ManagedProcess(ProcessHost& host, const Program& program, unsigned instance)
+ManagedProcess::ManagedProcess(ProcessHost& host, std::shared_ptr<const Program> program,
+                               unsigned instance)
     : host_(host),
-      program_(program),
-      spec_(program.spec),
+      program_holder_(std::move(program)),
+      program_(*program_holder_),
+      spec_(program_.spec),
       instance_(instance),
-      name_(program.spec.name + ":" + std::to_string(instance)),
-      tracker_(program.spec.restart) {}
+      name_(program_.spec.name + ":" + std::to_string(instance)),
+      tracker_(program_.spec.restart) {}
 
 ManagedProcess::~ManagedProcess() {
   host_.loop->cancel(backoff_timer_);

@@ -56,7 +56,9 @@ struct ProcessHost {
 
 class ManagedProcess {
  public:
-  ManagedProcess(ProcessHost& host, const Program& program, unsigned instance);
+  // Keeps `program` alive as long as it lives (a rolling update may replace the program's spec
+  // while this instance still runs the old one).
+  ManagedProcess(ProcessHost& host, std::shared_ptr<const Program> program, unsigned instance);
   // SIGKILLs and reaps whatever is left (the supervisor stops everything gracefully first).
   ~ManagedProcess();
   ManagedProcess(const ManagedProcess&) = delete;
@@ -84,7 +86,7 @@ class ManagedProcess {
   ProcessStatus status() const;
   const std::string& name() const noexcept { return name_; }
   unsigned instance() const noexcept { return instance_; }
-  const Program& program() const noexcept { return program_; }
+  const std::shared_ptr<const Program>& program() const noexcept { return program_holder_; }
 
  private:
   // One run: a launched main process and what belongs to it.
@@ -155,6 +157,7 @@ class ManagedProcess {
   void call_stop_waiters();
 
   ProcessHost& host_;
+  std::shared_ptr<const Program> program_holder_;
   const Program& program_;
   const ProgramSpec& spec_;
   unsigned instance_;

@@ -70,7 +70,9 @@ void ManagedProcess::launch_run() {
     if (spec_.readiness == ReadinessMode::TcpPort) {
       // With several instances on one port, the one that listens must be this one
       // (docs/supervisor.md, Readiness).
-      run->probe.emplace(spec_.ready_port, spec_.numprocs > 1 ? pid : 0);
+      // Always this run's own listener: another instance, or the old run of this one during
+      // a rolling update, may hold the port too.
+      run->probe.emplace(spec_.ready_port, pid);
     }
   } catch (...) {
     abandon_launch(*run, claimed);

@@ -67,6 +67,11 @@ bool still_ours(const Group& group) {
     ::signal(sig, SIG_IGN);
   }
   ::prctl(PR_SET_NAME, "procpool-guard", 0, 0, 0);
+  // Not dumpable: a process of our uid could otherwise hold its pipe open through
+  // /proc/PID/fd (it would never see EOF) or feed it groups to kill. Its own process group: a
+  // terminal's SIGTSTP to the daemon's group must not stop it.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  ::setpgid(0, 0);
   std::vector<Group> groups;
   std::size_t since_prune = 0;
   int pid = 0;
@@ -115,6 +120,8 @@ OrphanGuard::OrphanGuard() {
   }
   ::close(fds[0]);
   helper_ = pid;
+  // Never blocks the launcher: a helper that cannot take a report (stopped) misses it.
+  ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) | O_NONBLOCK);
   report_fd.store(fds[1]);
 }
 
@@ -131,7 +138,8 @@ namespace detail {
 void report_launched_group(int pid) noexcept {
   const int fd = report_fd.load();
   if (fd < 0) return;
-  // 4 bytes: atomic in a pipe. The helper reads at once; a full pipe waits for it.
+  // 4 bytes: atomic in a pipe. The helper reads at once; a full pipe (64 KiB of reports not
+  // read) drops this one rather than stall the launcher.
   while (::write(fd, &pid, sizeof pid) < 0 && errno == EINTR) {
   }
 }

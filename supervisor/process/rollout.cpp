@@ -8,18 +8,21 @@
 
 namespace procpool::detail {
 
-Rollout::Rollout(ProcessHost& host, ProgramEntry& entry, std::shared_ptr<Program> next,
+Rollout::Rollout(ProcessHost& host, ProgramEntry& entry, std::shared_ptr<const Program> next,
                  Options options, Retire retire, std::function<void()> kick)
     : host_(host),
       entry_(entry),
       from_(entry.program),
       to_(std::move(next)),
-      source_(from_),
       target_(to_),
       options_(options),
       retire_(std::move(retire)),
       kick_(std::move(kick)),
       old_count_(entry.instances.size()) {
+  program_stopped_ = !entry.instances.empty();
+  for (const auto& instance : entry.instances) {
+    if (instance->state() != ProgramState::Stopped) program_stopped_ = false;
+  }
   if (options_.only_slot) {
     todo_.push_back(*options_.only_slot);
   } else {
@@ -37,22 +40,30 @@ std::size_t Rollout::concurrency() const noexcept {
 }
 
 void Rollout::abort(const std::string& why, bool kill) {
+  // Committed, it only waits for old instances to be gone: it succeeded.
+  if (committed_ && failure_.empty()) return;
   if (failure_.empty()) failure_ = why;
   aborted_ = true;
   abort_kill_ = abort_kill_ || kill;
 }
 
-void Rollout::retire(std::shared_ptr<Program> program, std::unique_ptr<ManagedProcess> process,
-                     bool kill) {
+void Rollout::retire(std::unique_ptr<ManagedProcess> process, bool kill,
+                     std::function<void()> gone) {
   ++stopping_;
-  retire_(std::move(program), std::move(process), kill, options_.stop_reason,
-          [this] { --stopping_; });
+  retire_(std::move(process), kill, options_.stop_reason, [this, gone = std::move(gone)] {
+    --stopping_;
+    if (gone) gone();
+  });
 }
 
 void Rollout::begin(unsigned index) {
   auto slot = std::make_unique<Slot>();
   slot->index = index;
-  slot->fresh = std::make_unique<ManagedProcess>(host_, *target_, index);
+  slot->fresh = std::make_unique<ManagedProcess>(host_, target_, index);
+  if (index >= entry_.instances.size() && program_stopped_) {
+    swap_in(*slot);  // a new slot of a stopped program: stopped too
+    return;
+  }
   if (index < entry_.instances.size()) {
     ManagedProcess& old = *entry_.instances[index];
     if (old.state() == ProgramState::Stopped) {
@@ -67,8 +78,9 @@ void Rollout::begin(unsigned index) {
       return;
     }
   }
-  launch(*slot);
-  active_.push_back(std::move(slot));
+  Slot& added = *slot;
+  active_.push_back(std::move(slot));  // before the launch arms a timer that points at it
+  launch(added);
 }
 
 void Rollout::launch(Slot& slot) {
@@ -125,7 +137,7 @@ void Rollout::swap_in(Slot& slot) {
   if (slot.index < old_count_) {
     std::unique_ptr<ManagedProcess> outgoing = std::move(entry_.instances[slot.index]);
     entry_.instances[slot.index] = std::move(slot.fresh);
-    retire(source_, std::move(outgoing), false);
+    retire(std::move(outgoing), false);
     if (!rolling_back_) swapped_.push_back(slot.index);
   } else {
     grown_[slot.index - old_count_] = std::move(slot.fresh);
@@ -136,20 +148,21 @@ void Rollout::fail(std::string why) {
   if (failure_.empty()) failure_ = std::move(why);
   for (auto& slot : active_) {
     host_.loop->cancel(slot->timer);
-    if (slot->fresh) retire(target_, std::move(slot->fresh), false);
-    // Stop-first: its old instance was stopped to make room; it runs again.
+    auto fresh_gone = std::make_shared<bool>(!slot->fresh);
+    if (slot->fresh) retire(std::move(slot->fresh), false, [fresh_gone] { *fresh_gone = true; });
+    // Stop-first: its old instance was stopped to make room; it runs again, once the new one
+    // is gone.
     if (slot->index < old_count_ && options_.max_unavailable > 0) {
-      restart_when_stopped_.push_back(slot->index);
+      restart_when_stopped_.push_back({slot->index, fresh_gone});
     }
   }
   active_.clear();
   todo_.clear();
   for (auto& grown : grown_) {
-    if (grown) retire(to_, std::move(grown), false);
+    if (grown) retire(std::move(grown), false);
   }
   grown_.clear();
   rolling_back_ = true;
-  source_ = to_;
   target_ = from_;
   for (unsigned index : swapped_) todo_.push_back(index);
   swapped_.clear();
@@ -159,20 +172,16 @@ bool Rollout::advance() {
   if (aborted_) {
     for (auto& slot : active_) {
       host_.loop->cancel(slot->timer);
-      if (slot->fresh) retire(target_, std::move(slot->fresh), abort_kill_);
+      if (slot->fresh) retire(std::move(slot->fresh), abort_kill_);
     }
     active_.clear();
     todo_.clear();
     restart_when_stopped_.clear();
     for (auto& grown : grown_) {
-      if (grown) retire(to_, std::move(grown), abort_kill_);
+      if (grown) retire(std::move(grown), abort_kill_);
     }
     grown_.clear();
-    if (!committed_) {
-      committed_ = true;
-      // Some slots may run the new spec already: it lives as long as the program.
-      if (!swapped_.empty() || rolling_back_) entry_.other = to_;
-    }
+    committed_ = true;  // some slots may run the new spec: each instance keeps its own alive
     return stopping_ == 0;
   }
   bool progress = true;
@@ -198,8 +207,8 @@ bool Rollout::advance() {
     }
   }
   for (auto it = restart_when_stopped_.begin(); it != restart_when_stopped_.end();) {
-    ManagedProcess& old = *entry_.instances[*it];
-    if (old.state() != ProgramState::Stopped) {
+    ManagedProcess& old = *entry_.instances[it->index];
+    if (old.state() != ProgramState::Stopped || !*it->fresh_gone) {
       ++it;
       continue;
     }
@@ -218,7 +227,7 @@ void Rollout::commit() {
   committed_ = true;
   if (!failure_.empty() || options_.only_slot) return;
   while (entry_.instances.size() > to_->spec.numprocs) {
-    retire(from_, std::move(entry_.instances.back()), false);
+    retire(std::move(entry_.instances.back()), false);
     entry_.instances.pop_back();
   }
   for (auto& grown : grown_) entry_.instances.push_back(std::move(grown));

@@ -35,13 +35,14 @@ namespace procpool::detail {
 class Rollout;
 
 // A program and its instances, as the supervisor holds them.
+// Each instance keeps the Program it runs alive itself: after a rollout that was interrupted
+// halfway, some run the old spec and some the new one.
 struct ProgramEntry {
-  std::shared_ptr<Program> program;  // declared first: its instances point into it
-  // After a rollout aborted halfway (a kill, the shutdown): the other spec, which some of
-  // the instances still run.
-  std::shared_ptr<Program> other;
+  std::shared_ptr<const Program> program;  // what a start or a new slot runs
   std::vector<std::unique_ptr<ManagedProcess>> instances;
   std::unique_ptr<Rollout> rollout;  // at most one at a time
+  // Run once the rollout is over (an update or a remove that interrupted a recycle).
+  std::vector<std::function<void()>> after_rollout;
 };
 
 class Rollout {
@@ -56,12 +57,12 @@ class Rollout {
   };
   // Hands an instance over to be stopped (killed if `kill`) and destroyed once idle; `gone`
   // runs once it has stopped, from a posted task or at once.
-  using Retire = std::function<void(std::shared_ptr<Program>, std::unique_ptr<ManagedProcess>,
-                                    bool kill, KillReason reason, std::function<void()> gone)>;
+  using Retire = std::function<void(std::unique_ptr<ManagedProcess>, bool kill, KillReason reason,
+                                    std::function<void()> gone)>;
 
   // `kick` posts a call to advance() (coalesced by the supervisor).
-  Rollout(ProcessHost& host, ProgramEntry& entry, std::shared_ptr<Program> next, Options options,
-          Retire retire, std::function<void()> kick);
+  Rollout(ProcessHost& host, ProgramEntry& entry, std::shared_ptr<const Program> next,
+          Options options, Retire retire, std::function<void()> kick);
   ~Rollout();
   Rollout(const Rollout&) = delete;
   Rollout& operator=(const Rollout&) = delete;
@@ -95,16 +96,16 @@ class Rollout {
   std::string why_failed(const Slot& slot) const;
   void swap_in(Slot& slot);
   void fail(std::string why);
-  void retire(std::shared_ptr<Program> program, std::unique_ptr<ManagedProcess> process, bool kill);
+  // `gone`: also told once it has stopped.
+  void retire(std::unique_ptr<ManagedProcess> process, bool kill, std::function<void()> gone = {});
   std::size_t concurrency() const noexcept;
   void commit();
 
   ProcessHost& host_;
   ProgramEntry& entry_;
-  std::shared_ptr<Program> from_;    // the spec the program had
-  std::shared_ptr<Program> to_;      // the spec it is updated to
-  std::shared_ptr<Program> source_;  // the outgoing instances' (from_, or to_ rolling back)
-  std::shared_ptr<Program> target_;  // the new instances' (to_, or from_ rolling back)
+  std::shared_ptr<const Program> from_;    // the spec the program had
+  std::shared_ptr<const Program> to_;      // the spec it is updated to
+  std::shared_ptr<const Program> target_;  // the new instances' (to_, or from_ rolling back)
   Options options_;
   Retire retire_;
   std::function<void()> kick_;
@@ -112,8 +113,14 @@ class Rollout {
   std::deque<unsigned> todo_;
   std::vector<std::unique_ptr<Slot>> active_;
   std::vector<unsigned> swapped_;  // slots < old_count_ swapped so far
-  // Old instances stopped first for slots the rollout gave up: started again once stopped.
-  std::vector<unsigned> restart_when_stopped_;
+  // Old instances stopped first for slots the rollout gave up: started again once they are
+  // stopped and the slot's new instance is gone (never two copies at once).
+  struct Restart {
+    unsigned index;
+    std::shared_ptr<bool> fresh_gone;
+  };
+  std::vector<Restart> restart_when_stopped_;
+  bool program_stopped_ = false;  // every old instance was stopped: new slots stay stopped
   std::vector<std::unique_ptr<ManagedProcess>> grown_;  // slots >= old_count_, by index
   std::size_t stopping_ = 0;                            // retired instances not gone yet
   bool rolling_back_ = false;

@@ -106,12 +106,15 @@ void Supervisor::Impl::check_spec(const ProgramSpec& spec) {
   }
   if (spec.health_interval.count() <= 0) throw bad("health_interval must be positive");
   if (spec.umask < -1 || spec.umask > 0777) throw bad("umask must be -1 or 0 to 0777");
+  if ((!spec.user.empty() || !spec.group.empty()) && spec.readiness == ReadinessMode::Notify) {
+    throw bad("readiness Notify with another user or group: the notify socket is private");
+  }
 }
 
 // `previous`: the program it replaces, whose log files it goes on writing through the same
 // writers when they name the same file the same way (one writer per file, one rotation).
-std::shared_ptr<detail::Program> Supervisor::Impl::make_program(ProgramSpec spec,
-                                                                const detail::Program* previous) {
+std::shared_ptr<const detail::Program> Supervisor::Impl::make_program(
+    ProgramSpec spec, const detail::Program* previous) {
   auto program = std::make_shared<detail::Program>();
   const auto same_file = [](const OutputSink& a, const OutputSink& b) {
     return !a.file.empty() && a.file == b.file && a.max_bytes == b.max_bytes && a.keep == b.keep;
@@ -153,7 +156,7 @@ void Supervisor::Impl::add(ProgramSpec spec) {
     entry->program = make_program(std::move(spec), nullptr);
     for (unsigned i = 0; i < entry->program->spec.numprocs; ++i) {
       entry->instances.push_back(
-          std::make_unique<detail::ManagedProcess>(host_, *entry->program, i));
+          std::make_unique<detail::ManagedProcess>(host_, entry->program, i));
     }
     entries_.push_back(std::move(entry));
   });
@@ -193,12 +196,18 @@ void Supervisor::Impl::start_all() {
 
 void Supervisor::Impl::kill(const std::string* name) {
   call([&] {
+    if (name != nullptr) (void)entry_of(*name);  // UnknownProgram
     for (auto& entry : entries_) {
       if (name != nullptr && entry->program->spec.name != *name) continue;
       interrupt_rollout(*entry, "killed", true);
       for (auto& instance : entry->instances) instance->kill();
     }
-    if (name != nullptr) (void)entry_of(*name);  // UnknownProgram
+    // Those replaced or removed and still stopping: now too.
+    for (Retiring& retiring : retiring_) {
+      if (name == nullptr || retiring.process->program()->spec.name == *name) {
+        retiring.process->kill();
+      }
+    }
   });
 }
 
@@ -213,6 +222,12 @@ void Supervisor::Impl::stop(const std::string* name) {
       if (name != nullptr && entry->program->spec.name != *name) continue;
       interrupt_rollout(*entry, "stopped", false);
       for (auto& instance : entry->instances) targets.push_back(instance.get());
+    }
+    // Those replaced (an interrupted update's new ones too) must be gone as well.
+    for (Retiring& retiring : retiring_) {
+      if (name == nullptr || retiring.process->program()->spec.name == *name) {
+        targets.push_back(retiring.process.get());
+      }
     }
     auto left = std::make_shared<std::size_t>(targets.size());
     auto finished = std::make_shared<std::promise<void>>(std::move(done));

@@ -58,23 +58,26 @@ class Supervisor::Impl {
   };
   // A stopped instance no slot holds any more (replaced, removed), destroyed once idle.
   struct Retiring {
-    std::shared_ptr<detail::Program> program;  // first: the process points into it
     std::unique_ptr<detail::ManagedProcess> process;
   };
 
   static void check_spec(const ProgramSpec& spec);  // throws BadSpec
-  std::shared_ptr<detail::Program> make_program(ProgramSpec spec, const detail::Program* previous);
+  std::shared_ptr<const detail::Program> make_program(ProgramSpec spec,
+                                                      const detail::Program* previous);
   detail::ProgramEntry* find(const std::string& name) noexcept;
   detail::ProgramEntry& entry_of(const std::string& name);  // throws UnknownProgram
   void throw_if_updating(const detail::ProgramEntry& entry) const;
 
   // Rollouts (supervisor_update.cpp).
-  void retire(std::shared_ptr<detail::Program> program,
-              std::unique_ptr<detail::ManagedProcess> process, bool kill, KillReason reason,
+  void retire(std::unique_ptr<detail::ManagedProcess> process, bool kill, KillReason reason,
               std::function<void()> gone);
-  void start_rollout(detail::ProgramEntry& entry, std::shared_ptr<detail::Program> next,
+  void start_rollout(detail::ProgramEntry& entry, std::shared_ptr<const detail::Program> next,
                      detail::Rollout::Options options);
+  // `action` now, or once the program's rollout (interrupted, say) is over.
+  void when_no_rollout(detail::ProgramEntry& entry, std::function<void()> action);
   void interrupt_rollout(detail::ProgramEntry& entry, const std::string& why, bool kill);
+  // A rollout that advance() says is over: its update() caller told, the rollout destroyed.
+  void finish_rollout(detail::ProgramEntry& entry);
   bool recycle(detail::ManagedProcess& process);
   void kick();
   void advance_rollouts();

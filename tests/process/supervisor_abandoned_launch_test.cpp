@@ -32,10 +32,10 @@ TEST(SupervisorAbandonedLaunch, AFailureAfterTheForkKillsAndReapsTheChild) {
   };
   host.uniform01 = [] { return 0.5; };
   host.changed = [] {};
-  detail::Program program;
-  program.spec = spec_for("doomed", dir.script("doomed.sh", "exec sleep 1000"));
-  program.stdout_sinks = detail::SinkSet::make(OutputSink::none());
-  program.stderr_sinks = detail::SinkSet::make(OutputSink::none());
+  auto program = std::make_shared<detail::Program>();
+  program->spec = spec_for("doomed", dir.script("doomed.sh", "exec sleep 1000"));
+  program->stdout_sinks = detail::SinkSet::make(OutputSink::none());
+  program->stderr_sinks = detail::SinkSet::make(OutputSink::none());
   detail::ManagedProcess process(host, program, 0);
 
   try {

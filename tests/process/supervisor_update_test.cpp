@@ -287,5 +287,67 @@ TEST(SupervisorUpdate, AStopInterruptsAnUpdate) {
   EXPECT_EQ(supervisor.status()[0].state, ProgramState::Stopped);
 }
 
+// Stop-first, a new instance that fails is stopped before the old one runs again: never two
+// copies at once, which is what max_unavailable > 0 is for.
+TEST(SupervisorUpdate, AStopFirstRollbackStartsTheOldOneOnlyOnceTheNewOneIsGone) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  supervisor.add(notify_spec("web", dir.script("v1.sh", "exec \"$NOTIFY\" READY=1 --pause"), 1));
+  supervisor.start("web");
+  const int old = log.wait_for(Kind::Ready).pid;
+  UpdateOptions options;
+  options.max_unavailable = 1;    // what this test is about
+  options.ready_timeout = 300ms;  // and the failure it rolls back
+  EXPECT_THROW(supervisor.update(notify_spec("web", dir.script("v2.sh", "exec sleep 1000"), 1, "2"),
+                                 options),
+               SupervisorError);
+  const int fresh = log.wait_for(Kind::Started, 2).pid;
+  const int again = log.wait_for(Kind::Started, 3).pid;
+  const std::vector<SupervisorEvent> events = log.events();
+  EXPECT_LT(index_of(events, Kind::Exited, old), index_of(events, Kind::Started, fresh));
+  EXPECT_LT(index_of(events, Kind::Exited, fresh), index_of(events, Kind::Started, again))
+      << "the old spec ran again beside the new one";
+  EXPECT_EQ(version(again), "1");
+  EXPECT_EQ(supervisor.status()[0].pid, again);
+}
+
+TEST(SupervisorUpdate, GrowingAStoppedProgramAddsStoppedInstances) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  const std::string script = dir.script("web.sh", "exec \"$NOTIFY\" READY=1 --pause");
+  supervisor.add(notify_spec("web", script, 1));
+  supervisor.update(notify_spec("web", script, 3));
+  const std::vector<ProcessStatus> status = supervisor.status();
+  ASSERT_EQ(status.size(), 3u);
+  for (const ProcessStatus& s : status) EXPECT_EQ(s.state, ProgramState::Stopped) << s.name;
+  EXPECT_EQ(log.count(Kind::Started), 0u);
+}
+
+// A remove while a memory recycle waits for its replacement: the recycle is interrupted and the
+// remove goes on (not Busy), both processes gone when it returns.
+TEST(SupervisorUpdate, ARemoveDuringAMemoryRecycleGoesAhead) {
+  ScriptDir dir;
+  EventLog log;
+  Supervisor supervisor({log.callback()});
+  // The first run becomes ready; its replacement never does.
+  ProgramSpec spec =
+      notify_spec("hog",
+                  dir.script("hog.sh",
+                             "[ -e \"$DIR/first\" ] && exec sleep 1000\ntouch \"$DIR/first\"\n"
+                             "exec \"$NOTIFY\" READY=1 --pause"),
+                  1);
+  spec.memory_soft_limit = 1;  // what this test is about: any process is above it
+  supervisor.add(spec);
+  supervisor.start("hog");
+  const int first = log.wait_for(Kind::Ready).pid;
+  const int replacement = log.wait_for(Kind::Started, 2).pid;
+  supervisor.remove("hog");
+  EXPECT_TRUE(supervisor.status().empty());
+  EXPECT_FALSE(process_exists(first));
+  EXPECT_FALSE(process_exists(replacement));
+}
+
 }  // namespace
 }  // namespace procpool::test
