@@ -198,5 +198,49 @@ TEST(DaemonReload, StatusIsAnsweredWhileAReloadWaitsForReadiness) {
   EXPECT_TRUE(wait_gone(old));
 }
 
+// A changed program that now depends on a program the same reload adds is updated only once
+// that one is ready.
+TEST(DaemonReload, ANewDependencyIsReadyBeforeTheProgramThatNeedsItIsUpdated) {
+  Daemon daemon(versioned("web", "1"));
+  const std::string up = daemon.dir() + "/redis-up";
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("web:0", "ready"));
+  const std::string notify = PROCPOOL_TEST_NOTIFY;
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"redis\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"touch " + up +
+             "; exec " + notify + " READY=1 --pause\"]\nreadiness = \"notify\"\n"
+      << "[[program]]\nname = \"web\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"[ -e " + up +
+             " ] || exit 3; exec " + notify +
+             " READY=1 --pause\"]\nreadiness = \"notify\"\ndepends_on = [\"redis\"]\n";
+  const Result reload = daemon.cli({"reload"});
+  EXPECT_EQ(reload.exit_code, 0) << reload.err << daemon.stderr_text();
+  EXPECT_NE(reload.out.find("added: redis\nchanged: web\n"), std::string::npos) << reload.out;
+  EXPECT_TRUE(daemon.wait_state("web:0", "ready"));
+  EXPECT_TRUE(daemon.wait_state("redis:0", "ready"));
+}
+
+// Removals come last, and a program whose dependent kept its old config (its update failed)
+// is not removed under it.
+TEST(DaemonReload, AProgramStillNeededByARolledBackOneIsNotRemoved) {
+  Daemon daemon(sleeper("db") + versioned("api", "1", "depends_on = [\"db\"]\n"));
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("api:0", "ready")) << daemon.stderr_text();
+  const int db = pid_of(daemon, "db:0");
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"api\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exit 3\"]\n"
+         "readiness = \"notify\"\n";
+  const Result reload = daemon.cli({"reload"});
+  EXPECT_EQ(reload.exit_code, 1);
+  EXPECT_NE(reload.err.find("db: not removed: 'api', whose update failed, depends on it"),
+            std::string::npos)
+      << reload.err;
+  EXPECT_NE(reload.out.find("removed: -"), std::string::npos) << reload.out;
+  EXPECT_EQ(pid_of(daemon, "db:0"), db);
+  EXPECT_EQ(daemon.instance("api:0").at("state").as_string(), "ready");
+  EXPECT_EQ(daemon.cli({"restart", "api"}).exit_code, 0) << "its dependency is still there";
+}
+
 }  // namespace
 }  // namespace procpool::map_test

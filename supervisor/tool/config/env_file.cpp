@@ -1,8 +1,9 @@
 #include "config/env_file.hpp"
 
-#include <cerrno>   // errno
-#include <cstring>  // std::strerror
-#include <fstream>  // the file
+#include <cerrno>      // errno
+#include <cstring>     // std::strerror
+#include <filesystem>  // a directory is no file
+#include <fstream>     // the file
 
 namespace procpool::tool {
 namespace {
@@ -26,6 +27,11 @@ std::string trimmed(const std::string& text) {
 
 EnvFileRead read_env_file(const std::string& path) {
   EnvFileRead read;
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    read.error = "cannot read it: Is a directory";
+    return read;
+  }
   std::ifstream in(path);
   if (!in) {
     read.error = std::string("cannot read it: ") + std::strerror(errno);

@@ -70,17 +70,26 @@ int run_reload_command(std::span<char* const> args, const CommandContext& /*cont
       values->count("timeout") != 0 ? (*values)["timeout"].as<Duration>().value
                                     : std::chrono::milliseconds(std::chrono::minutes(10));
   ControlClient client(socket_of(*values), std::chrono::steady_clock::now() + timeout);
-  boost::json::object request;
-  request["cmd"] = "reload";
-  std::optional<boost::json::object> reply;
-  if (!client.valid() || !(reply = client.request(request))) {
-    const std::string line = std::string(kProgram) + ": " + client.error() + "\n";
+  const auto fail = [](const std::string& message) {
+    const std::string line = std::string(kProgram) + ": " + message + "\n";
     (void)write_all(STDERR_FILENO, line.data(), line.size());
     return kExitFailed;
+  };
+  // The raw reply: a failed update still says what else was done.
+  const std::optional<std::string> line =
+      client.valid() ? client.call(R"({"cmd":"reload"})") : std::nullopt;
+  if (!line) return fail(client.error());
+  boost::system::error_code code;
+  const boost::json::value value = boost::json::parse(*line, code);
+  const boost::json::object* reply = code ? nullptr : value.if_object();
+  const boost::json::value* ok = reply != nullptr ? reply->if_contains("ok") : nullptr;
+  if (ok == nullptr || !ok->is_bool()) return fail("malformed reply from the daemon");
+  std::string text;
+  if (reply->contains("added")) {
+    text = names_line("added", reply->if_contains("added")) +
+           names_line("changed", reply->if_contains("changed")) +
+           names_line("removed", reply->if_contains("removed"));
   }
-  std::string text = names_line("added", reply->if_contains("added")) +
-                     names_line("changed", reply->if_contains("changed")) +
-                     names_line("removed", reply->if_contains("removed"));
   if (const boost::json::value* seconds = reply->if_contains("seconds");
       seconds != nullptr && seconds->is_double()) {
     char took[64];
@@ -88,6 +97,11 @@ int run_reload_command(std::span<char* const> args, const CommandContext& /*cont
     text.append(took);
   }
   (void)write_all(STDOUT_FILENO, text.data(), text.size());
+  if (!ok->as_bool()) {
+    const boost::json::value* error = reply->if_contains("error");
+    return fail(error != nullptr && error->is_string() ? std::string(error->get_string())
+                                                       : "the daemon refused the reload");
+  }
   return kExitOk;
 }
 

@@ -146,8 +146,8 @@ std::vector<std::string> Daemon::waiting_for(const ProgramConfig& program) const
 }
 
 void Daemon::start_ready_programs() {
-  if (reloading_) return;  // the reload starts them at its end
   const std::lock_guard lock(mutex_);
+  if (reloading_) return;  // the reload starts them at its end
   for (const ProgramConfig* program : start_order(config_)) {
     const std::string& name = program->spec.name;
     if (started(name)) continue;
@@ -266,6 +266,7 @@ boost::json::object Daemon::control(ControlRequest::Command command, const std::
 }
 
 void Daemon::kill_everything() {
+  cancelled_ = true;
   supervisor_.kill_all();
   std::vector<std::shared_ptr<Pool>> pools;
   {

@@ -5,6 +5,7 @@
 // (procpool::Pool); stopped in reverse order (docs/config.md, docs/control.md).
 
 #include <atomic>  // reload counts
+#include <chrono>  // ensure_ready's deadline
 #include <memory>  // pools
 #include <mutex>   // gave_up_
 #include <set>     // started programs
@@ -44,7 +45,10 @@ class Daemon {
   bool all_ready() const;
   // Programs whose every instance is ready, of program_count().
   std::size_t ready_programs() const;
-  std::size_t program_count() const noexcept { return config_.programs.size(); }
+  std::size_t program_count() const {
+    const std::lock_guard lock(mutex_);
+    return config_.programs.size();
+  }
   // The status reply: {"ok": true, "programs": [...], "pools": [...]}, for `name` only if not
   // empty; {"ok": false, "error": ...} for a name that is neither.
   boost::json::object status(const std::string& name) const;
@@ -77,6 +81,10 @@ class Daemon {
   // The spec the Supervisor gets: its log lines also copied to our stderr.
   static ProgramSpec prepared_spec(const ProgramConfig& program);
   bool started(const std::string& program) const;
+  // During a reload: `name` (of `next`) started, after what it depends on, and waited for until
+  // ready (at most until `deadline`). False if it is not ready by then.
+  bool ensure_ready(const DaemonConfig& next, const std::string& name,
+                    std::chrono::steady_clock::time_point deadline);
   // exit_on_give_up_ from config_ (at start and after a reload).
   void note_give_up_actions();
   void publish_view();
@@ -85,6 +93,10 @@ class Daemon {
 
   DaemonConfig config_;
   EventReporter& reporter_;
+  // Declared before supervisor_: its thread's callbacks use them until it is destroyed.
+  mutable std::mutex gave_up_mutex_;
+  std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
+  std::set<std::string> exit_on_give_up_;  // guarded by gave_up_mutex_: on_give_up = "exit"
   Supervisor supervisor_;
   std::vector<std::shared_ptr<Pool>> pools_;  // as config_.pools
   // What metrics_text() reads on the metrics thread, republished by the main thread after
@@ -105,9 +117,8 @@ class Daemon {
   // A reload is applying a new config: start_ready_programs() waits for its end (it would start
   // programs the reload is removing).
   std::atomic<bool> reloading_{false};
-  mutable std::mutex gave_up_mutex_;
-  std::string gave_up_;  // guarded by gave_up_mutex_: set on the Supervisor's thread
-  std::set<std::string> exit_on_give_up_;  // guarded by gave_up_mutex_: on_give_up = "exit"
+  // kill_everything() was called: a reload in progress applies nothing more.
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace procpool::tool

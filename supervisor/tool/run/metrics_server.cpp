@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -61,9 +62,15 @@ class Session : public std::enable_shared_from_this<Session> {
       response_.set(http::field::content_type, "text/plain; charset=utf-8");
       response_.body() = "not found: the metrics are at /metrics\n";
     } else {
-      response_.result(http::status::ok);
-      response_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      response_.body() = render_();
+      try {
+        response_.body() = render_();
+        response_.result(http::status::ok);
+        response_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      } catch (const std::exception& e) {  // a scrape fails, never the daemon
+        response_.result(http::status::internal_server_error);
+        response_.set(http::field::content_type, "text/plain; charset=utf-8");
+        response_.body() = std::string("cannot render the metrics: ") + e.what() + "\n";
+      }
     }
     response_.prepare_payload();
     if (request.method() == http::verb::head) response_.body().clear();
@@ -153,12 +160,19 @@ class MetricsServer::Impl {
     acceptor_.async_accept(
         asio::make_strand(io_), [this](beast::error_code error, tcp::socket socket) {
           if (error == asio::error::operation_aborted) return;
-          if (!error) {
-            if (sessions_.fetch_add(1) >= kMaxSessions) {
-              sessions_.fetch_sub(1);  // too many: closed at once
-            } else {
-              std::make_shared<Session>(std::move(socket), render_, sessions_)->read();
-            }
+          if (error) {
+            // Out of fds, say: the connection stays in the backlog, and accepting again at
+            // once would spin. A pause, then again.
+            retry_.expires_after(std::chrono::milliseconds(100));
+            retry_.async_wait([this](beast::error_code waited) {
+              if (waited != asio::error::operation_aborted) accept();
+            });
+            return;
+          }
+          if (sessions_.fetch_add(1) >= kMaxSessions) {
+            sessions_.fetch_sub(1);  // too many: closed at once
+          } else {
+            std::make_shared<Session>(std::move(socket), render_, sessions_)->read();
           }
           accept();
         });
@@ -169,6 +183,7 @@ class MetricsServer::Impl {
   std::atomic<int> sessions_{0};
   asio::io_context io_{1};
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_{io_};
   std::string endpoint_;
   std::thread thread_;
 };

@@ -1,6 +1,7 @@
 #include "top/top_command.hpp"
 
 #include <poll.h>     // the wait between frames
+#include <signal.h>   // SIGPIPE
 #include <termios.h>  // keys without Enter
 #include <unistd.h>   // isatty, read
 
@@ -30,35 +31,43 @@ constexpr std::chrono::seconds kReplyBound{10};
 
 void write_to(int fd, const std::string& text) { (void)write_all(fd, text.data(), text.size()); }
 
-// On a terminal: the alternate screen, no cursor, keys read one by one without echo; all put
-// back as they were on the way out (q, SIGINT, SIGTERM, an error).
+// On a terminal: the alternate screen (unless the frames are counted, -n: they stay on the
+// screen then), no cursor, keys read one by one without echo; all put back as they were on the
+// way out (q, SIGINT, SIGTERM, an error). Keys only when both ends are the terminal: piped into
+// another program, a SIGPIPE must not leave the terminal without echo.
 class Screen {
  public:
-  Screen() : live_(::isatty(STDOUT_FILENO) == 1) {
-    if (::isatty(STDIN_FILENO) == 1 && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+  explicit Screen(bool counted)
+      : live_(::isatty(STDOUT_FILENO) == 1), alternate_(live_ && !counted) {
+    if (live_ && ::isatty(STDIN_FILENO) == 1 && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
       termios raw = saved_;
       raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
       raw.c_cc[VMIN] = 0;
       raw.c_cc[VTIME] = 0;
       keys_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
     }
-    if (live_) write_to(STDOUT_FILENO, "\x1b[?1049h\x1b[?25l");
+    if (alternate_) write_to(STDOUT_FILENO, "\x1b[?1049h");
+    if (live_) write_to(STDOUT_FILENO, "\x1b[?25l");
   }
   ~Screen() {
-    if (live_) write_to(STDOUT_FILENO, "\x1b[?25h\x1b[?1049l");
+    if (live_) write_to(STDOUT_FILENO, "\x1b[?25h");
+    if (alternate_) write_to(STDOUT_FILENO, "\x1b[?1049l");
     if (keys_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
   }
   Screen(const Screen&) = delete;
   Screen& operator=(const Screen&) = delete;
 
-  // A whole frame: over the last one on a terminal, after it otherwise (like top -b).
-  void show(const std::string& frame) const {
-    write_to(STDOUT_FILENO, live_ ? "\x1b[H\x1b[2J" + frame : frame + "\n");
+  // A whole frame: over the last one on a terminal, after it otherwise (like top -b). False
+  // once the output is gone (a pipe's reader quit).
+  bool show(const std::string& frame) const {
+    const std::string text = live_ ? "\x1b[H\x1b[2J" + frame : frame + "\n";
+    return write_all(STDOUT_FILENO, text.data(), text.size());
   }
   bool keys() const noexcept { return keys_; }
 
  private:
   bool live_;
+  bool alternate_;
   bool keys_ = false;
   termios saved_{};
 };
@@ -145,11 +154,12 @@ int run_top_command(std::span<char* const> args, const CommandContext& /*context
     write_to(STDERR_FILENO, std::string(kProgram) + ": " + first.substr(first.find("\n\n") + 2));
     return kExitFailed;
   }
+  ::signal(SIGPIPE, SIG_IGN);  // a reader gone is a failed write, and the terminal put back
   const InterruptSignals signals;
-  const Screen screen;
+  const Screen screen(iterations != 0);
   std::string shown = first;
   for (unsigned long n = 1;; ++n) {
-    screen.show(shown);
+    if (!screen.show(shown)) break;
     if (iterations != 0 && n >= iterations) break;
     // Until the next frame is due: a key, a signal, or the interval.
     const auto due = std::chrono::steady_clock::now() + interval;
