@@ -242,5 +242,38 @@ TEST(DaemonReload, AProgramStillNeededByARolledBackOneIsNotRemoved) {
   EXPECT_EQ(daemon.cli({"restart", "api"}).exit_code, 0) << "its dependency is still there";
 }
 
+// A changed env_file alone changes the program; with max_unavailable = 1 each old instance
+// is stopped before its successor starts.
+TEST(DaemonReload, AChangedEnvFileIsAppliedStopFirstWithMaxUnavailable) {
+  Daemon daemon("");
+  const std::string env = daemon.dir() + "/web.env";
+  std::ofstream(env) << "# the version\nVERSION=1\n";
+  std::ofstream(daemon.config_path())
+      << "[[program]]\nname = \"web\"\ncommand = \"" << PROCPOOL_TEST_NOTIFY
+      << "\"\nargs = [\"READY=1\", \"--pause\"]\nreadiness = \"notify\"\nnumprocs = 2\n"
+         "env_file = \""
+      << env << "\"\nmax_unavailable = 1\n";  // what this test is about
+  daemon.start();
+  ASSERT_TRUE(daemon.wait_serving()) << daemon.stderr_text();
+  ASSERT_TRUE(daemon.wait_state("web:1", "ready")) << daemon.stderr_text();
+  const int old0 = pid_of(daemon, "web:0");
+  EXPECT_EQ(version_of(old0), "1");
+
+  std::ofstream(env) << "VERSION=2\n";
+  const Result reload = daemon.cli({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.err;
+  EXPECT_NE(reload.out.find("changed: web"), std::string::npos) << reload.out;
+  const int new0 = pid_of(daemon, "web:0");
+  EXPECT_NE(new0, old0);
+  EXPECT_EQ(version_of(new0), "2");
+  EXPECT_EQ(version_of(pid_of(daemon, "web:1")), "2");
+  const std::string log = daemon.stderr_text();
+  const std::size_t exited = log.find("web:0 exited");
+  const std::size_t started = log.find("web:0 started (pid " + std::to_string(new0) + ")");
+  ASSERT_NE(exited, std::string::npos) << log;
+  ASSERT_NE(started, std::string::npos) << log;
+  EXPECT_LT(exited, started) << "stop-first: the old one goes before the new one starts\n" << log;
+}
+
 }  // namespace
 }  // namespace procpool::map_test
