@@ -22,14 +22,18 @@ bool PoolCore::backlogged_locked(const WorkerSlot& slot, Clock::time_point now) 
 // slots emptied by recycling. Returns when it next wants to run.
 Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   if (stopping_) return Clock::time_point::max();
+  advance_recycles_locked();
+  if (failure_) return Clock::time_point::max();
   // `serving`: workers that are or will be taking tasks (a stopping or draining one is on its way
-  // out and does not count towards min_workers). `processes`: every slot with a process or a
-  // pending restart, bounded by max_workers.
+  // out and does not count towards min_workers, nor does one whose replacement is on its way).
+  // `processes`: every slot with a process or a pending restart, bounded by max_workers but
+  // for a recycle's replacement (recycling.cpp).
   std::size_t serving = 0, processes = 0;
   bool backlog = false, idle_worker = false;
   for (const WorkerSlot& slot : slots_) {
     const bool pending_restart = slot.state() == State::kBackoff;
-    serving += slot.state() == State::kStarting || slot.state() == State::kReady || pending_restart;
+    serving += slot.state() == State::kStarting ||
+               (slot.state() == State::kReady && !replaced_locked(slot)) || pending_restart;
     processes += slot.live() || pending_restart;
     backlog = backlog || backlogged_locked(slot, now);
     idle_worker = idle_worker || (slot.state() == State::kReady && slot.load.inflight.empty());
@@ -40,6 +44,9 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   Clock::time_point next = Clock::time_point::max();
   for (WorkerSlot& slot : slots_) {
     if (slot.state() != State::kEmpty) continue;
+    // The slot beyond max_workers is a recycle's (recycling.cpp): a worker on its way out
+    // leaves its slot taken until it exits, and its successor is restarted there.
+    if (processes >= max_workers_) break;
     const bool below_min = serving < min_workers_;
     const bool wanted = waiting && processes < max_workers_;
     if (!below_min && !wanted) break;
@@ -57,7 +64,10 @@ Clock::time_point PoolCore::autoscale_locked(Clock::time_point now) {
   }
   for (WorkerSlot& slot : slots_) {
     if (serving <= min_workers_) break;
-    if (slot.state() != State::kReady || !slot.load.inflight.empty() || !queue_.empty()) continue;
+    if (slot.state() != State::kReady || slot.process.recycle_due || !slot.load.inflight.empty() ||
+        !queue_.empty()) {
+      continue;
+    }
     if (now - slot.load.last_active >= options_.idle_timeout) {
       stop_slot_locked(slot, now);
       next = std::min(next, slot.process.deadline);  // SIGKILL at, if it does not exit

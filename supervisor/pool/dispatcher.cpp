@@ -81,8 +81,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
                                             frame_priority_flags(static_cast<unsigned>(sent)));
   slot.channel->begin_task(index, header);
   if (slot.load.recycle_after != 0 && slot.load.dispatched >= slot.load.recycle_after) {
-    slot.process.drain();  // recycled once its in-flight tasks are answered
-    kick();
+    recycle_locked(slot, Recycle::kQuotaReached);  // drained and replaced (recycling.cpp)
   }
 }
 

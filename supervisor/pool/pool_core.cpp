@@ -38,8 +38,10 @@ PoolCore::PoolCore(PoolOptions options)
       options_.worker_stderr.file == options_.worker_stdout.file) {
     stderr_sinks_->file = stdout_sinks_->file;
   }
-  slots_ = std::vector<WorkerSlot>(max_workers_);  // slots do not move: channels map rings
-  for (unsigned i = 0; i < max_workers_; ++i) {
+  // Slots do not move (channels map rings). One more than max_workers: a recycled worker's
+  // replacement starts before it stops (recycling.cpp).
+  slots_ = std::vector<WorkerSlot>(max_workers_ + 1);
+  for (unsigned i = 0; i < slots_.size(); ++i) {
     slots_[i].index = i;
     slots_[i].process.restart = RestartTracker(options_.restart);
   }

@@ -215,6 +215,13 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   Clock::time_point serving_timer_locked(WorkerSlot& slot, Clock::time_point now);
   bool heartbeat_ok_locked(WorkerSlot& slot, Clock::time_point now);
   void stop_slot_locked(WorkerSlot& slot, Clock::time_point now);
+  // recycling.cpp: a worker due for recycling serves until a replacement started for it in a
+  // free slot is READY, then drains (docs/pool.md, "Recycling").
+  enum class Recycle { kQuotaReached, kAboveMaxRss };
+  void recycle_locked(WorkerSlot& slot, Recycle why);
+  void advance_recycles_locked();
+  // Its replacement is starting or serving: the slot no longer counts towards the pool's size.
+  bool replaced_locked(const WorkerSlot& slot) const noexcept;
   // autoscaler.cpp
   Clock::time_point autoscale_locked(Clock::time_point now);
   bool backlogged_locked(const WorkerSlot& slot, Clock::time_point now) const noexcept;

@@ -172,6 +172,14 @@ void PoolCore::on_exit_locked(WorkerSlot& slot, const ExitStatus& exit,
     slot.process.empty();  // shutting down: no restart unless queued work still needs one
     return;
   }
+  if (replaced_locked(slot)) {
+    // Due for recycling, it died before its replacement was READY: that replacement is its
+    // restart (recycling.cpp), and the slot stays empty.
+    ++restarts_;
+    slot.process.empty();
+    slot.process.restart.on_death(death, 0);
+    return;
+  }
   ++restarts_;
   ++slot.process.restarts;
   schedule_restart_locked(slot, death, what, now);

@@ -53,10 +53,7 @@ void PoolCore::check_memory_locked(WorkerSlot& slot) {
                 KillCause::kForTask);
     return;
   }
-  if (options_.max_rss != 0 && rss > options_.max_rss && slot.state() == State::kReady) {
-    slot.process.drain();  // recycled once the tasks on board are answered
-    kick();
-  }
+  if (options_.max_rss != 0 && rss > options_.max_rss) recycle_locked(slot, Recycle::kAboveMaxRss);
 }
 
 }  // namespace procpool::detail

@@ -33,6 +33,8 @@ void WorkerProcess::launched(ChildProcess launched_child,
   violation = ProtocolViolation::None;
   timed_out_task = kNoTask;
   control_lied = false;
+  recycle_due = false;
+  successor.reset();
   set_state(State::kStarting);
 }
 

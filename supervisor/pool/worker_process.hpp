@@ -125,6 +125,11 @@ class WorkerProcess {
   ProtocolViolation violation = ProtocolViolation::None;  // with kProtocolViolation: which rule
   std::uint32_t timed_out_task = kNoTask;                 // killed for this task's timeout
   bool control_lied = false;  // killed for an impossible control block: current_task_id too
+  // Recycling (recycling.cpp): due for it (max_tasks, max_rss), it goes on serving until the
+  // replacement started for it in slot `successor` is READY (a replacement that dies before
+  // READY is restarted in that slot, as any worker is, and still counts as the replacement).
+  bool recycle_due = false;
+  std::optional<unsigned> successor;
 
   // --- kept across runs ---
   std::uint64_t restarts = 0;

@@ -16,6 +16,7 @@
 #include <optional>  // std::optional
 #include <sstream>   // std::istringstream
 #include <string>    // std::string
+#include <vector>    // std::vector
 
 #include "pool_test_support.hpp"  // Watchdog, value_of, poll_until, directory_entries, /proc readings
 #include "procpool/pool.hpp"
@@ -36,10 +37,12 @@ inline std::optional<WorkerMetrics> slot_metrics(const Pool& pool, unsigned slot
   return std::nullopt;
 }
 
-// The single-worker pool's slot 0 is READY with an incarnation above `incarnation`.
+// The single-worker pool's one worker is READY with an incarnation above `incarnation`, and the
+// one it replaced is gone (a recycle's replacement starts in another slot, docs/pool.md).
 inline bool replaced_since(const Pool& pool, std::uint64_t incarnation) {
-  const auto w = slot_metrics(pool);
-  return w && w->incarnation > incarnation && w->state == WorkerMetrics::State::Ready;
+  const std::vector<WorkerMetrics> workers = pool.metrics().workers;
+  return workers.size() == 1 && workers[0].incarnation > incarnation &&
+         workers[0].state == WorkerMetrics::State::Ready;
 }
 
 // --- /proc helpers ---

@@ -10,7 +10,8 @@
 namespace procpool {
 
 // One step in the life of a pool's worker slot (PoolOptions::on_event). Slots are numbered
-// 0 .. max_workers-1 and keep their number across restarts; `incarnation` names one process.
+// 0 .. max_workers (the last one for a recycled worker's replacement, which starts before the
+// old one stops) and keep their number across restarts; `incarnation` names one process.
 struct PoolEvent {
   enum class Kind : std::uint8_t {
     WorkerStarted,     // a process was spawned for the slot (pid set)

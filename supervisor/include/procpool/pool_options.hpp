@@ -60,17 +60,18 @@ struct PoolOptions {
   // At most one new worker per this interval when scaling up.
   std::chrono::milliseconds spawn_interval{50};
   // Recycle a worker after this many tasks (0 = never), with up to +10% jitter so a pool does not
-  // recycle all its workers at once.
+  // recycle all its workers at once. Its replacement starts as it takes its last task.
   std::uint64_t max_tasks_per_worker = 0;
 
   // Memory per worker, resident set size in bytes (0 = no limit), sampled every
-  // heartbeat_interval from /proc. Above max_rss the worker takes no new tasks, finishes those on
-  // board and is replaced (recycled). Above max_rss_hard it is killed at once and the task it was
-  // running fails MemoryLimit (or is retried); its process also gets RLIMIT_DATA = max_rss_hard,
-  // so a runaway allocation fails inside the worker (std::bad_alloc: the task fails MemoryLimit and
-  // the worker is recycled) before it can take the machine down. RLIMIT_DATA counts private
-  // writable address space, not residency: leave room for thread stacks and allocator arenas,
-  // and do not use max_rss_hard with AddressSanitizer-built workers (its shadow is counted).
+  // heartbeat_interval from /proc. Above max_rss the worker is recycled: it serves until its
+  // replacement is READY, then takes no new tasks, finishes those on board and exits. Above
+  // max_rss_hard it is killed at once and the task it was running fails MemoryLimit (or is
+  // retried); its process also gets RLIMIT_DATA = max_rss_hard, so a runaway allocation fails
+  // inside the worker (std::bad_alloc: the task fails MemoryLimit and the worker is recycled)
+  // before it can take the machine down. RLIMIT_DATA counts private writable address space, not
+  // residency: leave room for thread stacks and allocator arenas, and do not use max_rss_hard with
+  // AddressSanitizer-built workers (its shadow is counted).
   std::uint64_t max_rss = 0;
   std::uint64_t max_rss_hard = 0;
 
