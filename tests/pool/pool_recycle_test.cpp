@@ -182,5 +182,24 @@ TEST_F(PoolFault, AWorkerDueForRecyclingThatDiesIsNotReplacedTwice) {
   EXPECT_EQ(pool.metrics().workers.size(), 1u);
 }
 
+// A shutdown while a replacement keeps failing to start: the old worker finishes, nothing more is
+// started, and shutdown() returns.
+TEST_F(PoolFault, AShutdownDuringARecycleStopsTheOldWorkerAndTheReplacement) {
+  const StartSwitch starts;
+  EventLog events;
+  PoolOptions options = crashy();
+  options.executable = starts.executable();
+  options.max_rss = 96 * kMiB;  // what this test is about
+  options.on_event = events.callback();
+  Pool pool(options);
+  const std::uint64_t incarnation = slot_metrics(pool)->incarnation;
+  const int old_pid = recycle_with_failing_starts(pool, events, starts, incarnation);
+  auto queued = pool.submit("echo", "last");
+  bounded("shutdown()", [&] { pool.shutdown(); });
+  EXPECT_EQ(value_of(queued), "last");
+  EXPECT_TRUE(events.wait_for(exited(old_pid))) << events.describe();
+  EXPECT_TRUE(pool.metrics().workers.empty()) << "a worker outlived shutdown()";
+}
+
 }  // namespace
 }  // namespace procpool::test
