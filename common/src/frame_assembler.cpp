@@ -16,7 +16,8 @@ constexpr std::size_t kMaxSpareBuffers = 64;
 constexpr std::size_t kMaxSpareCapacity = 1024 * 1024;
 
 bool carries_task_data(FrameType type) noexcept {
-  return type == FrameType::kTask || type == FrameType::kResult || type == FrameType::kError;
+  return type == FrameType::kTask || type == FrameType::kResult || type == FrameType::kError ||
+         type == FrameType::kProgress;
 }
 
 }  // namespace

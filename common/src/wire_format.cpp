@@ -32,6 +32,9 @@ DecodeStatus decode_frame(std::span<const std::byte> record, FrameHeader& header
   if (!is_known_frame_type(type)) return DecodeStatus::kBadType;
   if ((local.flags & ~kKnownFrameFlags) != 0) return DecodeStatus::kBadFlags;
   if ((local.flags & kFramePriorityFlags) == kFramePriorityFlags) return DecodeStatus::kBadFlags;
+  if ((local.flags & kFrameChunk) != 0 && (local.flags & kFrameProgress) != 0) {
+    return DecodeStatus::kBadFlags;  // a chunk's items stream no progress
+  }
   if (local.payload_size != record.size() - sizeof(FrameHeader)) {
     return DecodeStatus::kLengthMismatch;
   }

@@ -19,6 +19,12 @@ void PoolCore::resolve_locked(std::uint32_t index, std::string value,
     failed_ += item_failures;
   }
   if (error && pid == 0) pid = error->worker_pid();
+  if (task.progress) {  // after the progress already pushed, never before it
+    task.progress->push_outcome(std::move(task.completion), std::move(value), std::move(error),
+                                pid);
+    deliveries_.push_back(Delivery{{}, {}, std::nullopt, pid, {}, std::move(task.progress)});
+    return;
+  }
   deliveries_.push_back(
       Delivery{std::move(task.completion), std::move(value), std::move(error), pid, {}});
   if (!task.members.empty()) deliveries_.back().members.swap(task.members);
@@ -73,6 +79,11 @@ void PoolCore::deliver(std::unique_lock<std::mutex>& lock) {
   CallbackScope scope{this, tls_callbacks};
   tls_callbacks = &scope;
   for (Delivery& d : batch) {
+    if (d.stream) {
+      if (d.stream->run()) kick();  // its worker's ring was held: have it read again
+      d.stream.reset();
+      continue;
+    }
     if (!d.members.empty()) {
       fan_out(d.members, d.value, d.error, d.pid);
       continue;

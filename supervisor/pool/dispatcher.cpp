@@ -78,6 +78,7 @@ void PoolCore::start_dispatch_locked(WorkerSlot& slot, std::uint32_t index, Cloc
   const std::optional<Priority> waiting = queue_.top();
   const Priority sent = waiting && *waiting < task.priority ? *waiting : task.priority;
   header.flags = static_cast<std::uint16_t>((task.chunk_items != 0 ? kFrameChunk : 0) |
+                                            (task.progress ? kFrameProgress : 0) |
                                             frame_priority_flags(static_cast<unsigned>(sent)));
   slot.channel->begin_task(index, header);
   if (slot.load.recycle_after != 0 && slot.load.dispatched >= slot.load.recycle_after) {

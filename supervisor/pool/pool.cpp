@@ -39,6 +39,11 @@ void Pool::submit_chunked_erased(std::string_view handler,
                                  const TaskOptions& options,
                                  std::shared_ptr<detail::ItemCallback> on_item) {
   core_->check_owner();
+  if (options.on_progress) {
+    throw Error(
+        "procpool::Pool::submit_chunked: a chunk's items stream no progress "
+        "(TaskOptions::on_progress is for submit() and submit_batch())");
+  }
   core_->submit_chunked(handler, payloads, chunk_size, options, std::move(on_item));
 }
 

@@ -97,6 +97,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
     int pid = 0;  // the worker that answered
     // A carrier's (coalescing.cpp): the value is its chunk answer, fanned out to these, in order.
     std::vector<Completion> members{};
+    // A task with on_progress: run its mailbox (progress_stream.hpp), which holds the event.
+    std::shared_ptr<ProgressStream> stream{};
   };
 
   // Every *_locked member is called with mu_ held. The members are defined by concept, one
@@ -144,8 +146,11 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
 
   // result_handler.cpp: draining the result rings, checking and completing answers.
   void drain_all_locked();
-  void drain_slot_locked(WorkerSlot& slot);
+  // `may_hold`: false when the worker has exited, so that everything it published counts
+  // whatever progress backlog there is.
+  void drain_slot_locked(WorkerSlot& slot, bool may_hold = true);
   void on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame);
+  void progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data);
   // `body`: the answer's payload, the channel's copy (delivered as the result).
   void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
                        std::string body);

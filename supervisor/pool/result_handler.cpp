@@ -20,14 +20,18 @@ void PoolCore::drain_all_locked() {
   }
 }
 
-void PoolCore::drain_slot_locked(WorkerSlot& slot) {
+void PoolCore::drain_slot_locked(WorkerSlot& slot, bool may_hold) {
+  if (may_hold && slot.load.held_by) {  // a progress backlog holds the ring (WorkerLoad)
+    if (slot.load.held_by->backlogged()) return;
+    slot.load.held_by.reset();
+  }
   const std::uint64_t incarnation = slot.process.incarnation;
   WorkerChannel::Frame frame;
   WorkerChannel::ReadOutcome outcome;
   while ((outcome = slot.channel->read(frame)) == WorkerChannel::ReadOutcome::kFrame) {
     on_frame_locked(slot, frame);
     if (slot.process.incarnation != incarnation || !slot.channel) return;  // killed meanwhile
-    if (slot.process.killed) break;
+    if (slot.process.killed || (may_hold && slot.load.held_by)) break;
   }
   WorkerChannel& channel = *slot.channel;
   channel.release();
@@ -71,11 +75,34 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
       complete_locked(slot, frame.header.task_id, frame.header.type == FrameType::kResult,
                       (frame.header.flags & kFrameChunk) != 0, slot.channel->take_answer());
       return;
+    case FrameType::kProgress:
+      progress_locked(slot, frame.header.task_id, slot.channel->take_answer());
+      return;
     default:
       kill_locked(slot, "protocol violation: unexpected frame type from worker",
                   ProtocolViolation::BadFrame);
       return;
   }
+}
+
+// Streamed results (Task::emit): each one goes into the task's mailbox in the order read, and a
+// delivery runs it. Progress for a task that has none (no listener, or resolved already: timed
+// out or cancelled while its worker ran on) is dropped.
+void PoolCore::progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data) {
+  const std::uint32_t index = TaskTable::index_of(task_id);
+  if (!tasks_.holds(task_id) || std::find(slot.load.inflight.begin(), slot.load.inflight.end(),
+                                          index) == slot.load.inflight.end()) {
+    kill_locked(slot,
+                "protocol violation: progress for task " + std::to_string(task_id) +
+                    ", which is not on board",
+                ProtocolViolation::BadAnswer);
+    return;
+  }
+  TaskRecord& task = tasks_[index];
+  if (!task.progress) return;
+  task.progress->push_progress(std::move(data), task.attempts, slot.pid());
+  deliveries_.push_back(Delivery{{}, {}, std::nullopt, slot.pid(), {}, task.progress});
+  if (task.progress->backlogged()) slot.load.held_by = task.progress;
 }
 
 void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,

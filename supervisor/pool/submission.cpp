@@ -29,6 +29,8 @@ std::uint32_t PoolCore::new_task_locked(std::uint32_t handler_id, const TaskOpti
   task.coalescable = false;
   task.completion = std::move(completion);
   task.members.clear();
+  task.progress =
+      options.on_progress ? std::make_shared<ProgressStream>(options.on_progress) : nullptr;
   return index;
 }
 
@@ -58,10 +60,10 @@ std::uint32_t PoolCore::submit_locked(std::uint32_t handler_id, std::string_view
   }
   tasks_.store_payload(index, payload);
   task.payload_stored = true;
-  // A cancel source or a timeout needs the task's own record on board (its id, its own
-  // deadline): those go alone.
-  task.coalescable =
-      payload.size() <= kCoalescedPayloadMax && !options.cancel && task.timeout.count() == 0;
+  // A cancel source, a timeout or a progress listener needs the task's own record on board (its
+  // id, its own deadline, its own frames): those go alone.
+  task.coalescable = payload.size() <= kCoalescedPayloadMax && !options.cancel &&
+                     task.timeout.count() == 0 && !task.progress;
   queue_.push(task.priority, index);
   return index;
 }
@@ -144,6 +146,7 @@ void PoolCore::submit_batch(std::string_view handler, std::span<const std::strin
     if (!admitted) continue;
     const std::uint32_t index =
         submit_locked(handler_id, payloads[i], options, std::move(completion), now);
+    if (tasks_[index].progress) tasks_[index].progress->set_index(i);
     if (options.cancel && !options.cancel->attach(weak_from_this(), tasks_[index].id)) {
       cancel_locked(tasks_[index].id);
     }
@@ -268,6 +271,7 @@ void PoolCore::submit_chunked(std::string_view handler, std::span<const std::str
 }
 
 void PoolCore::free_task_locked(std::uint32_t index) {
+  tasks_[index].progress.reset();
   tasks_.free(index);
   if (running_ == 0 && queue_.empty()) changed_.notify_all();  // idle
 }

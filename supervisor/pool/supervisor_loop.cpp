@@ -199,7 +199,11 @@ void PoolCore::handle_events_locked(const epoll_event* events, int count) {
         break;  // read by read_event_outputs
       case kEpollPidfd:
         if (slot_index < slots_.size() && slots_[slot_index].process.has_process()) {
-          drain_all_locked();  // results published before the exit still count
+          // Results published before the exit still count, a progress backlog or not.
+          if (slots_[slot_index].channel && slots_[slot_index].live()) {
+            drain_slot_locked(slots_[slot_index], false);
+          }
+          drain_all_locked();
           reap(slots_[slot_index]);
         }
         break;

@@ -7,7 +7,8 @@
 #include <vector>       // the slab
 
 #include "procpool/pool.hpp"  // Completion, Priority
-#include "worker_slot.hpp"    // Clock
+#include "progress_stream.hpp"
+#include "worker_slot.hpp"  // Clock
 
 namespace procpool::detail {
 
@@ -39,6 +40,8 @@ struct TaskRecord {
   // coalesced frame before (those go alone).
   bool coalescable = false;
   Completion completion;
+  // TaskOptions::on_progress's mailbox, until the outcome is pushed into it (none: no listener).
+  std::shared_ptr<ProgressStream> progress;
   // A carrier: the frame of coalesced tasks, sent as a chunk (chunk_items == members.size()).
   // Holds each member's completion, in chunk order; empty for every other record.
   std::vector<Completion> members;

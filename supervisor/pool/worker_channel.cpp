@@ -85,7 +85,8 @@ WorkerChannel::ReadOutcome WorkerChannel::read(Frame& frame) {
     std::span<const std::byte> payload;
     const DecodeStatus decoded = decode_frame(record, header, payload);
     if (decoded != DecodeStatus::kOk) return fail(ProtocolViolation::BadFrame, to_string(decoded));
-    if (header.type != FrameType::kResult && header.type != FrameType::kError) {
+    if (header.type != FrameType::kResult && header.type != FrameType::kError &&
+        header.type != FrameType::kProgress) {
       frame = {header, payload};  // the caller decides whether it may come now
       return ReadOutcome::kFrame;
     }

@@ -7,8 +7,10 @@
 #include <chrono>   // time points
 #include <cstdint>  // counters
 #include <deque>    // in-flight tasks
+#include <memory>   // the progress mailbox that holds the ring
 
 #include "adaptive_depth.hpp"
+#include "progress_stream.hpp"
 
 namespace procpool::detail {
 
@@ -43,6 +45,10 @@ struct WorkerLoad {
   std::uint64_t tasks_done = 0;
   std::uint64_t tasks_failed = 0;
   std::uint64_t last_answered_id = 0;  // the task of its latest answer (charged_task_locked)
+  // A task's progress mailbox that went over its bound (ProgressStream::backlogged): the ring
+  // from this worker is not read until it is run down, so a slow progress callback holds the
+  // worker back (its emit blocks on the full ring) instead of filling memory.
+  std::shared_ptr<ProgressStream> held_by;
   // The same over every incarnation of the slot.
   std::uint64_t slot_tasks_done = 0;
   std::uint64_t slot_tasks_failed = 0;
@@ -55,6 +61,7 @@ struct WorkerLoad {
     last_active = now;
     dispatched = tasks_done = tasks_failed = 0;
     last_answered_id = 0;
+    held_by.reset();
     recycle_after = recycle_at;
   }
 };

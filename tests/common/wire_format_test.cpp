@@ -26,9 +26,9 @@ using test::LocalRing;
 constexpr std::size_t kRingCapacity = 4096;
 constexpr std::size_t kHeaderSize = sizeof(FrameHeader);
 
-constexpr FrameType kAllTypes[] = {FrameType::kReady, FrameType::kTask,   FrameType::kResult,
-                                   FrameType::kError, FrameType::kCancel, FrameType::kShutdown,
-                                   FrameType::kInit};
+constexpr FrameType kAllTypes[] = {FrameType::kReady, FrameType::kTask,    FrameType::kResult,
+                                   FrameType::kError, FrameType::kCancel,  FrameType::kShutdown,
+                                   FrameType::kInit,  FrameType::kProgress};
 // Every type value but the retired 6 (a heartbeat frame nobody sent).
 static_assert(std::size(kAllTypes) == kMaxFrameType - 1,
               "a new frame type needs a round-trip test");
@@ -271,8 +271,8 @@ TEST(WireFormat, DecodeRejectsOtherWireVersions) {
 }
 
 // 6 was the heartbeat frame, never sent and now retired: a peer sending it is not speaking v3.
-TEST(WireFormat, DecodeRejectsFrameTypesOutsideOneToEightAndTheRetiredSix) {
-  for (const int type : {0, 6, 9, 10, 128, 255}) {
+TEST(WireFormat, DecodeRejectsFrameTypesOutsideOneToNineAndTheRetiredSix) {
+  for (const int type : {0, 6, 10, 11, 128, 255}) {
     FrameHeader header = valid_header(4);
     header.type = static_cast<FrameType>(type);
     EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadType) << type;
@@ -291,6 +291,14 @@ TEST(WireFormat, DecodeRejectsEveryUnknownFlagBit) {
   FrameHeader header = valid_header(4);
   header.flags = kFrameMore | 0x8000;  // a known bit does not excuse an unknown one
   EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadFlags);
+}
+
+TEST(WireFormat, AChunkNeverAsksForProgress) {
+  FrameHeader header = valid_header(4);
+  header.flags = kFrameChunk | kFrameProgress;
+  EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kBadFlags);
+  header.flags = kFrameProgress | kFrameHigh;
+  EXPECT_EQ(decode(record_with(header, 4)), DecodeStatus::kOk);
 }
 
 TEST(WireFormat, APriorityIsHighOrLowNeverBoth) {
@@ -362,8 +370,10 @@ TEST(WireFormat, RandomRecordsDecodeSafelyAndOnlyValidOnesAreAccepted) {
     const bool bad_version = !too_short && raw.version != kWireVersion;
     const bool bad_type =
         !too_short && (raw_type == 0 || raw_type == 6 || raw_type > kMaxFrameType);
-    const bool bad_flags = !too_short && ((raw.flags & ~kKnownFrameFlags) != 0 ||
-                                          (raw.flags & kFramePriorityFlags) == kFramePriorityFlags);
+    const bool bad_flags =
+        !too_short && ((raw.flags & ~kKnownFrameFlags) != 0 ||
+                       (raw.flags & kFramePriorityFlags) == kFramePriorityFlags ||
+                       ((raw.flags & kFrameChunk) != 0 && (raw.flags & kFrameProgress) != 0));
     const bool bad_length = !too_short && raw.payload_size != size - kHeaderSize;
     const bool valid = !too_short && !bad_version && !bad_type && !bad_flags && !bad_length;
 

@@ -56,10 +56,11 @@ DecodeStatus expected_frame_status(std::span<const std::byte> record) {
   const std::uint32_t payload_size = in.u32();
   if (version != kWireVersion) return DecodeStatus::kBadVersion;
   if (type < 1 || type > kMaxFrameType || type == 6) return DecodeStatus::kBadType;  // 6: retired
-  if ((flags & ~(kFrameMore | kFrameChunk | kFrameHigh | kFrameLow)) != 0) {
+  if ((flags & ~(kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress)) != 0) {
     return DecodeStatus::kBadFlags;
   }
   if ((flags & kFrameHigh) != 0 && (flags & kFrameLow) != 0) return DecodeStatus::kBadFlags;
+  if ((flags & kFrameChunk) != 0 && (flags & kFrameProgress) != 0) return DecodeStatus::kBadFlags;
   if (payload_size != record.size() - kHeaderSize) return DecodeStatus::kLengthMismatch;
   return DecodeStatus::kOk;
 }

@@ -288,6 +288,7 @@ TEST_F(PoolRogue, BadFramesKillOnlyTheRogue) {
       {"length", "frame length disagrees with its record"},
       {"short", "frame shorter than its header"},
       {"stranger", "which is not on board"},
+      {"progress_stranger", "progress for task"},
       {"worker_type", "unexpected frame type from worker"},
       {"ready", "unexpected or malformed READY"},
       {"interleave", "result fragments interleaved"},

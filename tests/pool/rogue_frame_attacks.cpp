@@ -61,7 +61,7 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
     header.version = static_cast<std::uint8_t>(procpool::kWireVersion + 1 + rng() % 254);
     records.push_back(raw_frame(header, payload));
   } else if (kind == "type") {
-    const std::uint8_t types[] = {0, 9, 10, 77, 255};
+    const std::uint8_t types[] = {0, 10, 11, 77, 255};
     header.type = static_cast<FrameType>(types[rng() % std::size(types)]);
     records.push_back(raw_frame(header, payload));
   } else if (kind == "flags") {
@@ -77,6 +77,10 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
     const std::uint64_t stranger =
         rng() % 2 == 0 ? task_id + ((1 + rng() % 1000) << 32) : (rng() | 1);
     records.push_back(frame(FrameType::kResult, stranger, payload));
+  } else if (kind == "progress_stranger") {  // a report for a task the worker does not hold
+    const std::uint64_t stranger =
+        rng() % 2 == 0 ? task_id + ((1 + rng() % 1000) << 32) : (rng() | 1);
+    records.push_back(frame(FrameType::kProgress, stranger, payload));
   } else if (kind == "duplicate") {
     records.push_back(frame(FrameType::kResult, task_id, "first " + std::to_string(::getpid())));
     records.push_back(frame(FrameType::kResult, task_id, "second"));

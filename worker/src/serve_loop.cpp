@@ -198,6 +198,7 @@ bool WorkerRuntime::accept_task(const FrameHeader& header, std::span<const std::
   task.handler = whole.handler_id;
   task.attempt = whole.attempt;
   task.chunk = (whole.flags & kFrameChunk) != 0;
+  task.progress = (whole.flags & kFrameProgress) != 0;
   task.rank = frame_priority_rank(whole.flags);
   task.begin = begin;
   ++pending_by_rank_[task.rank];

@@ -54,6 +54,23 @@ void WorkerRuntime::reply(Task& task, std::string_view result) {
   if (!send(FrameType::kResult, task.id_, result)) broken_ = true;
 }
 
+void WorkerRuntime::emit(Task& task, std::string_view data) {
+  if (task.replied_) {
+    throw Error("Task::emit: task " + std::to_string(task.id_) + " has replied already");
+  }
+  if (!task.progress_ || chunk_ != nullptr) return;
+  if (data.size() > frame_payload_limit(FrameType::kProgress, max_payload_)) {
+    throw Error("Task::emit: " + too_large("progress", data.size(), max_payload_));
+  }
+  // Published at once, with any answers held before it: progress is for the submitter to see
+  // while the handler still runs.
+  if (!send(FrameType::kProgress, task.id_, data)) {
+    broken_ = true;
+    return;
+  }
+  flush();
+}
+
 bool WorkerRuntime::serve(Pending& pending) {
   WorkerControl& control = segment_.control();
   if (cancelled_.erase(pending.id) != 0 || cancelled(pending.id)) {
@@ -64,7 +81,7 @@ bool WorkerRuntime::serve(Pending& pending) {
                       "no handler with id " + std::to_string(pending.handler));
   }
   if (pending.chunk) return serve_chunk(pending);
-  Task task(*this, pending.id, pending.attempt, pending.input);
+  Task task(*this, pending.id, pending.attempt, pending.input, pending.progress);
   control.current_task_id.store(pending.id, std::memory_order_relaxed);
   invoke(pending.handler, task,
          [&](WorkerErrorCode code, std::string_view what) { send_error(pending.id, code, what); });
@@ -109,7 +126,7 @@ bool WorkerRuntime::serve_chunk(Pending& pending) {
       cancelled_midway = true;
       break;
     }
-    Task task(*this, pending.id, pending.attempt, item);
+    Task task(*this, pending.id, pending.attempt, item, false);
     invoke(pending.handler, task, [&](WorkerErrorCode code, std::string_view what) {
       out.add_result(static_cast<std::uint32_t>(code), what);
     });

@@ -6,6 +6,7 @@
 namespace procpool {
 
 void Task::reply(std::string_view result) { runtime_.reply(*this, result); }
+void Task::emit(std::string_view data) { runtime_.emit(*this, data); }
 bool Task::cancelled() const noexcept { return runtime_.cancelled(id_); }
 
 Worker::Worker(int argc, char** argv)

@@ -61,6 +61,7 @@ class WorkerRuntime {
   std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
   int run();
   void reply(Task& task, std::string_view result);
+  void emit(Task& task, std::string_view data);
   bool cancelled(std::uint64_t id) const noexcept {
     return segment_.control().cancel_task_id.load(std::memory_order_acquire) == id;
   }
@@ -73,8 +74,9 @@ class WorkerRuntime {
     std::uint64_t id = 0;
     std::uint32_t handler = 0;
     std::uint32_t attempt = 0;
-    bool chunk = false;  // a chunk of items (kFrameChunk)
-    unsigned rank = 1;   // frame_priority_rank: 0 High, 1 Normal, 2 Low
+    bool chunk = false;     // a chunk of items (kFrameChunk)
+    bool progress = false;  // the submitter listens for its progress (kFrameProgress)
+    unsigned rank = 1;      // frame_priority_rank: 0 High, 1 Normal, 2 Low
     // Tasks of a higher priority served before this one while it waited (next_task's bound).
     unsigned overtaken = 0;
     std::string_view input;

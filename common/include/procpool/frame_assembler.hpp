@@ -17,7 +17,7 @@ namespace procpool {
 enum class AssemblyStatus : std::uint8_t {
   kComplete,       // payload() holds a whole payload
   kIncomplete,     // a fragment was added; more follow
-  kNotAssembled,   // a frame type that carries no task data (only kTask, kResult, kError do)
+  kNotAssembled,   // a frame type without task data (only kTask, kResult, kError, kProgress)
   kTaskChanged,    // a fragment of another task before the last fragment of this one
   kTypeChanged,    // a fragment of another frame type than the first fragment's
   kHeaderChanged,  // a fragment with another handler id or attempt than the first fragment's

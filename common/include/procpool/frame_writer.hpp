@@ -22,10 +22,11 @@ namespace procpool {
 class FrameWriter {
  public:
   // Starts a payload. `header` gives type, task id, handler id, attempt, and kFrameChunk if the
-  // payload is a chunk, and its priority flags; kFrameMore and payload_size are the writer's.
+  // payload is a chunk, its priority flags and kFrameProgress; kFrameMore and payload_size are
+  // the writer's.
   void begin(const FrameHeader& header) noexcept {
     header_ = header;
-    header_.flags = static_cast<std::uint16_t>(header.flags & (kFrameChunk | kFramePriorityFlags));
+    header_.flags = static_cast<std::uint16_t>(header.flags & (kKnownFrameFlags & ~kFrameMore));
     offset_ = 0;
     active_ = true;
   }

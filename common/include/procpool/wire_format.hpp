@@ -25,8 +25,12 @@ enum class FrameType : std::uint8_t {
   // 6 was a heartbeat frame nobody sent (liveness is WorkerControl::heartbeat_ms): rejected.
   kShutdown = 7,  // supervisor -> worker: finish the current task, then exit 0
   kInit = 8,      // supervisor -> worker, first frame: payload = the pool's worker data
+  // worker -> supervisor: task `task_id` emitted a partial result or progress (Task::emit),
+  // before its kResult/kError; payload = the bytes. Sent only for a task whose kTask frame had
+  // kFrameProgress. Added without a version bump: an older supervisor rejects it as a bad type.
+  kProgress = 9,
 };
-inline constexpr std::uint8_t kMaxFrameType = 8;
+inline constexpr std::uint8_t kMaxFrameType = 9;
 
 // True for the values of FrameType above; decode_frame rejects every other type byte.
 constexpr bool is_known_frame_type(std::uint8_t type) noexcept {
@@ -47,8 +51,12 @@ enum FrameFlag : std::uint16_t {
   // Low ones already in its ring overtakes every one that has not started.
   kFrameHigh = 1U << 2,
   kFrameLow = 1U << 3,
+  // kTask: the submitter listens for the task's progress (TaskOptions::on_progress), so
+  // Task::emit sends kProgress frames; without it emit does nothing. Never with kFrameChunk.
+  kFrameProgress = 1U << 4,
 };
-inline constexpr std::uint16_t kKnownFrameFlags = kFrameMore | kFrameChunk | kFrameHigh | kFrameLow;
+inline constexpr std::uint16_t kKnownFrameFlags =
+    kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress;
 inline constexpr std::uint16_t kFramePriorityFlags = kFrameHigh | kFrameLow;
 
 // A task frame's priority as a rank: 0 High, 1 Normal, 2 Low (lower is served first). The

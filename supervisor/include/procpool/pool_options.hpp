@@ -12,6 +12,7 @@
 #include "procpool/output_sink.hpp"
 #include "procpool/pool_event.hpp"
 #include "procpool/restart_policy.hpp"
+#include "procpool/task_progress.hpp"
 
 namespace procpool {
 
@@ -33,6 +34,11 @@ struct TaskOptions {
   bool wait_if_full = false;
   // Cancels the task when its source is cancelled (Node's AbortSignal).
   std::shared_ptr<CancelSource> cancel;
+  // Receives what the handler sends with Task::emit, in order and before the outcome
+  // (procpool/task_progress.hpp). For Pool::submit and submit_batch (TaskProgress::index says
+  // which payload); submit_chunked refuses it. Empty (the default): the worker's emit does
+  // nothing.
+  ProgressCallback on_progress;
 };
 
 struct PoolOptions {

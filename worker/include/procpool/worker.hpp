@@ -46,6 +46,15 @@ class Task {
   // with an empty result. Throws procpool::Error on a second reply.
   void reply(std::string_view result);
 
+  // Sends a partial result or progress report now, ahead of the final reply: the submitter's
+  // TaskOptions::on_progress gets each one, in order, before the task's outcome. Does nothing
+  // when the submitter listens for none (streams_progress() is false), which includes every
+  // item of a chunk. Throws procpool::Error after reply(), or if `data` exceeds max_payload.
+  // Blocks while the supervisor's ring is full: a slow progress callback slows the handler.
+  void emit(std::string_view data);
+  // True if the submitter listens for this task's progress: skip building reports otherwise.
+  bool streams_progress() const noexcept { return progress_; }
+
   // True once the supervisor asked to cancel this task. Long handlers poll it and return early;
   // a handler that does not is killed with its worker after the pool's cancel grace period.
   bool cancelled() const noexcept;
@@ -57,13 +66,14 @@ class Task {
  private:
   friend class detail::WorkerRuntime;
   Task(detail::WorkerRuntime& runtime, std::uint64_t id, std::uint32_t attempt,
-       std::string_view input) noexcept
-      : runtime_(runtime), id_(id), attempt_(attempt), input_(input) {}
+       std::string_view input, bool progress) noexcept
+      : runtime_(runtime), id_(id), attempt_(attempt), input_(input), progress_(progress) {}
 
   detail::WorkerRuntime& runtime_;
   std::uint64_t id_;
   std::uint32_t attempt_;
   std::string_view input_;
+  bool progress_;
   bool replied_ = false;
 };
 
