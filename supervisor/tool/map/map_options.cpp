@@ -92,11 +92,12 @@ po::options_description visible_options() {
        "write results as they complete instead of in input order")  //
       ("empty-on-failure", po::bool_switch(),                       //
        "write an empty line for each line whose task failed, so that output lines stay aligned "
-       "with input lines (in input order)")                                    //
-      ("progress", po::bool_switch(),                                          //
-       "show progress on standard error (the default when it is a terminal)")  //
-      ("no-progress", po::bool_switch(), "do not show progress")               //
-      ("stats", po::bool_switch(),                                             //
+       "with input lines (in input order)")  //
+      ("progress", po::bool_switch(),        //
+       "show progress on standard error (the default when it is a terminal), with the latest "
+       "report a running line's handler emitted (Task::emit)")    //
+      ("no-progress", po::bool_switch(), "do not show progress")  //
+      ("stats", po::bool_switch(),                                //
        "print a summary on standard error at the end: tasks, failed, retried, restarts, elapsed "
        "time, lines/s");
   return options;

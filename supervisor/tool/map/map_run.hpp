@@ -19,6 +19,7 @@
 #include <chrono>       // durations, the progress clock
 #include <cstdint>      // std::uint64_t
 #include <memory>       // std::unique_ptr
+#include <mutex>        // the latest task progress
 #include <string>       // results, messages
 #include <string_view>  // lines
 #include <thread>       // the pool's stopper thread
@@ -168,6 +169,9 @@ class MapRun {
   void sleep_until_work(bool want_input);
 
   void show_progress(bool final);
+  // --progress, from a pool thread: a report a line's handler emitted (Task::emit), kept as the
+  // latest, which the progress line shows.
+  void note_task_progress(std::size_t slot_index, const TaskProgress& progress);
 
   // Lines with a result written or a failure reported (not those left not completed).
   std::uint64_t done_lines() const { return written_ - not_completed_.size(); }
@@ -239,6 +243,10 @@ class MapRun {
   std::atomic<bool> forced_{false};
   std::atomic<bool> pool_stopped_{false};  // set by the stopper thread
   int wake_fd_ = -1;
+  // The latest task progress (note_task_progress), for the progress line.
+  std::mutex task_progress_mutex_;
+  std::uint64_t task_progress_line_ = 0;  // 0-based
+  std::string task_progress_;             // printable, cut short; empty: none yet
 };
 
 }  // namespace procpool::tool

@@ -4,6 +4,7 @@
 
 #include <algorithm>  // std::min
 #include <cstdio>     // std::snprintf
+#include <mutex>      // std::lock_guard
 
 #include "common/text_format.hpp"
 
@@ -32,9 +33,28 @@ void MapRun::show_progress(bool final) {
     if (fraction > 0) line += ", ETA " + clock_time(elapsed * (1 - fraction) / fraction);
   }
   if (final) line += " in " + clock_time(elapsed);
+  if (!final) {
+    std::lock_guard lock(task_progress_mutex_);
+    if (!task_progress_.empty()) {
+      line += ", line " + std::to_string(task_progress_line_ + 1) + ": " + task_progress_;
+    }
+  }
   line += errors_.tty() ? "\033[K" : "   ";
   if (final) line += "\n";
   errors_.progress(line, final);
+}
+
+void MapRun::note_task_progress(std::size_t slot_index, const TaskProgress& progress) {
+  // A worker's bytes go to a terminal: only printable ASCII, and short enough for one line.
+  constexpr std::size_t kShown = 40;
+  std::string shown;
+  for (const char c : progress.data.substr(0, kShown)) {
+    shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (progress.data.size() > kShown) shown += "...";
+  std::lock_guard lock(task_progress_mutex_);
+  task_progress_line_ = slots_[slot_index].line;  // in flight: the main thread leaves it be
+  task_progress_.swap(shown);
 }
 
 void MapRun::print_stats() {
