@@ -102,6 +102,43 @@ bool decode_error(std::span<const std::byte> payload, WorkerErrorCode& code,
   return true;
 }
 
+std::string encode_error_detail(const ErrorDetail& detail) {
+  const std::uint32_t head[4] = {static_cast<std::uint32_t>(detail.code),
+                                 static_cast<std::uint32_t>(detail.type.size()),
+                                 detail.has_code ? 1U : 0U, 0U};
+  const std::int64_t user_code = detail.has_code ? detail.user_code : 0;
+  std::string out;
+  out.reserve(kErrorDetailHead + detail.type.size() + detail.message.size());
+  out.append(reinterpret_cast<const char*>(head), sizeof head);
+  out.append(reinterpret_cast<const char*>(&user_code), sizeof user_code);
+  out.append(detail.type);
+  out.append(detail.message);
+  return out;
+}
+
+bool decode_error_detail(std::span<const std::byte> payload, ErrorDetail& detail) {
+  static_assert(4 * sizeof(std::uint32_t) + sizeof(std::int64_t) == kErrorDetailHead);
+  if (payload.size() < kErrorDetailHead) return false;
+  std::uint32_t head[4];
+  std::memcpy(head, payload.data(), sizeof head);  // read once
+  std::int64_t user_code = 0;
+  std::memcpy(&user_code, payload.data() + sizeof head, sizeof user_code);
+  const std::uint32_t code = head[0], type_size = head[1], has_code = head[2], zero = head[3];
+  if (code == 0 || code > kMaxWorkerErrorCode || has_code > 1 || zero != 0) return false;
+  if (type_size > kMaxExceptionType || type_size > payload.size() - kErrorDetailHead) {
+    return false;
+  }
+  if (has_code == 0 && user_code != 0) return false;
+  const char* bytes = reinterpret_cast<const char*>(payload.data()) + kErrorDetailHead;
+  detail.code = static_cast<WorkerErrorCode>(code);
+  detail.type = std::string_view(bytes, type_size);
+  detail.has_code = has_code == 1;
+  detail.user_code = user_code;
+  detail.message =
+      std::string_view(bytes + type_size, payload.size() - kErrorDetailHead - type_size);
+  return true;
+}
+
 WriteStatus write_frame(RingWriter& writer, FrameHeader header,
                         std::span<const std::byte> payload) noexcept {
   if (payload.size() > writer.max_payload() - sizeof(FrameHeader)) return WriteStatus::kTooLarge;

@@ -55,7 +55,7 @@ void fan_out(std::vector<Completion>& members, std::string_view value,
     if (code == 0) {
       call(members[k], TaskOutcome(bytes, nullptr, pid));
     } else {
-      const TaskError failure(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes), pid);
+      const TaskError failure = item_error(code, bytes, pid);
       call(members[k], TaskOutcome({}, &failure, pid));
     }
   }

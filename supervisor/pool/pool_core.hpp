@@ -152,12 +152,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   void on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame);
   void progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data);
   // `body`: the answer's payload, the channel's copy (delivered as the result).
-  void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
+  // `flags`: the answer's frame flags (kFrameChunk, kFrameErrorDetail).
+  void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, std::uint16_t flags,
                        std::string body);
-  // Checks a chunk's answers before any is delivered; returns how many items failed, or -1 if
-  // the chunk is malformed. Sets `out_of_memory` if an item reported kMemoryLimit.
-  static std::int64_t check_chunk_results(std::string_view body, std::uint32_t items,
-                                          bool& out_of_memory) noexcept;
   void adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Clock::time_point now);
   bool answers_soon_locked() const noexcept;
   // delivery.cpp: resolutions queued under mu_ and run outside it; threads waiting for them.

@@ -5,6 +5,7 @@
 #include <utility>    // std::move
 
 #include "adaptive_depth.hpp"
+#include "chunk_answers.hpp"
 #include "pool_clock.hpp"
 #include "procpool/chunk_format.hpp"
 #include "procpool/wire_format.hpp"
@@ -73,7 +74,7 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
       // A whole answer, within the limits (the channel checked both); moved out of the
       // channel, since it becomes the delivered result.
       complete_locked(slot, frame.header.task_id, frame.header.type == FrameType::kResult,
-                      (frame.header.flags & kFrameChunk) != 0, slot.channel->take_answer());
+                      frame.header.flags, slot.channel->take_answer());
       return;
     case FrameType::kProgress:
       progress_locked(slot, frame.header.task_id, slot.channel->take_answer());
@@ -105,8 +106,9 @@ void PoolCore::progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::str
   if (task.progress->backlogged()) slot.load.held_by = task.progress;
 }
 
-void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, bool chunk,
-                               std::string body) {
+void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
+                               std::uint16_t flags, std::string body) {
+  const bool chunk = (flags & kFrameChunk) != 0;
   const std::uint32_t index = TaskTable::index_of(task_id);
   auto on_board = std::find(slot.load.inflight.begin(), slot.load.inflight.end(), index);
   if (!tasks_.holds(task_id) || on_board == slot.load.inflight.end()) {
@@ -165,7 +167,9 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   }
   if (ok && task.chunk_items != 0) {
     bool out_of_memory = false;
-    const std::int64_t failures = check_chunk_results(body, task.chunk_items, out_of_memory);
+    const bool detailed = (flags & kFrameErrorDetail) != 0;
+    const std::int64_t failures =
+        check_chunk_results(body, task.chunk_items, detailed, out_of_memory);
     if (failures < 0) {
       if (!task.members.empty()) {
         requeue_members_locked(index, false);  // the worker's fault: its members go again
@@ -180,6 +184,9 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       kill_locked(slot, "protocol violation: malformed chunk answer", ProtocolViolation::BadAnswer);
       return;
     }
+    // An older worker's item errors are plain messages: put them in the detailed form, which is
+    // what the items' callbacks read (item_error).
+    if (!detailed && failures > 0) body = detailed_chunk_results(body);
     slot.load.tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
     slot.load.tasks_failed += static_cast<std::uint64_t>(failures);
     slot.load.slot_tasks_done += task.chunk_items - static_cast<std::uint64_t>(failures);
@@ -197,9 +204,15 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
   } else {
     ++slot.load.tasks_failed;
     ++slot.load.slot_tasks_failed;
-    WorkerErrorCode code{};
-    std::string_view message;
-    if (!decode_error(as_bytes(body), code, message)) {
+    ErrorDetail detail;
+    const bool decoded = (flags & kFrameErrorDetail) != 0
+                             ? decode_error_detail(as_bytes(body), detail)
+                             : decode_error(as_bytes(body), detail.code, detail.message);
+    const WorkerErrorCode code = detail.code;
+    const std::string_view message = detail.message;
+    std::optional<std::int64_t> user_code;
+    if (detail.has_code) user_code = detail.user_code;
+    if (!decoded) {
       resolve_locked(index, {},
                      TaskError(TaskError::Kind::WorkerCrashed,
                                "protocol violation: malformed error frame from " +
@@ -221,11 +234,15 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       }
       slot.process.drain();
       kick();
-      resolve_locked(index, {}, TaskError(kind, text, slot.pid()));
+      resolve_locked(
+          index, {},
+          TaskError(kind, text, slot.pid()).with_exception(std::string(detail.type), {}));
       free_task_locked(index);
       return;
     }
-    resolve_locked(index, {}, TaskError(kind, std::string(message), slot.pid()));
+    resolve_locked(index, {},
+                   TaskError(kind, std::string(message), slot.pid())
+                       .with_exception(std::string(detail.type), user_code));
   }
   free_task_locked(index);
 }
@@ -252,20 +269,6 @@ bool PoolCore::answers_soon_locked() const noexcept {
     }
   }
   return false;
-}
-
-std::int64_t PoolCore::check_chunk_results(std::string_view body, std::uint32_t items,
-                                           bool& out_of_memory) noexcept {
-  ChunkReader reader(body);
-  if (reader.count() != items) return -1;
-  std::int64_t failures = 0;
-  std::uint32_t code = 0;
-  for (std::string_view bytes; reader.next_result(code, bytes);) {
-    if (code > kMaxWorkerErrorCode) return -1;
-    if (code != 0) ++failures;
-    if (code == static_cast<std::uint32_t>(WorkerErrorCode::kMemoryLimit)) out_of_memory = true;
-  }
-  return reader.complete() ? failures : -1;
 }
 
 }  // namespace procpool::detail

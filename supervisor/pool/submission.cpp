@@ -201,8 +201,7 @@ Completion chunk_completion(std::shared_ptr<ItemCallback> on_item, std::size_t b
         if (code == 0) {
           (*on_item)(index, TaskOutcome(bytes, nullptr, outcome.worker_pid()));
         } else {
-          const TaskError error(kind_of(static_cast<WorkerErrorCode>(code)), std::string(bytes),
-                                outcome.worker_pid());
+          const TaskError error = item_error(code, bytes, outcome.worker_pid());
           (*on_item)(index, TaskOutcome({}, &error, outcome.worker_pid()));
         }
       });

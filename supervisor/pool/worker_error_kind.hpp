@@ -1,5 +1,10 @@
 #pragma once
 
+#include <cstdint>      // codes
+#include <optional>     // the handler's code
+#include <string>       // messages
+#include <string_view>  // item bytes
+
 #include "procpool/task_error.hpp"
 #include "procpool/wire_format.hpp"
 
@@ -20,6 +25,17 @@ inline TaskError::Kind kind_of(WorkerErrorCode code) noexcept {
       break;
   }
   return TaskError::Kind::HandlerError;
+}
+
+// A failed item of a chunk answer, whose bytes are an ErrorDetail encoding (checked by
+// PoolCore::check_chunk_results, which also puts an older worker's plain messages in that form).
+inline TaskError item_error(std::uint32_t code, std::string_view bytes, int pid) {
+  ErrorDetail detail;
+  if (!decode_error_detail(as_bytes(bytes), detail)) detail.message = bytes;  // checked before
+  std::optional<std::int64_t> user_code;
+  if (detail.has_code) user_code = detail.user_code;
+  return TaskError(kind_of(static_cast<WorkerErrorCode>(code)), std::string(detail.message), pid)
+      .with_exception(std::string(detail.type), user_code);
 }
 
 }  // namespace procpool::detail

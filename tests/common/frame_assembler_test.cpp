@@ -129,7 +129,7 @@ TEST(FrameAssembler, RefusesBrokenFirstFrames) {
 // for kError its code plus kMaxErrorMessage bytes whatever max_payload is.
 TEST(FrameAssembler, AcceptsExactlyTheLimitOfEachType) {
   const std::string half(kMaxPayload / 2, 'h');
-  for (const FrameType type : {FrameType::kTask, FrameType::kResult}) {
+  for (const FrameType type : {FrameType::kTask, FrameType::kResult, FrameType::kProgress}) {
     FrameAssembler assembler(kMaxPayload);
     ASSERT_EQ(assembler.add(fragment(type, 2, true), bytes(half)), AssemblyStatus::kIncomplete);
     ASSERT_EQ(assembler.add(fragment(type, 2, false), bytes(half)), AssemblyStatus::kComplete);
@@ -137,7 +137,8 @@ TEST(FrameAssembler, AcceptsExactlyTheLimitOfEachType) {
   }
   FrameAssembler tiny(1);
   const std::string error(frame_payload_limit(FrameType::kError, 1), 'e');
-  EXPECT_EQ(error.size(), sizeof(std::uint32_t) + kMaxErrorMessage);
+  // The detailed form's head, the longest type name and the longest message.
+  EXPECT_EQ(error.size(), kErrorDetailHead + kMaxExceptionType + kMaxErrorMessage);
   ASSERT_EQ(tiny.add(fragment(FrameType::kError, 3, true), bytes(error.substr(0, 10))),
             AssemblyStatus::kIncomplete);
   ASSERT_EQ(tiny.add(fragment(FrameType::kError, 3, false), bytes(error.substr(10))),

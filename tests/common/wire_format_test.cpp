@@ -456,5 +456,47 @@ TEST(WireFormat, ErrorPayloadRoundTripsAndRejectsUnknownCodes) {
       decode_error(as_bytes(encode_error(static_cast<WorkerErrorCode>(0), "x")), code, message));
 }
 
+TEST(WireFormat, ErrorDetailRoundTripsAndRejectsEveryBadHead) {
+  ErrorDetail sent;
+  sent.code = WorkerErrorCode::kHandlerFailed;
+  sent.type = "std::invalid_argument";
+  sent.has_code = true;
+  sent.user_code = -42;
+  sent.message = "bad number";
+  const std::string payload = encode_error_detail(sent);
+  ASSERT_EQ(payload.size(), kErrorDetailHead + sent.type.size() + sent.message.size());
+  ErrorDetail got;
+  ASSERT_TRUE(decode_error_detail(as_bytes(payload), got));
+  EXPECT_EQ(got.code, sent.code);
+  EXPECT_EQ(got.type, sent.type);
+  EXPECT_TRUE(got.has_code);
+  EXPECT_EQ(got.user_code, -42);
+  EXPECT_EQ(got.message, sent.message);
+
+  sent.has_code = false;
+  ASSERT_TRUE(decode_error_detail(as_bytes(encode_error_detail(sent)), got));
+  EXPECT_FALSE(got.has_code);
+  EXPECT_EQ(got.user_code, 0);
+
+  auto patched = [&](std::size_t offset, std::uint32_t value) {
+    std::string bad = encode_error_detail(sent);
+    std::memcpy(bad.data() + offset, &value, sizeof value);
+    return bad;
+  };
+  EXPECT_FALSE(decode_error_detail(as_bytes(payload.substr(0, kErrorDetailHead - 1)), got));
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(0, 0)), got));     // code 0
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(0, 99)), got));    // unknown code
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(4, 4096)), got));  // type past the end
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(8, 2)), got));     // has_code not 0 or 1
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(12, 1)), got));    // the zero word
+  EXPECT_FALSE(decode_error_detail(as_bytes(patched(16, 5)), got));    // a code without has_code
+  sent.type = std::string_view();
+  std::string long_type = encode_error_detail(sent);
+  const auto too_long = static_cast<std::uint32_t>(kMaxExceptionType + 1);
+  std::memcpy(long_type.data() + 4, &too_long, sizeof too_long);
+  long_type += std::string(kMaxExceptionType + 1, 't');
+  EXPECT_FALSE(decode_error_detail(as_bytes(long_type), got));  // a type above the maximum
+}
+
 }  // namespace
 }  // namespace procpool

@@ -56,7 +56,8 @@ DecodeStatus expected_frame_status(std::span<const std::byte> record) {
   const std::uint32_t payload_size = in.u32();
   if (version != kWireVersion) return DecodeStatus::kBadVersion;
   if (type < 1 || type > kMaxFrameType || type == 6) return DecodeStatus::kBadType;  // 6: retired
-  if ((flags & ~(kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress)) != 0) {
+  if ((flags & ~(kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress |
+                 kFrameErrorDetail)) != 0) {
     return DecodeStatus::kBadFlags;
   }
   if ((flags & kFrameHigh) != 0 && (flags & kFrameLow) != 0) return DecodeStatus::kBadFlags;
@@ -113,6 +114,29 @@ void check_error(std::span<const std::byte> payload) {
   std::string_view message_again;
   PROCPOOL_FUZZ_CHECK(decode_error(as_bytes(encoded), code_again, message_again));
   PROCPOOL_FUZZ_CHECK(code_again == code && message_again == message);
+}
+
+// kError with kFrameErrorDetail: the 24-byte head (code, type length, has_code, zero, i64
+// code), the type name (at most kMaxExceptionType bytes), the message.
+void check_error_detail(std::span<const std::byte> payload) {
+  ErrorDetail detail;
+  const bool ok = decode_error_detail(payload, detail);
+  ByteSource in(payload);
+  const std::uint32_t code = in.u32(), type_size = in.u32(), has_code = in.u32(), zero = in.u32();
+  const auto user_code = static_cast<std::int64_t>(in.u64());
+  const bool valid =
+      payload.size() >= kErrorDetailHead && code >= 1 && code <= kMaxWorkerErrorCode &&
+      has_code <= 1 && zero == 0 && type_size <= kMaxExceptionType &&
+      type_size <= payload.size() - kErrorDetailHead && (has_code == 1 || user_code == 0);
+  PROCPOOL_FUZZ_CHECK(ok == valid);
+  if (!ok) return;
+  PROCPOOL_FUZZ_CHECK(static_cast<std::uint32_t>(detail.code) == code);
+  PROCPOOL_FUZZ_CHECK(detail.type.size() == type_size && detail.has_code == (has_code == 1));
+  PROCPOOL_FUZZ_CHECK(detail.user_code == user_code);
+  PROCPOOL_FUZZ_CHECK(
+      same_bytes(as_bytes(detail.message), payload.subspan(kErrorDetailHead + type_size)));
+  const std::string encoded = encode_error_detail(detail);
+  PROCPOOL_FUZZ_CHECK(same_bytes(as_bytes(encoded), payload));
 }
 
 // kInit: u64 maximum payload + the pool's worker data.
@@ -223,7 +247,11 @@ void check_frame(std::span<const std::byte> record) {
       check_handler_names(payload);
       break;
     case FrameType::kError:
-      check_error(payload);
+      if ((header.flags & kFrameErrorDetail) != 0) {
+        check_error_detail(payload);
+      } else {
+        check_error(payload);
+      }
       break;
     case FrameType::kInit:
       check_init(payload);
@@ -335,6 +363,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The payload codecs on their own too, so that the fuzzer need not build a valid header first.
   check_handler_names(input);
   check_error(input);
+  check_error_detail(input);
   check_init(input);
   check_chunk(input, false);
   check_chunk(input, true);

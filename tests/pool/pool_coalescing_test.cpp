@@ -14,6 +14,7 @@
 #include <atomic>              // the kills
 #include <chrono>              // bounds
 #include <condition_variable>  // waiting for the callbacks
+#include <cstdint>             // std::int64_t
 #include <mutex>               // the tallies
 #include <optional>            // errors
 #include <set>                 // the poison indices
@@ -138,6 +139,37 @@ TEST(PoolCoalescing, QueuedTasksShareFramesAndEachGetsItsOwnResultOnce) {
   EXPECT_EQ(metrics.completed, kTasks + kWarm);
   EXPECT_EQ(metrics.failed, 0u);
   EXPECT_EQ(metrics.running, 0u);
+}
+
+// A coalesced task whose handler throws reports the same as one sent alone: its message, the
+// exception's type and a TaskFailure's code.
+TEST(PoolCoalescing, ACoalescedTasksErrorCarriesItsExceptionsTypeAndCode) {
+  Watchdog watchdog(kTestBound);
+  Pool pool(pool_of("crashy", 2));
+  warm_up(pool, "echo", "warm");
+  constexpr std::size_t kTasks = 20000;
+  std::vector<std::string> payloads;
+  for (std::size_t i = 0; i < kTasks; ++i) payloads.push_back(std::to_string(i) + " item");
+  const std::vector<std::string_view> input = views(payloads);
+  Tally tally(kTasks);
+  pool.submit_batch("throw_failure", input, {},
+                    [&](std::size_t i, const TaskOutcome& outcome) { tally.record(i, outcome); });
+  tally.wait_all();
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < kTasks; ++i) {
+    const std::optional<TaskError> error = tally.error(i);
+    if (tally.calls(i) != 1 || !error || error->kind() != Kind::HandlerError ||
+        error->exception_type() != "procpool::TaskFailure" ||
+        error->code() != static_cast<std::int64_t>(i) || std::string(error->what()) != "item") {
+      if (++wrong <= 5) {
+        ADD_FAILURE() << "task " << i << ": " << tally.calls(i) << " callbacks, "
+                      << (error ? std::string(error->exception_type()) + " " + error->what()
+                                : std::string("no error"));
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_GT(pool.metrics().coalesced, 0u) << "no task was packed with others";
 }
 
 // Poison tasks among 20,000 good ones, packed in frames with them, and two workers SIGKILLed from

@@ -302,10 +302,11 @@ TEST_F(PoolRogue, BadFramesKillOnlyTheRogue) {
   }
 }
 
-// A malformed error payload fails the task at once (not through the crash report), with the
-// same kind and pid as any protocol violation; the worker is killed all the same.
+// A malformed error payload, plain or detailed, fails the task at once (not through the crash
+// report), with the same kind and pid as any protocol violation; the worker is killed all the
+// same. Seeds 1 to 13 draw every malformation bad_frame's error_body has.
 TEST_F(PoolRogue, MalformedErrorFrameFailsTheTaskAndKillsTheRogue) {
-  for (int seed = 1; seed <= 6; ++seed) {
+  for (int seed = 1; seed <= 13; ++seed) {
     const std::string input = "error_body " + std::to_string(seed);
     const RogueRun run = run_rogue(pool(), "bad_frame", input);
     ASSERT_TRUE(run.outcome.error) << input << ": " << run.outcome.describe();

@@ -12,6 +12,7 @@
 #include <algorithm>  // std::find
 #include <atomic>     // std::atomic
 #include <chrono>     // durations
+#include <cstdint>    // std::int64_t
 #include <fstream>    // std::ifstream, std::ofstream
 #include <future>     // std::async
 #include <memory>     // std::make_shared, std::make_unique
@@ -49,6 +50,48 @@ TEST_F(PoolBasic, HandlerThatThrowsFailsWithHandlerErrorCarryingItsMessageAndPid
   // The worker survives its handler's exception.
   auto after = pool.submit("pid", "");
   EXPECT_EQ(std::stoi(value_of(after)), pid);
+  EXPECT_EQ(pool.metrics().restarts, 0u);
+}
+
+// The error names the type of what the handler threw, and a procpool::TaskFailure's code, for
+// a task alone and for an item of a chunk.
+TEST_F(PoolBasic, HandlerErrorCarriesTheExceptionsTypeAndItsCode) {
+  Pool pool(small_pool("crashy", 1));
+  auto invalid = pool.submit("throw_invalid_argument", "bad number");
+  auto failure = pool.submit("throw_failure", "-42 no such account");
+  auto plain = pool.submit("throw", "boom");
+  auto integer = pool.submit("throw_int", "7");
+  struct Expected {
+    Future<std::string>* future;
+    const char* type;
+    std::optional<std::int64_t> code;
+    const char* message;
+  };
+  const Expected cases[] = {
+      {&invalid, "std::invalid_argument", std::nullopt, "bad number"},
+      {&failure, "procpool::TaskFailure", -42, "no such account"},
+      {&plain, "std::runtime_error", std::nullopt, "boom"},
+      {&integer, "int", std::nullopt, "an exception not derived from std::exception"},
+  };
+  for (const Expected& expected : cases) {
+    const auto error = error_of(*expected.future);
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->kind(), TaskError::Kind::HandlerError) << error->what();
+    EXPECT_EQ(error->exception_type(), expected.type);
+    EXPECT_EQ(error->code(), expected.code) << expected.type;
+    EXPECT_STREQ(error->what(), expected.message);
+  }
+  Callbacks items;
+  const std::vector<std::string_view> payloads = {"1 coded"};
+  pool.submit_chunked("throw_failure", payloads, 1, {},
+                      [&](std::size_t, const TaskOutcome& o) { items.record("item", o); });
+  items.wait_for(1);
+  const std::optional<TaskError> item = items.error("item");
+  ASSERT_TRUE(item);
+  EXPECT_EQ(item->kind(), TaskError::Kind::HandlerError);
+  EXPECT_STREQ(item->what(), "coded");
+  EXPECT_EQ(item->exception_type(), "procpool::TaskFailure");
+  EXPECT_EQ(item->code(), 1);
   EXPECT_EQ(pool.metrics().restarts, 0u);
 }
 

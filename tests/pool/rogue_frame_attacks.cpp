@@ -6,6 +6,7 @@
 #include <chrono>       // deadlines
 #include <climits>      // UINT32_MAX
 #include <cstdint>      // fixed-width integers
+#include <cstring>      // std::memcpy
 #include <iterator>     // std::size
 #include <random>       // std::mt19937_64
 #include <span>         // std::span
@@ -92,7 +93,8 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
     records.push_back(frame(FrameType::kReady, 0, procpool::encode_handler_names({"echo"})));
   } else if (kind == "error_body") {
     std::string body;
-    switch (rng() % 3) {
+    std::uint16_t flags = 0;
+    switch (rng() % 5) {
       case 0:  // shorter than the error code
         body.assign(rng() % 4, 'e');
         break;
@@ -106,8 +108,22 @@ std::string frame(FrameType type, std::uint64_t task_id, std::string_view payloa
         body += "message";
         break;
       }
+      case 3:  // the detailed form, shorter than its head
+        flags = procpool::kFrameErrorDetail;
+        body.assign(rng() % procpool::kErrorDetailHead, 'e');
+        break;
+      case 4: {  // the detailed form, its type running past the payload
+        flags = procpool::kFrameErrorDetail;
+        procpool::ErrorDetail detail;
+        detail.code = procpool::WorkerErrorCode::kHandlerFailed;
+        detail.type = "std::runtime_error";
+        body = procpool::encode_error_detail(detail);
+        const auto past = static_cast<std::uint32_t>(detail.type.size() + 1 + rng() % 200);
+        std::memcpy(body.data() + 4, &past, sizeof past);
+        break;
+      }
     }
-    records.push_back(frame(FrameType::kError, task_id, body));
+    records.push_back(frame(FrameType::kError, task_id, body, flags));
   } else if (kind == "chunk_flag") {  // a chunked answer to a plain task
     std::string body;
     procpool::ChunkWriter writer(body);

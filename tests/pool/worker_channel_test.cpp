@@ -210,12 +210,22 @@ TEST(WorkerChannel, ControlFramesWaitWhileATaskIsPartlyWritten) {
   EXPECT_EQ(worker.control[1].type, FrameType::kCancel);
 }
 
+// The largest error a worker sends (the detailed form, with the longest type and message), with
+// `extra` more bytes of message.
+std::string largest_error(std::size_t extra) {
+  ErrorDetail detail;
+  detail.code = WorkerErrorCode::kHandlerFailed;
+  const std::string type(kMaxExceptionType, 't'), message(kMaxErrorMessage + extra, 'e');
+  detail.type = type;
+  detail.message = message;
+  return encode_error_detail(detail);
+}
+
 // Answers of exactly the common limits get through whole, fragmented or not; one byte more is
 // OversizedResult. (The pool used to allow max_payload + 64 KiB for any answer.)
 TEST(WorkerChannel, AnswersUpToTheCommonLimitsArriveWhole) {
   const std::string result(kMaxPayload, 'r');
-  const std::string error =
-      encode_error(WorkerErrorCode::kHandlerFailed, std::string(kMaxErrorMessage, 'e'));
+  const std::string error = largest_error(0);
   ASSERT_EQ(error.size(), frame_payload_limit(FrameType::kError, kMaxPayload));
   const std::pair<FrameType, std::string> cases[] = {
       {FrameType::kResult, result}, {FrameType::kError, error}, {FrameType::kResult, "small"}};
@@ -233,8 +243,7 @@ TEST(WorkerChannel, AnswersUpToTheCommonLimitsArriveWhole) {
 }
 
 TEST(WorkerChannel, AnAnswerAboveItsLimitIsAnOversizedResult) {
-  const std::string error =
-      encode_error(WorkerErrorCode::kHandlerFailed, std::string(kMaxErrorMessage + 1, 'e'));
+  const std::string error = largest_error(1);
   const std::pair<FrameType, std::string> cases[] = {
       {FrameType::kResult, std::string(kMaxPayload + 1, 'r')}, {FrameType::kError, error}};
   for (const auto& [type, payload] : cases) {

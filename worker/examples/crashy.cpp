@@ -11,6 +11,9 @@
 //   "hang"        spin forever (a stuck handler)
 //   "sleep"       sleep the input's milliseconds, then answer "slept"; polls Task::cancelled()
 //   "throw"       throw std::runtime_error(input)
+//   "throw_invalid_argument"  throw std::invalid_argument(input)
+//   "throw_failure"  input "CODE MESSAGE": throw procpool::TaskFailure(MESSAGE, CODE)
+//   "throw_int"   throw the int in input (not a std::exception)
 //   "stderr"      write the input to stderr, then answer "ok"
 //   "stdout"      write the input to stdout, then answer "ok"
 //   "stderr_flood" write 64 KiB lines to stderr as fast as it can until cancelled (at most 20 s),
@@ -32,6 +35,7 @@
 #include <unistd.h>    // getpid, fork, pause, write
 #include <procpool/worker.hpp>
 
+#include <algorithm>  // std::min
 #include <atomic>     // std::atomic (hang)
 #include <chrono>     // sleep
 #include <cstdio>     // std::fwrite
@@ -94,6 +98,15 @@ int main(int argc, char** argv) {
   });
   worker.on("throw",
             [](procpool::Task& task) { throw std::runtime_error(std::string(task.input())); });
+  worker.on("throw_invalid_argument",
+            [](procpool::Task& task) { throw std::invalid_argument(std::string(task.input())); });
+  worker.on("throw_failure", [](procpool::Task& task) {
+    const std::string input(task.input());
+    std::size_t end = 0;
+    const long long code = std::stoll(input, &end);
+    throw procpool::TaskFailure(input.substr(std::min(end + 1, input.size())), code);
+  });
+  worker.on("throw_int", [](procpool::Task& task) { throw std::stoi(std::string(task.input())); });
   worker.on("stderr", [](procpool::Task& task) {
     std::fwrite(task.input().data(), 1, task.input().size(), stderr);
     std::fflush(stderr);

@@ -1,6 +1,11 @@
 // Serving one task: registering handlers, running one on a task or on every item of a chunk,
 // and writing its answer (fragmented when it exceeds one record).
-#include <new>  // std::bad_alloc
+#include <cxxabi.h>  // abi::__cxa_current_exception_type, abi::__cxa_demangle
+
+#include <cstdlib>    // std::free
+#include <exception>  // std::exception
+#include <new>        // std::bad_alloc
+#include <typeinfo>   // std::type_info
 
 #include "procpool/error.hpp"
 #include "procpool/frame_limits.hpp"
@@ -13,6 +18,18 @@ namespace {
 std::string too_large(std::string_view what, std::size_t size, std::uint64_t max_payload) {
   return std::string(what) + " (" + std::to_string(size) + " bytes) exceeds max_payload " +
          std::to_string(max_payload);
+}
+
+// Inside a catch block: the demangled name of the type being handled ("std::invalid_argument"),
+// the mangled one if demangling fails, or "" if the ABI cannot tell.
+std::string thrown_type_name() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (type == nullptr) return {};
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled != nullptr ? demangled : type->name();
+  std::free(demangled);
+  return name;
 }
 
 }  // namespace
@@ -41,8 +58,11 @@ void WorkerRuntime::reply(Task& task, std::string_view result) {
     if (fits) {
       chunk_->add_result(0, result);
     } else {
-      chunk_->add_result(static_cast<std::uint32_t>(WorkerErrorCode::kPayloadTooLarge),
-                         too_large("result", result.size(), max_payload_));
+      const std::string message = too_large("result", result.size(), max_payload_);
+      ErrorDetail detail;
+      detail.code = WorkerErrorCode::kPayloadTooLarge;
+      detail.message = message;
+      chunk_->add_result(static_cast<std::uint32_t>(detail.code), encode_error_detail(detail));
     }
     return;
   }
@@ -83,27 +103,46 @@ bool WorkerRuntime::serve(Pending& pending) {
   if (pending.chunk) return serve_chunk(pending);
   Task task(*this, pending.id, pending.attempt, pending.input, pending.progress);
   control.current_task_id.store(pending.id, std::memory_order_relaxed);
-  invoke(pending.handler, task,
-         [&](WorkerErrorCode code, std::string_view what) { send_error(pending.id, code, what); });
+  invoke(pending.handler, task, [&](const ErrorDetail& detail) { send_error(pending.id, detail); });
   control.current_task_id.store(0, std::memory_order_relaxed);
   return !broken_;
 }
 
 // Runs handler `handler` on `task`: a handler that returns without replying answers with an
-// empty result; one that throws before replying ends in fail(code, message) (std::bad_alloc
-// as kMemoryLimit). Task::reply() sends, or adds to the chunk being served.
+// empty result; one that throws before replying ends in fail(detail): the exception's message,
+// its type's name and, for a TaskFailure, its code (std::bad_alloc as kMemoryLimit).
+// Task::reply() sends, or adds to the chunk being served.
 template <class Fail>
 void WorkerRuntime::invoke(std::uint32_t handler, Task& task, Fail&& fail) {
+  ErrorDetail detail;
+  std::string type, message;  // copied inside the catch: the exception dies at its end
   try {
     handlers_[handler](task);
     if (!task.replied_) reply(task, {});
+    return;
   } catch (const std::bad_alloc& e) {
-    if (!task.replied_) fail(WorkerErrorCode::kMemoryLimit, e.what());
+    detail.code = WorkerErrorCode::kMemoryLimit;
+    message = e.what();
+    type = thrown_type_name();
+  } catch (const TaskFailure& e) {
+    detail.code = WorkerErrorCode::kHandlerFailed;
+    message = e.what();
+    detail.has_code = true;
+    detail.user_code = e.code();
+    type = thrown_type_name();
   } catch (const std::exception& e) {
-    if (!task.replied_) fail(WorkerErrorCode::kHandlerFailed, e.what());
+    detail.code = WorkerErrorCode::kHandlerFailed;
+    message = e.what();
+    type = thrown_type_name();
   } catch (...) {
-    if (!task.replied_) fail(WorkerErrorCode::kHandlerFailed, "unknown exception");
+    detail.code = WorkerErrorCode::kHandlerFailed;
+    message = "an exception not derived from std::exception";
+    type = thrown_type_name();
   }
+  if (task.replied_) return;
+  detail.type = std::string_view(type).substr(0, kMaxExceptionType);
+  detail.message = std::string_view(message).substr(0, kMaxErrorMessage);
+  fail(detail);
 }
 
 // A chunk: the handler runs once per item, in order; each item's answer or error goes into one
@@ -127,8 +166,9 @@ bool WorkerRuntime::serve_chunk(Pending& pending) {
       break;
     }
     Task task(*this, pending.id, pending.attempt, item, false);
-    invoke(pending.handler, task, [&](WorkerErrorCode code, std::string_view what) {
-      out.add_result(static_cast<std::uint32_t>(code), what);
+    // A failed item's bytes are its ErrorDetail, as the chunk frame's kFrameErrorDetail says.
+    invoke(pending.handler, task, [&](const ErrorDetail& detail) {
+      out.add_result(static_cast<std::uint32_t>(detail.code), encode_error_detail(detail));
     });
   }
   chunk_ = nullptr;
@@ -140,7 +180,9 @@ bool WorkerRuntime::serve_chunk(Pending& pending) {
     return send_error(pending.id, WorkerErrorCode::kPayloadTooLarge,
                       too_large("the chunk's results", out.size(), max_payload_));
   }
-  if (!send(FrameType::kResult, pending.id, chunk_out_, kFrameChunk)) broken_ = true;
+  if (!send(FrameType::kResult, pending.id, chunk_out_, kFrameChunk | kFrameErrorDetail)) {
+    broken_ = true;
+  }
   if (chunk_out_.capacity() > 4 * 1024 * 1024) std::string().swap(chunk_out_);
   return !broken_;
 }
@@ -149,6 +191,11 @@ bool WorkerRuntime::send_error(std::uint64_t id, WorkerErrorCode code, std::stri
   if (!send(FrameType::kError, id, encode_error(code, message.substr(0, kMaxErrorMessage)))) {
     broken_ = true;
   }
+  return !broken_;
+}
+
+bool WorkerRuntime::send_error(std::uint64_t id, const ErrorDetail& detail) {
+  if (!send(FrameType::kError, id, encode_error_detail(detail), kFrameErrorDetail)) broken_ = true;
   return !broken_;
 }
 

@@ -106,6 +106,8 @@ class WorkerRuntime {
   void invoke(std::uint32_t handler, Task& task, Fail&& fail);
   bool serve_chunk(Pending& pending);
   bool send_error(std::uint64_t id, WorkerErrorCode code, std::string_view message);
+  // A handler's failure with the type it threw and its code (kFrameErrorDetail).
+  bool send_error(std::uint64_t id, const ErrorDetail& detail);
   bool send(FrameType type, std::uint64_t task_id, std::string_view payload,
             std::uint16_t flags = 0);
 

@@ -17,17 +17,17 @@ inline constexpr std::size_t kMaxErrorMessage = 64 * 1024;
 
 // The largest payload, in bytes and summed over all its fragments, a frame of `type` may carry
 // in a pool whose tasks and results are at most `max_payload` bytes (the kInit value). kTask and
-// kResult carry task data, and so does kProgress (a partial result); kError carries its code and a
-// message of at most kMaxErrorMessage; every other type carries nothing that is ever assembled, so
-// 0.
+// kResult carry task data, and so does kProgress (a partial result); kError carries its code, with
+// kFrameErrorDetail a type name of at most kMaxExceptionType and a code, and a message of at most
+// kMaxErrorMessage; every other type carries nothing that is ever assembled, so 0.
 constexpr std::uint64_t frame_payload_limit(FrameType type, std::uint64_t max_payload) noexcept {
   switch (type) {
     case FrameType::kTask:
     case FrameType::kResult:
     case FrameType::kProgress:
       return max_payload;
-    case FrameType::kError:
-      return sizeof(std::uint32_t) + kMaxErrorMessage;
+    case FrameType::kError:  // the larger of the two forms: with kFrameErrorDetail
+      return kErrorDetailHead + kMaxExceptionType + kMaxErrorMessage;
     default:
       return 0;
   }

@@ -54,9 +54,12 @@ enum FrameFlag : std::uint16_t {
   // kTask: the submitter listens for the task's progress (TaskOptions::on_progress), so
   // Task::emit sends kProgress frames; without it emit does nothing. Never with kFrameChunk.
   kFrameProgress = 1U << 4,
+  // kError: the payload is an ErrorDetail (encode_error_detail), which adds the type of what the
+  // handler threw and an optional code to the message. Without it: encode_error's payload.
+  kFrameErrorDetail = 1U << 5,
 };
 inline constexpr std::uint16_t kKnownFrameFlags =
-    kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress;
+    kFrameMore | kFrameChunk | kFrameHigh | kFrameLow | kFrameProgress | kFrameErrorDetail;
 inline constexpr std::uint16_t kFramePriorityFlags = kFrameHigh | kFrameLow;
 
 // A task frame's priority as a rank: 0 High, 1 Normal, 2 Low (lower is served first). The
@@ -133,5 +136,22 @@ std::string encode_error(WorkerErrorCode code, std::string_view message);
 // Returns false if the payload is shorter than the code or the code is unknown.
 bool decode_error(std::span<const std::byte> payload, WorkerErrorCode& code,
                   std::string_view& message);
+
+// kError with kFrameErrorDetail: a 24-byte head (u32 WorkerErrorCode, u32 type length, u32
+// has_code 0 or 1, u32 zero, i64 code, 0 without one), the type name, then the message.
+inline constexpr std::size_t kErrorDetailHead = 24;
+// The type name is cut to this by the worker; decoding refuses a longer one.
+inline constexpr std::size_t kMaxExceptionType = 256;
+struct ErrorDetail {
+  WorkerErrorCode code{};
+  std::string_view type;  // the exception's type, demangled ("std::invalid_argument")
+  bool has_code = false;  // the handler threw a procpool::TaskFailure with user_code
+  std::int64_t user_code = 0;
+  std::string_view message;
+};
+std::string encode_error_detail(const ErrorDetail& detail);
+// Returns false (and leaves `detail` unspecified) if any field of the head is out of range or
+// the type runs past the payload. The views point into `payload`.
+bool decode_error_detail(std::span<const std::byte> payload, ErrorDetail& detail);
 
 }  // namespace procpool

@@ -1,9 +1,11 @@
 #pragma once
 #include "procpool/detail/require_cxx20.hpp"
 
-#include <cstdint>      // std::uint8_t
+#include <cstdint>      // std::uint8_t, std::int64_t
+#include <optional>     // the handler's code
 #include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <utility>      // std::move
 
 #include "procpool/error.hpp"
 
@@ -32,9 +34,24 @@ class TaskError : public Error {
   // The pid of the worker involved, or 0 if no worker was (queue full, unknown handler, ...).
   int worker_pid() const noexcept { return worker_pid_; }
 
+  // HandlerError (and MemoryLimit from the handler's std::bad_alloc): the type of what the
+  // handler threw, demangled ("std::invalid_argument", "int"); empty otherwise (and for a
+  // worker built before the SDK reported it).
+  const std::string& exception_type() const noexcept { return exception_type_; }
+  // The code of a procpool::TaskFailure the handler threw; nullopt for any other exception.
+  std::optional<std::int64_t> code() const noexcept { return code_; }
+  // Sets both (the pool, from the worker's report).
+  TaskError& with_exception(std::string type, std::optional<std::int64_t> code) {
+    exception_type_ = std::move(type);
+    code_ = code;
+    return *this;
+  }
+
  private:
   Kind kind_;
   int worker_pid_;
+  std::string exception_type_;
+  std::optional<std::int64_t> code_;
 };
 
 constexpr std::string_view to_string(TaskError::Kind kind) noexcept {

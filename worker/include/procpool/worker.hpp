@@ -23,12 +23,27 @@
 #include <functional>   // std::function
 #include <memory>       // std::unique_ptr
 #include <span>         // std::span
+#include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 
 namespace procpool {
 
 class Worker;
+
+// Thrown by a handler to fail its task with a code the submitter can branch on
+// (TaskError::code()). Any exception fails the task; every one reports its type's name
+// (TaskError::exception_type(), "std::invalid_argument" say), this one also its code.
+class TaskFailure : public std::runtime_error {
+ public:
+  TaskFailure(const std::string& message, std::int64_t code)
+      : std::runtime_error(message), code_(code) {}
+  std::int64_t code() const noexcept { return code_; }
+
+ private:
+  std::int64_t code_;
+};
+
 namespace detail {
 class WorkerRuntime;
 }
