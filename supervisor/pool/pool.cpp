@@ -71,6 +71,11 @@ std::span<std::byte> Pool::shared_memory() const noexcept {
   return core_->shared_memory();
 }
 
+std::span<std::byte> Pool::region(std::string_view name) const {
+  core_->check_owner();
+  return core_->region(name);
+}
+
 std::vector<std::string> Pool::handlers() const {
   core_->check_owner();
   return core_->handlers();

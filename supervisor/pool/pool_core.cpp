@@ -27,6 +27,16 @@ PoolCore::PoolCore(PoolOptions options)
                   std::to_string(options_.shared_memory_size) + ": " + e.what());
     }
   }
+  for (const RegionSpec& spec : options_.regions) {
+    try {
+      regions_.emplace_back(spec.name, SharedRegion::create(spec.size));
+    } catch (const Error& e) {
+      std::string what = "procpool::Pool: region \"";
+      what.append(spec.name).append("\" of ").append(std::to_string(spec.size));
+      what.append(" bytes: ").append(e.what());
+      throw Error(what);
+    }
+  }
   try {
     stdout_sinks_ = SinkSet::make(options_.worker_stdout);
     stderr_sinks_ = SinkSet::make(options_.worker_stderr);
@@ -136,6 +146,18 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
   changed_.wait(lock, [&] { return stopped_; });
   lock.unlock();
   std::call_once(joined_, [&] { thread_.join(); });
+}
+
+std::span<std::byte> PoolCore::region(std::string_view name) const {
+  std::string known;
+  for (const auto& [region_name, region] : regions_) {
+    if (region_name == name) return region.bytes();
+    known.append(known.empty() ? "" : ", ").append(region_name);
+  }
+  std::string what = "procpool::Pool::region: no region named \"";
+  what.append(name).append("\" (PoolOptions::regions has ");
+  what.append(known.empty() ? std::string("none") : known).append(")");
+  throw Error(what);
 }
 
 void PoolCore::kick() const noexcept { ::eventfd_write(kick_fd_.get(), 1); }

@@ -87,6 +87,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   PoolMetrics metrics() const;
   std::vector<std::string> handlers() const;
   std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
+  // The named region `name` (PoolOptions::regions); throws procpool::Error if there is none.
+  std::span<std::byte> region(std::string_view name) const;
 
  private:
   // A resolution to deliver once mu_ is released.
@@ -246,6 +248,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   const unsigned min_workers_;
   const unsigned max_workers_;
   SharedRegion shared_;  // PoolOptions::shared_memory_size; empty if 0
+  std::vector<std::pair<std::string, SharedRegion>> regions_;  // PoolOptions::regions
   // PoolOptions::worker_stdout and worker_stderr, shared by every worker's capture.
   std::shared_ptr<SinkSet> stdout_sinks_;
   std::shared_ptr<SinkSet> stderr_sinks_;

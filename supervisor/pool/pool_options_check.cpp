@@ -6,6 +6,7 @@
 
 #include "pool_core.hpp"  // kMaxPipelineDepth
 #include "procpool/error.hpp"
+#include "procpool/region_list.hpp"
 #include "procpool/ring_data.hpp"
 #include "procpool/wire_format.hpp"
 
@@ -45,6 +46,18 @@ void validate_pool_options(const PoolOptions& o, unsigned min_workers, unsigned 
   if (o.heartbeat_interval.count() < 1) bad("heartbeat_interval must be at least 1 ms");
   if (o.heartbeat_misses < 2) bad("heartbeat_misses must be at least 2");
   if (o.startup_timeout.count() < 1) bad("startup_timeout must be at least 1 ms");
+  if (o.regions.size() > kMaxRegions) bad("more than " + std::to_string(kMaxRegions) + " regions");
+  for (std::size_t i = 0; i < o.regions.size(); ++i) {
+    const RegionSpec& region = o.regions[i];
+    if (!valid_region_name(region.name)) {
+      bad("region name \"" + region.name +
+          "\" is not 1..64 bytes of letters, digits, '_', '-' and '.'");
+    }
+    if (region.size == 0) bad("region \"" + region.name + "\" has size 0");
+    for (std::size_t j = 0; j < i; ++j) {
+      if (o.regions[j].name == region.name) bad("region \"" + region.name + "\" is named twice");
+    }
+  }
   if (o.restart.initial_backoff.count() < 0 || o.restart.max_backoff < o.restart.initial_backoff) {
     bad("restart backoff: need 0 <= initial_backoff <= max_backoff");
   }

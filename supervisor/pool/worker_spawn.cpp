@@ -8,6 +8,7 @@
 #include "epoll_tags.hpp"
 #include "pool_clock.hpp"
 #include "procpool/detail/launcher.hpp"
+#include "procpool/region_list.hpp"
 #include "procpool/wire_format.hpp"
 #include "procpool/worker_environment.hpp"
 
@@ -53,6 +54,14 @@ void PoolCore::spawn_locked(WorkerSlot& slot) {
     if (shared_.fd() >= 0) {
       spec.env.emplace_back(kSharedFdEnv, std::to_string(shared_.fd()));
       spec.inherit_fds.push_back(shared_.fd());
+    }
+    if (!regions_.empty()) {
+      RegionFds fds;
+      for (const auto& [name, region] : regions_) {
+        fds.emplace_back(name, region.fd());
+        spec.inherit_fds.push_back(region.fd());
+      }
+      spec.env.emplace_back(kRegionsEnv, encode_region_list(fds));
     }
     spec.stdout_fd = out->write_fd();
     spec.stderr_fd = err->write_fd();

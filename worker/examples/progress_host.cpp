@@ -2,30 +2,17 @@
 // then the result. docs/dataplane.md, "Streamed results".
 //
 //   procpool-progress-host [WORKER]   (default: procpool-worker-progress next to this program)
-#include <unistd.h>  // readlink
-
 #include <cstdio>     // std::printf
 #include <exception>  // std::exception
-#include <string>     // paths
 
 #include "procpool/pool.hpp"
-
-namespace {
-
-std::string sibling(const char* name) {
-  char self[4096];
-  const ssize_t size = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (size <= 0) return name;
-  std::string path(self, static_cast<std::size_t>(size));
-  return path.substr(0, path.rfind('/') + 1) + name;
-}
-
-}  // namespace
+#include "sibling_program.hpp"
 
 int main(int argc, char** argv) {
   try {
     procpool::PoolOptions options;
-    options.executable = argc > 1 ? argv[1] : sibling("procpool-worker-progress");
+    options.executable =
+        argc > 1 ? argv[1] : procpool::examples::sibling_program("procpool-worker-progress");
     options.min_workers = 2;
     procpool::Pool pool(options);
 

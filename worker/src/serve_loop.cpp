@@ -8,6 +8,7 @@
 
 #include "process_setup.hpp"
 #include "procpool/error.hpp"
+#include "procpool/region_list.hpp"
 #include "procpool/wait_strategy.hpp"
 #include "procpool/worker_environment.hpp"
 #include "worker_runtime.hpp"
@@ -35,6 +36,23 @@ SharedRegion attach_shared(const char* program) {
   }
 }
 
+// The pool's named regions, if it has any (PROCPOOL_REGIONS).
+std::vector<std::pair<std::string, SharedRegion>> attach_regions(const char* program) {
+  std::vector<std::pair<std::string, SharedRegion>> regions;
+  const char* list = std::getenv(kRegionsEnv);
+  if (list == nullptr) return regions;
+  RegionFds fds;
+  if (!decode_region_list(list, fds)) die(program, "malformed PROCPOOL_REGIONS");
+  for (auto& [name, fd] : fds) {
+    try {
+      regions.emplace_back(std::move(name), SharedRegion::attach(fd));
+    } catch (const Error& e) {
+      die(program, e.what());
+    }
+  }
+  return regions;
+}
+
 }  // namespace
 
 WorkerRuntime::WorkerRuntime(int argc, char** argv)
@@ -43,7 +61,8 @@ WorkerRuntime::WorkerRuntime(int argc, char** argv)
       in_(segment_.worker_reader()),
       out_(segment_.worker_writer()),
       doorbell_(inherited_fd(program_.c_str(), kDoorbellFdEnv)),
-      shared_(attach_shared(program_.c_str())) {
+      shared_(attach_shared(program_.c_str())),
+      regions_(attach_regions(program_.c_str())) {
   segment_.control().heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
   read_init();
   follow_supervisor();

@@ -74,6 +74,15 @@ void WorkerRuntime::reply(Task& task, std::string_view result) {
   if (!send(FrameType::kResult, task.id_, result)) broken_ = true;
 }
 
+std::span<std::byte> WorkerRuntime::region(std::string_view name) const {
+  for (const auto& [region_name, region] : regions_) {
+    if (region_name == name) return region.bytes();
+  }
+  std::string what = "Worker::region: the pool has no region named \"";
+  what.append(name).append("\"");
+  throw Error(what);
+}
+
 void WorkerRuntime::emit(Task& task, std::string_view data) {
   if (task.replied_) {
     throw Error("Task::emit: task " + std::to_string(task.id_) + " has replied already");

@@ -17,6 +17,7 @@ void Worker::on(std::string name, Handler handler) {
 }
 std::string_view Worker::data() const noexcept { return runtime_->data(); }
 std::span<std::byte> Worker::shared_memory() const noexcept { return runtime_->shared_memory(); }
+std::span<std::byte> Worker::region(std::string_view name) const { return runtime_->region(name); }
 int Worker::run() { return runtime_->run(); }
 
 }  // namespace procpool

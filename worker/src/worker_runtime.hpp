@@ -8,6 +8,7 @@
 #include <string>         // std::string
 #include <string_view>    // std::string_view
 #include <unordered_set>  // cancelled ids
+#include <utility>        // regions by name
 #include <vector>         // handlers
 
 #if defined(__x86_64__)
@@ -59,6 +60,7 @@ class WorkerRuntime {
   void on(std::string name, Worker::Handler handler);
   std::string_view data() const noexcept { return data_; }
   std::span<std::byte> shared_memory() const noexcept { return shared_.bytes(); }
+  std::span<std::byte> region(std::string_view name) const;
   int run();
   void reply(Task& task, std::string_view result);
   void emit(Task& task, std::string_view data);
@@ -117,6 +119,7 @@ class WorkerRuntime {
   RingWriter out_;
   UniqueFd doorbell_;
   SharedRegion shared_;
+  std::vector<std::pair<std::string, SharedRegion>> regions_;  // the pool's named regions
   std::uint64_t max_payload_ = 0;
   std::string data_;
   std::vector<std::string> names_;

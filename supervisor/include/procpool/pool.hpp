@@ -127,6 +127,10 @@ class Pool {
   // valid as long as the Pool. Workers may write it at any time: treat what they wrote as
   // untrusted. See SharedRegion.
   std::span<std::byte> shared_memory() const noexcept;
+  // The named region `name` (PoolOptions::regions), valid as long as the Pool; throws
+  // procpool::Error if the pool has none of that name. Workers may write it at any time, like
+  // shared_memory(); procpool/shared_array.hpp gives typed atomic access.
+  std::span<std::byte> region(std::string_view name) const;
   // The handler names the workers announced.
   std::vector<std::string> handlers() const;
 

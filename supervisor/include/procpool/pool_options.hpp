@@ -41,6 +41,13 @@ struct TaskOptions {
   ProgressCallback on_progress;
 };
 
+// A named shared region (docs/dataplane.md, "Named shared regions"): `size` bytes, zero-filled,
+// that the host (Pool::region) and every worker (Worker::region) open by `name`.
+struct RegionSpec {
+  std::string name;        // 1..64 bytes of letters, digits, '_', '-', '.'; unique in the pool
+  std::uint64_t size = 0;  // bytes, > 0; fixed for the region's life
+};
+
 struct PoolOptions {
   std::string executable;                                // the worker program (required)
   std::vector<std::string> args;                         // its argv[1..]
@@ -103,6 +110,9 @@ struct PoolOptions {
   // Pool::shared_memory() and Worker::shared_memory(), zero-filled at start. Tasks then pass
   // offsets into it instead of copying large payloads (see docs/pool.md, "Shared memory").
   std::uint64_t shared_memory_size = 0;
+  // Named shared regions (at most 64), created with the pool and kept across worker restarts:
+  // like shared_memory_size, one sealed memfd each, opened by name instead of by offset.
+  std::vector<RegionSpec> regions;
   // Where each worker's stdout and stderr go (the same sinks as a Supervisor program's: an fd,
   // a line callback, a rotating file; OutputSink::none() drops the stream). The supervisor
   // thread reads them and runs the sinks outside the pool's lock; a full pipe or terminal on

@@ -116,6 +116,11 @@ class Worker {
   // bounds-check offsets that tasks name in it.
   std::span<std::byte> shared_memory() const noexcept;
 
+  // The pool's named region `name` (PoolOptions::regions), shared with the host and every other
+  // worker, kept across restarts; the same rules as shared_memory(). procpool/shared_array.hpp
+  // gives typed atomic access. Throws procpool::Error if the pool has none of that name.
+  std::span<std::byte> region(std::string_view name) const;
+
   // Announces the handlers (READY), then serves tasks until the supervisor says stop or SIGTERM
   // arrives; either way the current task finishes first. Returns the exit code for main: 0 after
   // a requested stop, non-zero if the channel to the supervisor broke.
