@@ -112,6 +112,11 @@ bool PoolCore::await(FutureSignal& signal,
                      std::optional<std::chrono::steady_clock::time_point> deadline) {
   if (signal.is_set()) return true;
   check_owner();  // the child's copy of the rings is the parent's
+  // A progress callback that waits here lifts its stream's hold on its worker's ring
+  // (progress_stream.hpp): have the supervisor thread look again.
+  const ProgressStream::WaitingInCallback waiting;
+  if (on_supervisor_thread()) return drive_until(signal, deadline);
+  if (waiting.any()) kick();
   bool spin = true;
   {
     auto lock = spin_locked(mu_);
@@ -142,6 +147,25 @@ bool PoolCore::await(FutureSignal& signal,
   if (signal.is_set()) return true;
   kick();  // the supervisor thread takes over the announcing and the draining
   return signal.wait_until(deadline);
+}
+
+bool PoolCore::drive_until(FutureSignal& signal,
+                           std::optional<std::chrono::steady_clock::time_point> deadline) {
+  while (!signal.is_set()) {
+    {
+      auto lock = spin_locked(mu_);
+      drain_all_locked();
+      dispatch_locked();
+      publish_all_locked();
+      deliver(lock);
+    }
+    if (signal.is_set()) return true;
+    auto until = Clock::now() + std::chrono::milliseconds(1);
+    if (deadline && *deadline < until) until = *deadline;
+    if (signal.wait_until(until)) return true;
+    if (deadline && Clock::now() >= *deadline) return signal.is_set();
+  }
+  return true;
 }
 
 void PoolCore::wait_idle() {

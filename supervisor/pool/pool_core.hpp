@@ -72,6 +72,10 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // first (draining them itself), then sleeps until the task is resolved or the deadline.
   bool await(FutureSignal& signal,
              std::optional<std::chrono::steady_clock::time_point> deadline) override;
+  // await() on the pool's own thread (a callback there waiting for a future): nobody else
+  // drains the rings, so it drives them itself, sleeping at most 1 ms at a time on the signal.
+  bool drive_until(FutureSignal& signal,
+                   std::optional<std::chrono::steady_clock::time_point> deadline);
   void submit(std::string_view handler, std::string_view payload, const TaskOptions& options,
               Completion completion);
   void submit_batch(std::string_view handler, std::span<const std::string_view> payloads,
@@ -153,6 +157,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   void drain_slot_locked(WorkerSlot& slot, bool may_hold = true);
   void on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame);
   void progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data);
+  // The worker's ring is not to be read now: a progress mailbox over its bound
+  // (WorkerLoad::held_by) that this thread is not running.
+  static bool ring_held(const WorkerSlot& slot);
   // `body`: the answer's payload, the channel's copy (delivered as the result).
   // `flags`: the answer's frame flags (kFrameChunk, kFrameErrorDetail).
   void complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok, std::uint16_t flags,

@@ -16,6 +16,37 @@ void ProgressStream::push_progress(std::string data, std::uint32_t attempt, int 
   if (events_.size() > kMaxBacklog || bytes_ > kMaxBacklogBytes) overflowed_ = true;
 }
 
+namespace {
+
+// The streams this thread is running, innermost first (a callback may deliver another's).
+struct RunningStream {
+  ProgressStream* stream;
+  RunningStream* outer;
+};
+thread_local RunningStream* tls_running = nullptr;
+
+}  // namespace
+
+bool ProgressStream::running_here() const noexcept {
+  for (const RunningStream* r = tls_running; r != nullptr; r = r->outer) {
+    if (r->stream == this) return true;
+  }
+  return false;
+}
+
+ProgressStream::WaitingInCallback::WaitingInCallback() noexcept {
+  for (RunningStream* r = tls_running; r != nullptr; r = r->outer) {
+    r->stream->callbacks_waiting_.fetch_add(1, std::memory_order_acq_rel);
+    any_ = true;
+  }
+}
+
+ProgressStream::WaitingInCallback::~WaitingInCallback() {
+  for (RunningStream* r = tls_running; r != nullptr; r = r->outer) {
+    r->stream->callbacks_waiting_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
 bool ProgressStream::backlogged() {
   std::lock_guard lock(mu_);
   return events_.size() > kMaxBacklog || bytes_ > kMaxBacklogBytes;
@@ -36,6 +67,12 @@ bool ProgressStream::run() {
   std::unique_lock lock(mu_);
   if (running_) return false;
   running_ = true;
+  RunningStream frame{this, tls_running};
+  tls_running = &frame;
+  struct Pop {
+    RunningStream& frame;
+    ~Pop() { tls_running = frame.outer; }
+  } pop{frame};
   while (!events_.empty()) {
     Event event = std::move(events_.front());
     events_.pop_front();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>    // callbacks waiting
 #include <cstddef>   // std::size_t
 #include <cstdint>   // attempts
 #include <deque>     // the mailbox
@@ -44,6 +45,28 @@ class ProgressStream {
 
   // More than kMaxBacklog events or kMaxBacklogBytes bytes wait to be run.
   bool backlogged();
+  // True while this thread runs the stream's callbacks: its worker's ring is then read by this
+  // thread even above the bound.
+  bool running_here() const noexcept;
+  // True while one of the stream's callbacks waits for a future (WaitingInCallback): every
+  // thread then reads its worker's ring, or a callback that waits for another task on that
+  // worker would wait forever.
+  bool callback_waiting() const noexcept {
+    return callbacks_waiting_.load(std::memory_order_acquire) != 0;
+  }
+  // For the pool's waits: while alive, every stream this thread is running counts as having a
+  // callback that waits. any(): there was one.
+  class WaitingInCallback {
+   public:
+    WaitingInCallback() noexcept;
+    ~WaitingInCallback();
+    WaitingInCallback(const WaitingInCallback&) = delete;
+    WaitingInCallback& operator=(const WaitingInCallback&) = delete;
+    bool any() const noexcept { return any_; }
+
+   private:
+    bool any_ = false;
+  };
   static constexpr std::size_t kMaxBacklog = 256;
   static constexpr std::size_t kMaxBacklogBytes = 16 * 1024 * 1024;
 
@@ -64,6 +87,7 @@ class ProgressStream {
   std::size_t bytes_ = 0;  // events_'s progress bytes
   bool running_ = false;
   bool overflowed_ = false;  // went over the bound since the last run
+  std::atomic<int> callbacks_waiting_{0};
 };
 
 }  // namespace procpool::detail

@@ -21,10 +21,15 @@ void PoolCore::drain_all_locked() {
   }
 }
 
+bool PoolCore::ring_held(const WorkerSlot& slot) {
+  const std::shared_ptr<ProgressStream>& stream = slot.load.held_by;
+  return stream && !stream->callback_waiting() && stream->backlogged() && !stream->running_here();
+}
+
 void PoolCore::drain_slot_locked(WorkerSlot& slot, bool may_hold) {
   if (may_hold && slot.load.held_by) {  // a progress backlog holds the ring (WorkerLoad)
-    if (slot.load.held_by->backlogged()) return;
-    slot.load.held_by.reset();
+    if (ring_held(slot)) return;
+    if (!slot.load.held_by->backlogged()) slot.load.held_by.reset();
   }
   const std::uint64_t incarnation = slot.process.incarnation;
   WorkerChannel::Frame frame;
@@ -32,7 +37,7 @@ void PoolCore::drain_slot_locked(WorkerSlot& slot, bool may_hold) {
   while ((outcome = slot.channel->read(frame)) == WorkerChannel::ReadOutcome::kFrame) {
     on_frame_locked(slot, frame);
     if (slot.process.incarnation != incarnation || !slot.channel) return;  // killed meanwhile
-    if (slot.process.killed || (may_hold && slot.load.held_by)) break;
+    if (slot.process.killed || (may_hold && ring_held(slot))) break;
   }
   WorkerChannel& channel = *slot.channel;
   channel.release();
@@ -103,7 +108,7 @@ void PoolCore::progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::str
   if (!task.progress) return;
   task.progress->push_progress(std::move(data), task.attempts, slot.pid());
   deliveries_.push_back(Delivery{{}, {}, std::nullopt, slot.pid(), {}, task.progress});
-  if (task.progress->backlogged()) slot.load.held_by = task.progress;
+  if (!slot.load.held_by && task.progress->backlogged()) slot.load.held_by = task.progress;
 }
 
 void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
@@ -262,7 +267,7 @@ void PoolCore::adapt_depth_locked(WorkerSlot& slot, const TaskRecord& task, Cloc
 
 bool PoolCore::answers_soon_locked() const noexcept {
   for (const WorkerSlot& slot : slots_) {
-    if (slot.live() && !slot.load.inflight.empty() &&
+    if (slot.live() && !slot.load.inflight.empty() && !ring_held(slot) &&
         slot.load.service_ns <
             std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinWorthy).count()) {
       return true;

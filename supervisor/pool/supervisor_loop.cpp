@@ -113,8 +113,12 @@ void PoolCore::run_loop() {
     if (announce) {
       for (WorkerSlot& slot : slots_) {
         if (!slot.live() || !slot.channel) continue;
-        slot.channel->published_event().prepare_wait();
-        announced.push_back(&slot.channel->published_event());
+        // A held ring (progress backlog) is read again on the kick that ends the hold: no
+        // doorbell per publish meanwhile.
+        if (!ring_held(slot)) {
+          slot.channel->published_event().prepare_wait();
+          announced.push_back(&slot.channel->published_event());
+        }
         if (slot.writing_task() != WorkerSlot::kNoTask) {
           slot.channel->released_event().prepare_wait();
           announced.push_back(&slot.channel->released_event());
@@ -129,7 +133,7 @@ void PoolCore::run_loop() {
       // A killed worker's rings may stay faulted ("ready") until it is reaped, and only
       // epoll_wait below sees its pidfd: do not let them keep this thread from sleeping.
       if (!slot.live() || !slot.channel || slot.process.killed) continue;
-      if (slot.channel->readable()) ready_now = true;
+      if (slot.channel->readable() && !ring_held(slot)) ready_now = true;
       const std::uint32_t writing = slot.writing_task();
       if (writing != WorkerSlot::kNoTask &&
           slot.channel->writable(as_bytes(tasks_[writing].payload))) {

@@ -26,6 +26,8 @@ void PoolCore::kill_locked(WorkerSlot& slot, std::string reason, KillCause cause
 void PoolCore::doorbell_locked(WorkerSlot& slot) {
   if (!slot.channel || !slot.channel->take_rings()) return;
   if (!slot.live() || slot.process.killed) return;
+  // A held ring is not read, so its traffic does not grow: no flood check against it then.
+  if (ring_held(slot)) return;
   drain_slot_locked(slot);
   if (slot.process.killed || !slot.channel) return;
   WorkerChannel& channel = *slot.channel;

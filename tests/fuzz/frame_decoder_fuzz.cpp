@@ -272,11 +272,12 @@ class AssemblyModel {
     const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
     if (!open_) {
       if (h.type != FrameType::kTask && h.type != FrameType::kResult &&
-          h.type != FrameType::kError) {
+          h.type != FrameType::kError && h.type != FrameType::kProgress) {
         return AssemblyStatus::kNotAssembled;
       }
       if (more && bytes.empty()) return AssemblyStatus::kEmptyFragment;
-      limit_ = h.type == FrameType::kError ? 4 + 64 * 1024 : max_payload_;
+      // An error's largest form: the 24-byte detailed head, a 256-byte type and 64 KiB of text.
+      limit_ = h.type == FrameType::kError ? 24 + 256 + 64 * 1024 : max_payload_;
       if (bytes.size() > limit_) return AssemblyStatus::kTooLarge;
       first_ = h;
       joined_.assign(bytes);

@@ -309,6 +309,19 @@ void write_frame_seeds(const fs::path& dir) {
   save("result-fragment", frame(fragment, "first part"));
   save("error", frame(header_of(FrameType::kError, 42),
                       encode_error(WorkerErrorCode::kHandlerFailed, "boom")));
+  ErrorDetail detail;
+  detail.code = WorkerErrorCode::kHandlerFailed;
+  detail.type = "std::invalid_argument";
+  detail.has_code = true;
+  detail.user_code = -42;
+  detail.message = "bad number";
+  FrameHeader detailed = header_of(FrameType::kError, 42);
+  detailed.flags = kFrameErrorDetail;
+  save("error-detail", frame(detailed, encode_error_detail(detail)));
+  FrameHeader progress = header_of(FrameType::kProgress, 42);
+  save("progress", frame(progress, "3/10"));
+  progress.flags = kFrameMore;
+  save("progress-fragment", frame(progress, "first part of a report"));
   save("cancel", frame(header_of(FrameType::kCancel, 42), ""));
   save("shutdown", frame(header_of(FrameType::kShutdown), ""));
   save("init", frame(header_of(FrameType::kInit), encode_init(2 << 20, "worker data")));
@@ -356,6 +369,7 @@ void write_frame_seeds(const fs::path& dir) {
   save("error-memory-limit",
        as_bytes(encode_error(WorkerErrorCode::kMemoryLimit, "std::bad_alloc")));
   save("init-no-data", as_bytes(encode_init(4096, "")));
+  save("error-detail-alone", as_bytes(encode_error_detail(detail)));
 
   // Conversations for the reassembler (frame_decoder_fuzz.cpp's check_assembly): a fragmented
   // chunked task, then a single-frame result and a fragmented error.

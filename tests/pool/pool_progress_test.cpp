@@ -8,6 +8,7 @@
 
 #include <atomic>   // std::atomic
 #include <fstream>  // /proc/self/status
+#include <future>   // std::future_status
 #include <memory>   // std::make_shared
 #include <mutex>    // std::mutex
 #include <string>   // std::string
@@ -90,13 +91,23 @@ TEST(PoolProgress, ReportsArriveInOrderBeforeTheFuturesResult) {
   constexpr int kReports = 300;
   std::vector<Stream> streams(kTasks);
   std::vector<Future<std::string>> futures;
+  // then() runs the moment each future becomes ready: a report after it would count as late.
+  Callbacks done;
+  std::vector<std::size_t> before_outcome(kTasks, 0);
   for (int i = 0; i < kTasks; ++i) {
-    futures.push_back(pool.submit("count", std::to_string(kReports), streamed(streams[i])));
+    pool.submit("count", std::to_string(kReports), streamed(streams[i]))
+        .then([&, i](Future<std::string> ready) {
+          before_outcome[i] = streams[i].finish();
+          EXPECT_EQ(ready.get(), "counted " + std::to_string(kReports));
+          done.add();
+        });
   }
+  done.wait_for(kTasks);
+  pool.wait_idle();
   for (int i = 0; i < kTasks; ++i) {
-    EXPECT_EQ(value_of(futures[i]), "counted " + std::to_string(kReports));
-    EXPECT_EQ(streams[i].finish(), static_cast<std::size_t>(kReports)) << "task " << i;
+    EXPECT_EQ(before_outcome[i], static_cast<std::size_t>(kReports)) << "task " << i;
     EXPECT_EQ(streams[i].reports(), counted(1, 1, kReports, kReports)) << "task " << i;
+    EXPECT_EQ(streams[i].late(), 0) << "task " << i;
   }
 }
 
@@ -347,6 +358,30 @@ TEST(PoolProgress, ASlowConsumerHoldsTheWorkerBackInsteadOfFillingMemory) {
 #endif
   EXPECT_LT(growth_kb, 64 * 1024) << "the host grew by " << growth_kb << " KiB for "
                                   << kReports * kBytes / 1024 << " KiB of reports";
+}
+
+// A progress callback that waits (and sleeps) for another task queued behind its own on the
+// same worker: the reports that pile up meanwhile go over the mailbox's bound, but the ring is
+// read on, so the first task finishes, the second runs, and the wait ends.
+TEST(PoolProgress, ACallbackWaitingForATaskOnTheSameWorkerDoesNotHoldItsRing) {
+  Watchdog watchdog(std::chrono::seconds(60));
+  Pool pool(small_pool("progress"));
+  std::atomic<int> seen{0};
+  std::future_status waited = std::future_status::deferred;
+  std::string second;
+  TaskOptions options;
+  options.on_progress = [&](const TaskProgress&) {
+    if (++seen != 1) return;
+    // After this task, on the same worker, and slower than the waiter's spin: it sleeps.
+    Future<std::string> behind = pool.submit("report_then_sleep", "200");
+    waited = behind.wait_for(std::chrono::seconds(20));
+    if (waited == std::future_status::ready) second = behind.get();
+  };
+  Future<std::string> first = pool.submit("count", "2000 64", options);
+  EXPECT_EQ(value_of(first, std::chrono::seconds(30)), "counted 2000");
+  EXPECT_EQ(waited, std::future_status::ready);
+  EXPECT_EQ(second, "slept");
+  EXPECT_EQ(seen.load(), 2000);
 }
 
 // A progress callback that throws is reported and counted; the other reports and the result

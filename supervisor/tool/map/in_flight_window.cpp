@@ -14,6 +14,9 @@ namespace procpool::tool {
 
 void MapRun::complete(std::size_t slot_index, const TaskOutcome& outcome) noexcept {
   Slot& slot = slots_[slot_index];
+  if (options_.progress && has_task_progress_.load(std::memory_order_relaxed)) {
+    forget_task_progress(slot.line);
+  }
   SlotState state = kOk;
   if (outcome.ok()) {
     slot.text.assign(outcome.value());

@@ -172,6 +172,8 @@ class MapRun {
   // --progress, from a pool thread: a report a line's handler emitted (Task::emit), kept as the
   // latest, which the progress line shows.
   void note_task_progress(std::size_t slot_index, const TaskProgress& progress);
+  // The line's task is done: its report, if it is the one shown, goes.
+  void forget_task_progress(std::uint64_t line) noexcept;
 
   // Lines with a result written or a failure reported (not those left not completed).
   std::uint64_t done_lines() const { return written_ - not_completed_.size(); }
@@ -245,8 +247,9 @@ class MapRun {
   int wake_fd_ = -1;
   // The latest task progress (note_task_progress), for the progress line.
   std::mutex task_progress_mutex_;
-  std::uint64_t task_progress_line_ = 0;  // 0-based
-  std::string task_progress_;             // printable, cut short; empty: none yet
+  std::uint64_t task_progress_line_ = 0;        // 0-based
+  std::string task_progress_;                   // printable, cut short; empty: none yet
+  std::atomic<bool> has_task_progress_{false};  // task_progress_ is not empty
 };
 
 }  // namespace procpool::tool

@@ -55,6 +55,14 @@ void MapRun::note_task_progress(std::size_t slot_index, const TaskProgress& prog
   std::lock_guard lock(task_progress_mutex_);
   task_progress_line_ = slots_[slot_index].line;  // in flight: the main thread leaves it be
   task_progress_.swap(shown);
+  has_task_progress_.store(!task_progress_.empty(), std::memory_order_relaxed);
+}
+
+void MapRun::forget_task_progress(std::uint64_t line) noexcept {
+  std::lock_guard lock(task_progress_mutex_);
+  if (task_progress_line_ != line) return;
+  task_progress_.clear();
+  has_task_progress_.store(false, std::memory_order_relaxed);
 }
 
 void MapRun::print_stats() {
