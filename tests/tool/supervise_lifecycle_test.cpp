@@ -72,6 +72,13 @@ TEST(SuperviseLifecycle, SigtermStopsTheWholeProcessGroup) {
 // a second signal SIGKILLs it at once, and supervise exits 128 + the first signal. (The ignored
 // TERM survives the exec; no child of its own, whose exit could race with the group's.)
 TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer, about 1 run in 130 with other tests running, the first SIGTERM is
+  // lost: the main thread (the only one with SIGTERM unblocked) polls on, nothing is pending,
+  // and the handler never ran (its first-signal word still 0, read with gdb). ThreadSanitizer
+  // defers signal handlers to its own interceptors; the dev and ASan builds run this test.
+  GTEST_SKIP() << "ThreadSanitizer can lose the first SIGTERM (docs/testing.md)";
+#endif
   const ScriptDir dir;
   SuperviseRun run(
       {"--", dir.script("stubborn", "trap '' TERM\necho trapped\nexec \"$NOTIFY\" --pause")});
