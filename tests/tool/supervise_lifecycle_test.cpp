@@ -73,16 +73,17 @@ TEST(SuperviseLifecycle, SigtermStopsTheWholeProcessGroup) {
 // TERM survives the exec; no child of its own, whose exit could race with the group's.)
 TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
 #if defined(__SANITIZE_THREAD__)
-  // Under ThreadSanitizer, about 1 run in 130 with other tests running, the first SIGTERM is
-  // lost: the main thread (the only one with SIGTERM unblocked) polls on, nothing is pending,
-  // and the handler never ran (its first-signal word still 0, read with gdb). ThreadSanitizer
-  // defers signal handlers to its own interceptors; the dev and ASan builds run this test.
+  // ThreadSanitizer loses the first SIGTERM sent to procpool supervise in about 1 run in 130
+  // under load: nothing pending, the main thread polling, the handler never run (gdb). Waiting
+  // for the "started" line first did not help. docs/testing.md.
   GTEST_SKIP() << "ThreadSanitizer can lose the first SIGTERM (docs/testing.md)";
 #endif
   const ScriptDir dir;
   SuperviseRun run(
       {"--", dir.script("stubborn", "trap '' TERM\necho trapped\nexec \"$NOTIFY\" --pause")});
   ASSERT_TRUE(run.wait_for_out("trapped")) << run.err();
+  // The program can print before supervise has finished starting it: signal once it has.
+  ASSERT_TRUE(run.wait_for_err("stubborn:0 started")) << run.err();
   run.signal(SIGTERM);
   ASSERT_TRUE(run.wait_for_err("stopping stubborn")) << run.err();
   const auto second = std::chrono::steady_clock::now();
@@ -99,6 +100,12 @@ TEST(SuperviseLifecycle, SecondSignalKillsAtOnce) {
 // which the stop would SIGKILL only after the 10 s grace. The second signal reaches it although
 // the program's main process is already reaped.
 TEST(SuperviseLifecycle, SecondSignalKillsTheLeftoversOfAnExitedProgram) {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer loses the first SIGTERM sent to procpool supervise in about 1 run in 130
+  // under load: nothing pending, the main thread polling, the handler never run (gdb). Waiting
+  // for the "started" line first did not help. docs/testing.md.
+  GTEST_SKIP() << "ThreadSanitizer can lose the first SIGTERM (docs/testing.md)";
+#endif
   const ScriptDir dir;
   // The grandchild says it is there once its trap is set: a SIGTERM before would end it.
   SuperviseRun run(
@@ -108,6 +115,7 @@ TEST(SuperviseLifecycle, SecondSignalKillsTheLeftoversOfAnExitedProgram) {
   ASSERT_TRUE(run.wait_for_out("grandchild ")) << run.err();
   const int grandchild = std::stoi(run.out().substr(run.out().find(' ') + 1));
   ASSERT_GT(grandchild, 0);
+  ASSERT_TRUE(run.wait_for_err("leaver:0 started")) << run.err();  // as above
   run.signal(SIGTERM);
   // "exited: ...; stopped": the main process is gone, the grandchild has its grace.
   ASSERT_TRUE(run.wait_for_err("leaver:0 exited: killed by signal 15 (SIGTERM)")) << run.err();
