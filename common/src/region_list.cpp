@@ -48,4 +48,11 @@ bool decode_region_list(std::string_view text, RegionFds& regions) {
   return true;
 }
 
+const SharedRegion* find_region(const NamedRegions& regions, std::string_view name) noexcept {
+  for (const auto& [region_name, region] : regions) {
+    if (region_name == name) return &region;
+  }
+  return nullptr;
+}
+
 }  // namespace procpool

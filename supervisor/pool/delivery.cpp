@@ -1,5 +1,7 @@
 #include "pool_core.hpp"
 
+#include <algorithm>  // std::min
+
 #include "callback_scope.hpp"
 #include "procpool/chunk_format.hpp"
 #include "procpool/wait_strategy.hpp"
@@ -151,7 +153,7 @@ bool PoolCore::await(FutureSignal& signal,
 
 bool PoolCore::drive_until(FutureSignal& signal,
                            std::optional<std::chrono::steady_clock::time_point> deadline) {
-  while (!signal.is_set()) {
+  for (;;) {
     {
       auto lock = spin_locked(mu_);
       drain_all_locked();
@@ -159,13 +161,13 @@ bool PoolCore::drive_until(FutureSignal& signal,
       publish_all_locked();
       deliver(lock);
     }
+    const auto now = Clock::now();
     if (signal.is_set()) return true;
-    auto until = Clock::now() + std::chrono::milliseconds(1);
-    if (deadline && *deadline < until) until = *deadline;
+    if (deadline && now >= *deadline) return false;
+    const auto until = deadline ? std::min(*deadline, now + std::chrono::milliseconds(1))
+                                : now + std::chrono::milliseconds(1);
     if (signal.wait_until(until)) return true;
-    if (deadline && Clock::now() >= *deadline) return signal.is_set();
   }
-  return true;
 }
 
 void PoolCore::wait_idle() {

@@ -149,11 +149,9 @@ void PoolCore::join_supervisor(std::unique_lock<std::mutex>& lock) {
 }
 
 std::span<std::byte> PoolCore::region(std::string_view name) const {
+  if (const SharedRegion* region = find_region(regions_, name)) return region->bytes();
   std::string known;
-  for (const auto& [region_name, region] : regions_) {
-    if (region_name == name) return region.bytes();
-    known.append(known.empty() ? "" : ", ").append(region_name);
-  }
+  for (const auto& region : regions_) known.append(known.empty() ? "" : ", ").append(region.first);
   std::string what = "procpool::Pool::region: no region named \"";
   what.append(name).append("\" (PoolOptions::regions has ");
   what.append(known.empty() ? std::string("none") : known).append(")");

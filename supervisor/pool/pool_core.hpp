@@ -5,6 +5,7 @@
 #include <atomic>              // pollers
 #include <condition_variable>  // state changes
 #include <cstdint>             // ids
+#include <deque>               // in-flight lists
 #include <memory>              // std::enable_shared_from_this
 #include <mutex>               // std::mutex
 #include <optional>            // errors
@@ -21,6 +22,7 @@
 #include "process_status.hpp"
 #include "procpool/future.hpp"
 #include "procpool/pool.hpp"
+#include "procpool/region_list.hpp"
 #include "procpool/shared_region.hpp"
 #include "procpool/unique_fd.hpp"
 #include "procpool/wire_format.hpp"
@@ -156,6 +158,9 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   // whatever progress backlog there is.
   void drain_slot_locked(WorkerSlot& slot, bool may_hold = true);
   void on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& frame);
+  // Where task `task_id` is in the worker's in-flight list; end() if the worker does not hold it
+  // (a stale or made-up id: the caller kills the worker).
+  std::deque<std::uint32_t>::iterator find_on_board(WorkerSlot& slot, std::uint64_t task_id);
   void progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data);
   // The worker's ring is not to be read now: a progress mailbox over its bound
   // (WorkerLoad::held_by) that this thread is not running.
@@ -254,8 +259,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore>, public Fut
   const PoolOptions options_;
   const unsigned min_workers_;
   const unsigned max_workers_;
-  SharedRegion shared_;  // PoolOptions::shared_memory_size; empty if 0
-  std::vector<std::pair<std::string, SharedRegion>> regions_;  // PoolOptions::regions
+  SharedRegion shared_;   // PoolOptions::shared_memory_size; empty if 0
+  NamedRegions regions_;  // PoolOptions::regions
   // PoolOptions::worker_stdout and worker_stderr, shared by every worker's capture.
   std::shared_ptr<SinkSet> stdout_sinks_;
   std::shared_ptr<SinkSet> stderr_sinks_;

@@ -94,10 +94,16 @@ void PoolCore::on_frame_locked(WorkerSlot& slot, const WorkerChannel::Frame& fra
 // Streamed results (Task::emit): each one goes into the task's mailbox in the order read, and a
 // delivery runs it. Progress for a task that has none (no listener, or resolved already: timed
 // out or cancelled while its worker ran on) is dropped.
+std::deque<std::uint32_t>::iterator PoolCore::find_on_board(WorkerSlot& slot,
+                                                            std::uint64_t task_id) {
+  if (!tasks_.holds(task_id)) return slot.load.inflight.end();
+  return std::find(slot.load.inflight.begin(), slot.load.inflight.end(),
+                   TaskTable::index_of(task_id));
+}
+
 void PoolCore::progress_locked(WorkerSlot& slot, std::uint64_t task_id, std::string data) {
   const std::uint32_t index = TaskTable::index_of(task_id);
-  if (!tasks_.holds(task_id) || std::find(slot.load.inflight.begin(), slot.load.inflight.end(),
-                                          index) == slot.load.inflight.end()) {
+  if (find_on_board(slot, task_id) == slot.load.inflight.end()) {
     kill_locked(slot,
                 "protocol violation: progress for task " + std::to_string(task_id) +
                     ", which is not on board",
@@ -115,8 +121,8 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                                std::uint16_t flags, std::string body) {
   const bool chunk = (flags & kFrameChunk) != 0;
   const std::uint32_t index = TaskTable::index_of(task_id);
-  auto on_board = std::find(slot.load.inflight.begin(), slot.load.inflight.end(), index);
-  if (!tasks_.holds(task_id) || on_board == slot.load.inflight.end()) {
+  const auto on_board = find_on_board(slot, task_id);
+  if (on_board == slot.load.inflight.end()) {
     kill_locked(slot,
                 "protocol violation: answer for task " + std::to_string(task_id) +
                     ", which is not on board",
@@ -215,8 +221,6 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
                              : decode_error(as_bytes(body), detail.code, detail.message);
     const WorkerErrorCode code = detail.code;
     const std::string_view message = detail.message;
-    std::optional<std::int64_t> user_code;
-    if (detail.has_code) user_code = detail.user_code;
     if (!decoded) {
       resolve_locked(index, {},
                      TaskError(TaskError::Kind::WorkerCrashed,
@@ -246,8 +250,7 @@ void PoolCore::complete_locked(WorkerSlot& slot, std::uint64_t task_id, bool ok,
       return;
     }
     resolve_locked(index, {},
-                   TaskError(kind, std::string(message), slot.pid())
-                       .with_exception(std::string(detail.type), user_code));
+                   with_report(TaskError(kind, std::string(message), slot.pid()), detail));
   }
   free_task_locked(index);
 }

@@ -37,8 +37,8 @@ SharedRegion attach_shared(const char* program) {
 }
 
 // The pool's named regions, if it has any (PROCPOOL_REGIONS).
-std::vector<std::pair<std::string, SharedRegion>> attach_regions(const char* program) {
-  std::vector<std::pair<std::string, SharedRegion>> regions;
+NamedRegions attach_regions(const char* program) {
+  NamedRegions regions;
   const char* list = std::getenv(kRegionsEnv);
   if (list == nullptr) return regions;
   RegionFds fds;

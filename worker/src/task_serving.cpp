@@ -75,9 +75,7 @@ void WorkerRuntime::reply(Task& task, std::string_view result) {
 }
 
 std::span<std::byte> WorkerRuntime::region(std::string_view name) const {
-  for (const auto& [region_name, region] : regions_) {
-    if (region_name == name) return region.bytes();
-  }
+  if (const SharedRegion* region = find_region(regions_, name)) return region->bytes();
   std::string what = "Worker::region: the pool has no region named \"";
   what.append(name).append("\"");
   throw Error(what);
@@ -87,7 +85,7 @@ void WorkerRuntime::emit(Task& task, std::string_view data) {
   if (task.replied_) {
     throw Error("Task::emit: task " + std::to_string(task.id_) + " has replied already");
   }
-  if (!task.progress_ || chunk_ != nullptr) return;
+  if (!task.progress_) return;  // nobody listens (a chunk's items never have one)
   if (data.size() > frame_payload_limit(FrameType::kProgress, max_payload_)) {
     throw Error("Task::emit: " + too_large("progress", data.size(), max_payload_));
   }

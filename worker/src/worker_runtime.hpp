@@ -8,7 +8,6 @@
 #include <string>         // std::string
 #include <string_view>    // std::string_view
 #include <unordered_set>  // cancelled ids
-#include <utility>        // regions by name
 #include <vector>         // handlers
 
 #if defined(__x86_64__)
@@ -19,6 +18,7 @@
 #include "procpool/chunk_format.hpp"
 #include "procpool/frame_assembler.hpp"
 #include "procpool/frame_writer.hpp"
+#include "procpool/region_list.hpp"
 #include "procpool/segment.hpp"
 #include "procpool/shared_region.hpp"
 #include "procpool/unique_fd.hpp"
@@ -119,7 +119,7 @@ class WorkerRuntime {
   RingWriter out_;
   UniqueFd doorbell_;
   SharedRegion shared_;
-  std::vector<std::pair<std::string, SharedRegion>> regions_;  // the pool's named regions
+  NamedRegions regions_;  // the pool's named regions
   std::uint64_t max_payload_ = 0;
   std::string data_;
   std::vector<std::string> names_;

@@ -11,6 +11,8 @@
 #include <utility>      // std::pair
 #include <vector>       // the list
 
+#include "procpool/shared_region.hpp"
+
 namespace procpool {
 
 inline constexpr const char* kRegionsEnv = "PROCPOOL_REGIONS";
@@ -25,5 +27,10 @@ std::string encode_region_list(const RegionFds& regions);
 // False if the text is not such a list: a bad name, a name twice, an fd that is not a
 // non-negative decimal, more than kMaxRegions entries.
 bool decode_region_list(std::string_view text, RegionFds& regions);
+
+// The regions a process has mapped, by name (the pool's and each worker's).
+using NamedRegions = std::vector<std::pair<std::string, SharedRegion>>;
+// The one called `name`, or nullptr.
+const SharedRegion* find_region(const NamedRegions& regions, std::string_view name) noexcept;
 
 }  // namespace procpool

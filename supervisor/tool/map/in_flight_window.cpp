@@ -172,18 +172,17 @@ MapRun::Gathered MapRun::submit_next_batch() {
                            complete_chunked((base + i) & kWindowMask, outcome);
                          });
   } else if (count != 0) {
-    auto done = [this, base](std::size_t i, const TaskOutcome& outcome) {
-      complete((base + i) & kWindowMask, outcome);
-    };
+    TaskOptions streamed;
     if (options_.progress) {  // lines that run alone stream what their handlers emit
-      TaskOptions streamed = task_options_;
+      streamed = task_options_;
       streamed.on_progress = [this, base](const TaskProgress& progress) {
         note_task_progress((base + progress.index) & kWindowMask, progress);
       };
-      pool_.submit_batch(options_.handler, payloads, streamed, std::move(done));
-    } else {
-      pool_.submit_batch(options_.handler, payloads, task_options_, std::move(done));
     }
+    pool_.submit_batch(options_.handler, payloads, options_.progress ? streamed : task_options_,
+                       [this, base](std::size_t i, const TaskOutcome& outcome) {
+                         complete((base + i) & kWindowMask, outcome);
+                       });
   }
   if (too_long) complete((base + count) & kWindowMask, TaskOutcome({}, &too_long_error_));
   return Gathered::kSubmitted;
